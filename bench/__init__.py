@@ -1,0 +1,7 @@
+"""bench: an offline-RL benchmark suite on Minari datasets.
+
+Public API (stable): :func:`bench.data.get_dataset`, :func:`bench.data.qlearning_dataset`,
+:func:`bench.data.resolve`, :func:`bench.registry.register`, :func:`bench.run.execute`,
+:func:`bench.evaluate.evaluate`, :func:`bench.results.load_results`.
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,64 @@
+"""The contract every algorithm implements; the run loop and evaluator only speak this.
+
+Offline algorithms implement ``sample(sampler)`` + ``update(batch)``; online ones ``train_step``
+(arrives with PPO). All implement batched ``act`` (many envs at once) and ``state_dict``.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from bench.data.sampler import DatasetSpec, Sampler
+
+
+class Algorithm:
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any, spec: DatasetSpec, device: torch.device) -> None:
+        self.config = config
+        self.spec = spec
+        self.device = device
+        self.obs_mean = torch.as_tensor(spec.obs_mean, device=device)
+        self.obs_std = torch.as_tensor(spec.obs_std, device=device)
+
+    # -- training (offline) ---------------------------------------------------------------
+    def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
+        """Draw the batch this algorithm trains on (transitions, windows or goal pairs)."""
+        raise NotImplementedError
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One gradient step; returns scalar losses/metrics."""
+        raise NotImplementedError
+
+    # -- acting ---------------------------------------------------------------------------
+    def eval_conditions(self) -> list[str]:
+        """Named evaluation settings (DT: one per target return); the first is the headline."""
+        return ["default"]
+
+    def initial_state(self, num_envs: int, condition: str = "default") -> Any:
+        """Per-episode policy state for ``num_envs`` envs starting together (None if stateless)."""
+        return None
+
+    def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """Deterministic actions for a batch of observations (n, obs_dim) -> (n, act_dim)."""
+        raise NotImplementedError
+
+    def observe(self, state: Any, actions: np.ndarray, rewards: np.ndarray) -> Any:
+        """Tell a stateful policy what its actions earned (DT updates its return-to-go)."""
+        return state
+
+    # -- persistence ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # -- helpers --------------------------------------------------------------------------
+    def tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(array, dtype=dtype, device=self.device)
+
+    def normalize(self, observations: torch.Tensor) -> torch.Tensor:
+        return (observations - self.obs_mean) / self.obs_std

@@ -1,0 +1,72 @@
+"""Behaviour cloning: an MLP regresses dataset actions from (normalized) observations.
+
+Defaults follow CORL's BC for D4RL locomotion (256-256 MLP, Adam 3e-4, batch 256, 1M updates).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.algorithm import Algorithm
+from bench.config import TrainConfig
+from bench.data.sampler import DatasetSpec, Sampler
+from bench.nn import MLP
+from bench.registry import register
+
+
+@dataclass
+class BCConfig(TrainConfig):
+    num_updates: int = 1_000_000
+    batch_size: int = 256
+    lr: float = 3e-4
+    hidden: tuple[int, ...] = (256, 256)
+    log_every: int = 1000
+    checkpoint_every: int = 50_000
+
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"num_updates": 20, "log_every": 5, "checkpoint_every": 10, "batch_size": 32},
+        "quick": {"num_updates": 20_000, "log_every": 500, "checkpoint_every": 5_000},
+    }
+
+
+@register("bc", description="MLP behaviour cloning (MSE on actions)")
+class BehaviourCloning(Algorithm):
+    Config = BCConfig
+
+    def __init__(self, config: BCConfig, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, spec, device)
+        self.policy = MLP(spec.obs_dim, config.hidden, spec.act_dim, torch.nn.Tanh()).to(device)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.lr)
+        # Actions are regressed in [-1, 1] and mapped back to the env's box in act().
+        self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
+        self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
+
+    def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
+        return sampler.transitions(self.config.batch_size)
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        obs = self.normalize(self.tensor(batch["observations"]))
+        target = (self.tensor(batch["actions"]) - self.act_shift) / self.act_scale
+        loss = F.mse_loss(self.policy(obs), target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.item()}
+
+    @torch.inference_mode()
+    def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        self.policy.eval()
+        out = self.policy(self.normalize(self.tensor(observations)))
+        self.policy.train()
+        return (out * self.act_scale + self.act_shift).cpu().numpy(), state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -1,0 +1,184 @@
+"""Decision Transformer (Chen et al. 2021), with and without return-to-go conditioning.
+
+Each step t contributes tokens (R_t, s_t, a_t) — return-to-go, state, action — each embedded
+linearly and added to a learned embedding of the episode timestep; a causal transformer reads the
+interleaved sequence and the hidden state at each s_t token predicts a_t (MSE, tanh output).
+
+``dt_noreturn`` *removes* the return tokens (the sequence is s_0, a_0, s_1, a_1, …, 2K tokens)
+rather than feeding zeros: a zeroed token would still occupy attention and positions, and removing
+it is the clean ablation "what does return conditioning buy?". Its evaluation has one condition.
+
+``full`` = the paper's hopper settings: embed 128, 3 layers, 1 head, K = 20, dropout 0.1, batch 64,
+ReLU MLPs (as in the authors' gym code), AdamW lr 1e-4 (weight decay 1e-4) with 10k linear warm-up steps, grad-norm clip 0.25, reward
+scale 0.001, target returns 3600 and 1800 (the first is the headline score), 100k updates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.algorithm import Algorithm
+from bench.config import TrainConfig
+from bench.data.sampler import DatasetSpec, Sampler
+from bench.nn import CausalTransformer, FastDropout
+from bench.registry import register
+
+
+@dataclass
+class DTConfig(TrainConfig):
+    num_updates: int = 100_000
+    batch_size: int = 64
+    context_len: int = 20
+    embed_dim: int = 128
+    n_layers: int = 3
+    n_heads: int = 1
+    dropout: float = 0.1
+    activation: Literal["relu", "gelu"] = "relu"  # the DT authors' gym code uses ReLU
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 10_000
+    grad_clip: float = 0.25
+    reward_scale: float = 0.001
+    target_returns: tuple[float, ...] = (3600.0, 1800.0)
+    use_returns: bool = True
+    log_every: int = 500
+    checkpoint_every: int = 5_000
+
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"num_updates": 10, "batch_size": 8, "context_len": 5, "embed_dim": 32,
+                  "n_layers": 1, "warmup_steps": 5, "log_every": 2, "checkpoint_every": 5},
+        "quick": {"num_updates": 3_000, "warmup_steps": 300, "log_every": 100,
+                  "checkpoint_every": 500},
+    }
+
+
+class DecisionTransformerNet(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, config: DTConfig, max_timestep: int) -> None:
+        super().__init__()
+        E = config.embed_dim
+        self.use_returns = config.use_returns
+        self.tokens_per_step = 3 if config.use_returns else 2
+        self.max_timestep = max_timestep
+        self.embed_timestep = nn.Embedding(max_timestep + 1, E)
+        self.embed_return = nn.Linear(1, E) if config.use_returns else None
+        self.embed_state = nn.Linear(obs_dim, E)
+        self.embed_action = nn.Linear(act_dim, E)
+        self.embed_ln = nn.LayerNorm(E)
+        self.embed_dropout = FastDropout(config.dropout)
+        self.transformer = CausalTransformer(E, config.n_layers, config.n_heads, config.dropout,
+                                             config.activation)
+        self.predict_action = nn.Sequential(nn.Linear(E, act_dim), nn.Tanh())
+
+    def forward(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
+                timesteps: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, K, ·) inputs → predicted actions (B, K, act_dim) read at the state tokens."""
+        B, K, _ = states.shape
+        time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
+        parts = [self.embed_state(states) + time, self.embed_action(actions) + time]
+        if self.use_returns:
+            parts.insert(0, self.embed_return(returns_to_go.unsqueeze(-1)) + time)
+        n = self.tokens_per_step
+        x = torch.stack(parts, dim=2).reshape(B, n * K, -1)
+        x = self.embed_dropout(self.embed_ln(x))
+        token_mask = None if mask is None else mask.repeat_interleave(n, dim=1)
+        h = self.transformer(x, token_mask)
+        state_index = 1 if self.use_returns else 0
+        return self.predict_action(h[:, state_index::n])
+
+
+class _History:
+    """Per-env episode history for acting; all envs in one evaluation round start together."""
+
+    def __init__(self, n: int, horizon: int, obs_dim: int, act_dim: int, target: float,
+                 device: torch.device) -> None:
+        self.states = torch.zeros(n, horizon, obs_dim, device=device)
+        self.actions = torch.zeros(n, horizon, act_dim, device=device)
+        self.returns = torch.zeros(n, horizon, device=device)
+        self.returns[:, 0] = target
+        self.t = 0
+
+
+@register("dt", description="Decision Transformer, return-conditioned (Chen et al. 2021)")
+@register("dt_noreturn", description="Decision Transformer without return-to-go tokens",
+          defaults={"use_returns": False})
+class DecisionTransformer(Algorithm):
+    Config = DTConfig
+
+    def __init__(self, config: DTConfig, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, spec, device)
+        self.net = DecisionTransformerNet(spec.obs_dim, spec.act_dim, config,
+                                          spec.max_episode_steps).to(device)
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        warmup = max(1, config.warmup_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
+        self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
+
+    # -- training -------------------------------------------------------------------------
+    def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
+        return sampler.windows(self.config.batch_size, self.config.context_len)
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        mask = torch.as_tensor(batch["mask"], device=self.device)
+        states = self.normalize(self.tensor(batch["states"]))
+        actions = (self.tensor(batch["actions"]) - self.act_shift) / self.act_scale
+        rtg = self.tensor(batch["returns_to_go"]) * self.config.reward_scale
+        timesteps = torch.as_tensor(batch["timesteps"], device=self.device)
+        pred = self.net(states, actions, rtg, timesteps, mask)
+        err = ((pred - actions) ** 2).mean(-1)
+        loss = (err * mask).sum() / mask.sum()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return {"loss": loss.item(), "lr": self.scheduler.get_last_lr()[0]}
+
+    # -- acting ---------------------------------------------------------------------------
+    def eval_conditions(self) -> list[str]:
+        if not self.config.use_returns:
+            return ["default"]
+        return [f"target={r:g}" for r in self.config.target_returns]
+
+    def initial_state(self, num_envs: int, condition: str = "default") -> _History:
+        target = float(condition.split("=")[1]) if condition.startswith("target=") else 0.0
+        return _History(num_envs, self.spec.max_episode_steps + 1, self.spec.obs_dim,
+                        self.spec.act_dim, target * self.config.reward_scale, self.device)
+
+    @torch.inference_mode()
+    def act(self, observations: np.ndarray, state: _History) -> tuple[np.ndarray, _History]:
+        t = min(state.t, state.states.shape[1] - 1)
+        state.states[:, t] = self.normalize(self.tensor(observations))
+        lo = max(0, t - self.config.context_len + 1)
+        # All envs are at the same step, so the window needs no padding: a shorter sequence
+        # under the causal mask is exactly the left-padded, masked window used in training.
+        timesteps = torch.arange(lo, t + 1, device=self.device).expand(len(observations), -1)
+        self.net.eval()
+        pred = self.net(state.states[:, lo:t + 1], state.actions[:, lo:t + 1],
+                        state.returns[:, lo:t + 1], timesteps)[:, -1]
+        self.net.train()
+        state.actions[:, t] = pred
+        state.t += 1
+        return (pred * self.act_scale + self.act_shift).cpu().numpy(), state
+
+    def observe(self, state: _History, actions: np.ndarray, rewards: np.ndarray) -> _History:
+        t = min(state.t, state.returns.shape[1] - 1)
+        scaled = self.tensor(rewards) * self.config.reward_scale
+        state.returns[:, t] = state.returns[:, t - 1] - scaled
+        return state
+
+    # -- persistence ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])

@@ -1,0 +1,180 @@
+"""Command line: ``bench run | list | datasets | results`` (also ``python -m bench``).
+
+Exit codes: 0 success, 1 a run or dataset failed (message says why), 2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError, UsageError
+
+DEFAULT_OUT = Path("results")
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="train one algorithm on one dataset, evaluate, store the score",
+                       description="Train ALGO on DATASET for each seed, evaluate it in the "
+                                   "dataset's environment and store a normalized score under "
+                                   "OUT/<dataset>/<algo>/<variant>/seed_<n>/.")
+    p.add_argument("--algo", required=True, help="algorithm name (see `bench list`)")
+    p.add_argument("--dataset", required=True,
+                   help="dataset alias (hopper-random, ...) or a local Minari dataset id")
+    p.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds (default 0)")
+    p.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"],
+                   help="smoke: seconds (CI); quick: minutes on a CPU (default); "
+                        "full: published hyper-parameters")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, type-checked (repeatable)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
+    p.add_argument("--resume", action="store_true", help="continue an unfinished run from its checkpoint")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes (default 10)")
+    p.add_argument("--eval-mode", default="auto", choices=["auto", "async", "sync"],
+                   help="vector env kind for evaluation (default auto: async on multi-core)")
+
+
+def _add_datasets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("datasets", help="list, inspect, make or verify datasets")
+    dsub = p.add_subparsers(dest="datasets_cmd", required=True)
+    dsub.add_parser("list", help="aliases, where each resolves, whether it is present")
+    info = dsub.add_parser("info", help="metadata and provenance of a dataset")
+    info.add_argument("name")
+    make = dsub.add_parser("make", help="generate the suite's own dataset for an alias")
+    make.add_argument("name")
+    make.add_argument("--transitions", type=int, default=None,
+                      help="at least this many transitions (default: the alias's, 1M for hopper)")
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--force", action="store_true",
+                      help="make it again; the existing one is moved to a backup, not deleted")
+    verify = dsub.add_parser("verify", help="check the data file against its recorded sha256")
+    verify.add_argument("name")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="Offline-RL benchmark suite.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    sub.add_parser("list", help="algorithms and datasets")
+    _add_datasets(sub)
+    res = sub.add_parser("results", help="normalized-score table over a results root")
+    res.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
+    res.add_argument("--format", default="markdown", choices=["markdown", "csv", "json"])
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.config import parse_overrides
+    from bench.run import RunRequest, execute
+
+    overrides = parse_overrides(args.overrides)
+    for seed in args.seed:
+        req = RunRequest(algo=args.algo, dataset=args.dataset, seed=seed, budget=args.budget,
+                         overrides=overrides, out=args.out, resume=args.resume, device=args.device,
+                         eval_episodes=args.eval_episodes, eval_mode=args.eval_mode)
+        result = execute(req)
+        score = result["normalized_score"]
+        score_txt = "n/a (no reference scores)" if score is None else f"{score:.1f}"
+        print(f"{args.algo} on {args.dataset} seed {seed} [{result['condition']}]: "
+              f"return {result['mean_return']:.1f}, normalized score {score_txt} "
+              f"({result['timings']['train_seconds']:.0f}s training, "
+              f"{result['timings']['eval_seconds']:.0f}s evaluation)")
+    return 0
+
+
+def _dataset_status(alias) -> tuple[str, str]:
+    from bench.data import storage
+
+    if alias.official_id and storage.is_present(alias.official_id):
+        return "official (local)", alias.official_id
+    if storage.is_present(alias.local_id):
+        return "self-generated (local)", alias.local_id
+    return "missing (made on first use)" if alias.generator == "random" else "missing", alias.local_id
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench import registry
+    from bench.data.catalog import ALIASES
+
+    print("Algorithms:")
+    for name, entry in registry.all_algorithms().items():
+        print(f"  {name:<14} {entry.kind:<8} {entry.description}")
+    print("\nDatasets:")
+    for name, alias in ALIASES.items():
+        status, dataset_id = _dataset_status(alias)
+        official = alias.official_id or "none"
+        print(f"  {name:<20} {status:<28} {dataset_id}  (official: {official}) — {alias.description}")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from bench.data import storage
+    from bench.data.catalog import ALIASES
+    from bench.data.resolve import make_alias, resolve
+    from bench.errors import unknown_name
+
+    if args.datasets_cmd == "list":
+        for name, alias in ALIASES.items():
+            status, dataset_id = _dataset_status(alias)
+            print(f"{name:<20} {status:<28} {dataset_id}  path: {storage.dataset_dir(dataset_id)}")
+        return 0
+    if args.datasets_cmd == "make":
+        if args.name not in ALIASES:
+            raise unknown_name("dataset alias", args.name, ALIASES)
+        meta = make_alias(ALIASES[args.name], num_transitions=args.transitions, seed=args.seed,
+                          force=args.force)
+        print(f"made {meta['dataset_id']}: {meta['total_episodes']} episodes, "
+              f"{meta['total_steps']} steps, ref_min {meta['ref_min_score']:.1f}, "
+              f"ref_max {meta['ref_max_score']:.1f}, sha256 {meta['data_sha256'][:16]}…")
+        return 0
+    ds = resolve(args.name, make_missing=False, download=False)
+    if args.datasets_cmd == "info":
+        info = ds.provenance()
+        info["path"] = str(ds.path)
+        info["description"] = ds.metadata.get("description")
+        info["env_spec"] = ds.metadata.get("env_spec")
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    # verify
+    recorded = ds.metadata.get("data_sha256")
+    if recorded is None:
+        raise BenchError(f"{ds.dataset_id} records no checksum (not made by bench); nothing to verify against.")
+    actual = storage.sha256_file(storage.data_file(ds.dataset_id))
+    if actual != recorded:
+        print(f"MISMATCH {ds.dataset_id}: recorded {recorded}, file {actual} "
+              f"({storage.data_file(ds.dataset_id)}). Make it again with "
+              f"`bench datasets make {args.name} --force` (keeps a backup).")
+        return 1
+    print(f"ok {ds.dataset_id} sha256 {actual}")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from bench.results import format_table, load_results, score_table
+
+    if not args.out.exists():
+        raise UsageError(f"results root {args.out} does not exist (runs write to --out, default ./results).")
+    print(format_table(score_table(load_results(args.out)), args.format))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "datasets": cmd_datasets, "results": cmd_results}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("bench: interrupted; `bench run ... --resume` continues from the last checkpoint.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Config dataclass helpers: budget presets and type-checked ``--set key=value`` overrides.
+
+Each algorithm's config is a dataclass whose defaults are the ``full`` (published) settings and
+whose ``BUDGETS`` class variable maps ``smoke`` / ``quick`` to the fields they change.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, ClassVar, Literal
+
+from bench.errors import UsageError, unknown_name
+
+BUDGET_NAMES = ("smoke", "quick", "full")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Fields the shared run loop reads; algorithm configs inherit from it."""
+
+    num_updates: int = 100_000  # gradient steps (offline) or env steps (online)
+    batch_size: int = 256
+    log_every: int = 500  # write a metrics line every N updates
+    checkpoint_every: int = 5_000  # atomic checkpoint every N updates
+    eval_every: int = 0  # evaluate during training every N updates (0: only at the end)
+
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+
+def make_config(
+    cls: type, budget: str = "quick", overrides: dict[str, str] | None = None,
+    fixed: dict[str, Any] | None = None,
+) -> Any:
+    """Build ``cls`` at ``budget``, then apply variant ``fixed`` fields and user ``overrides``.
+
+    Overrides are strings (from the CLI) parsed against each field's type annotation.
+    """
+    if budget not in BUDGET_NAMES:
+        raise unknown_name("budget", budget, BUDGET_NAMES)
+    values: dict[str, Any] = {}
+    values.update(cls.BUDGETS.get(budget, {}))
+    values.update(fixed or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for key, raw in (overrides or {}).items():
+        if key not in fields:
+            raise unknown_name(f"config key for {cls.__name__}", key, fields)
+        if fixed and key in fixed:
+            raise UsageError(f"{key!r} is fixed by this algorithm variant (to {fixed[key]!r}); "
+                             f"use the base algorithm to change it.")
+        values[key] = parse_value(key, raw, hints[key])
+    return cls(**values)
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
+    """Split ``["a=1", "b=x"]`` into a dict, with a clear error for malformed items."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects key=value, got {pair!r} (example: --set lr=3e-4).")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def parse_value(key: str, raw: str, annotation: Any) -> Any:
+    """Parse ``raw`` as ``annotation`` (int, float, bool, str, Literal, Optional, tuple)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    try:
+        if origin in (typing.Union, types.UnionType):
+            if raw.lower() in ("none", "null") and type(None) in args:
+                return None
+            inner = [a for a in args if a is not type(None)]
+            return parse_value(key, raw, inner[0])
+        if origin is Literal:
+            if raw not in [str(a) for a in args]:
+                raise unknown_name(f"value for {key}", raw, [str(a) for a in args])
+            return next(a for a in args if str(a) == raw)
+        if origin in (tuple, list):
+            items = json.loads(raw) if raw.startswith("[") else [s for s in raw.split(",") if s]
+            elem = args[0] if args else str
+            parsed = [parse_value(key, str(i), elem) for i in items]
+            return tuple(parsed) if origin is tuple else parsed
+        if annotation is bool:
+            low = raw.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true/false")
+        if annotation is int:
+            value = float(raw)
+            if not value.is_integer():
+                raise ValueError("expected an integer")
+            return int(value)
+        if annotation is float:
+            return float(raw)
+        if annotation is str:
+            return raw
+    except UsageError:
+        raise
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise UsageError(f"bad value for {key}: {raw!r} is not a valid "
+                         f"{getattr(annotation, '__name__', annotation)} ({exc}).") from None
+    raise UsageError(f"config key {key!r} has a type ({annotation}) that --set cannot parse.")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,75 @@
+"""Dataset aliases, where each comes from, and the reference-score registry.
+
+An alias (``hopper-medium``) names what a researcher means; the resolver (``resolve.py``) turns it
+into a concrete Minari dataset: the official Farama one when it is present or downloadable, else the
+suite's own, self-generated one under the ``bench/`` namespace. The two are never confused: the run
+records which one it trained on, with provenance and checksum.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# D4RL's reference returns for hopper (Fu et al. 2020, d4rl/infos.py: REF_MIN_SCORE/REF_MAX_SCORE
+# for hopper). Official Minari mujoco/hopper v0 datasets ship no reference scores, so the suite
+# keeps them here, with their source, instead of inventing any.
+D4RL_HOPPER_RANDOM = -20.272305
+D4RL_HOPPER_EXPERT = 3234.3
+D4RL_SOURCE = "D4RL hopper reference returns (Fu et al. 2020), random -20.272305 / expert 3234.3"
+
+
+@dataclass(frozen=True)
+class RefScores:
+    ref_min: float
+    ref_max: float
+    source: str
+
+
+# Reference scores for datasets whose metadata lacks them (official Minari v0 hopper).
+REFERENCE_SCORES: dict[str, RefScores] = {
+    f"mujoco/hopper/{kind}-v0": RefScores(D4RL_HOPPER_RANDOM, D4RL_HOPPER_EXPERT, D4RL_SOURCE)
+    for kind in ("simple", "medium", "expert")
+}
+
+
+@dataclass(frozen=True)
+class DatasetAlias:
+    alias: str
+    env_id: str
+    local_id: str  # the suite's own dataset id (bench/ namespace)
+    official_id: str | None  # Farama's id, when one exists
+    generator: str  # how `bench datasets make` produces the local one
+    description: str
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    default_transitions: int = 1_000_000
+
+
+HOPPER_KINDS = {
+    # kind: (official Minari id or None, description)
+    "random": (None, "uniform random actions (the suite's own; Farama has no hopper random v0)"),
+    "medium": ("mujoco/hopper/medium-v0", "a policy at about one third of expert return"),
+    "medium-replay": (None, "every rollout PPO saw until it reached the medium policy"),
+    "medium-expert": (None, "medium + expert, concatenated"),
+    "expert": ("mujoco/hopper/expert-v0", "the expert reference policy"),
+}
+
+ALIASES: dict[str, DatasetAlias] = {
+    f"hopper-{kind}": DatasetAlias(
+        alias=f"hopper-{kind}",
+        env_id="Hopper-v5",
+        local_id=f"bench/hopper/{kind}-v0",
+        official_id=official,
+        generator=kind,
+        description=desc,
+    )
+    for kind, (official, desc) in HOPPER_KINDS.items()
+}
+
+
+def reference_scores(dataset_id: str, metadata: dict[str, Any]) -> RefScores | None:
+    """Reference scores of a dataset: its own metadata first, then the registry."""
+    lo, hi = metadata.get("ref_min_score"), metadata.get("ref_max_score")
+    if lo is not None and hi is not None:
+        source = metadata.get("bench_provenance", {}).get("ref_scores_source", "dataset metadata")
+        return RefScores(float(lo), float(hi), source)
+    return REFERENCE_SCORES.get(dataset_id)

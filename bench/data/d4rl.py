@@ -1,0 +1,38 @@
+"""D4RL-style flat dictionaries, so code written for ``d4rl`` runs on Minari data.
+
+``get_dataset`` mirrors ``env.get_dataset()``; ``qlearning_dataset`` mirrors
+``d4rl.qlearning_dataset`` (adds ``next_observations``). Both use the suite's dataset resolution.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.data.resolve import resolve
+from bench.data.storage import load_flat
+
+
+def get_dataset(name: str) -> dict[str, np.ndarray]:
+    """Flat arrays: observations, actions, rewards, terminals, timeouts (one row per step)."""
+    ds = resolve(name)
+    flat = load_flat(ds.dataset_id, ds.sha256)
+    return {
+        "observations": flat.state_observations(),
+        "actions": flat.actions,
+        "rewards": flat.rewards,
+        "terminals": flat.terminations,
+        "timeouts": flat.truncations,
+    }
+
+
+def qlearning_dataset(name: str) -> dict[str, np.ndarray]:
+    """As :func:`get_dataset` plus ``next_observations`` (the true next state, episode-aware)."""
+    ds = resolve(name)
+    flat = load_flat(ds.dataset_id, ds.sha256)
+    return {
+        "observations": flat.state_observations(),
+        "actions": flat.actions,
+        "next_observations": flat.observations[flat.obs_index + 1],
+        "rewards": flat.rewards,
+        "terminals": flat.terminations,
+        "timeouts": flat.truncations,
+    }

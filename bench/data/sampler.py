@@ -1,0 +1,111 @@
+"""Batches for training, drawn from flat arrays with numpy fancy indexing (no per-item Python).
+
+Three shapes of batch: transitions (BC, Q-learning), windows of K steps ending at a uniformly drawn
+step (sequence models; left-padded with a mask where the window crosses the episode start, exactly
+as at evaluation time), and goal-relabelled pairs (s_t, s_{t+k}) with 1 <= k <= K inside one episode.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bench.data.storage import FlatEpisodes
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a model needs to know about its data: sizes and normalization statistics."""
+
+    obs_dim: int
+    act_dim: int
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    action_low: np.ndarray
+    action_high: np.ndarray
+    max_episode_steps: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DatasetSpec":
+        arrays = ("obs_mean", "obs_std", "action_low", "action_high")
+        return cls(**{k: (np.asarray(v, dtype=np.float32) if k in arrays else v) for k, v in d.items()})
+
+
+class Sampler:
+    def __init__(self, flat: FlatEpisodes, seed: int = 0) -> None:
+        self.flat = flat
+        self.rng = np.random.default_rng(seed)
+        # Per-transition index of its episode's first transition, for window masks.
+        self._ep_start_of = flat.episode_starts[flat.episode_of]
+        self._ep_len_of = flat.episode_lengths[flat.episode_of]
+
+    # -- reproducibility ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+    # -- statistics -----------------------------------------------------------------------
+    def spec(self, action_low: np.ndarray, action_high: np.ndarray,
+             max_episode_steps: int) -> DatasetSpec:
+        obs = self.flat.state_observations()
+        mean = obs.mean(0, dtype=np.float64).astype(np.float32)
+        std = (obs.std(0, dtype=np.float64) + 1e-6).astype(np.float32)
+        return DatasetSpec(obs.shape[1], self.flat.actions.shape[1], mean, std,
+                           np.asarray(action_low, np.float32), np.asarray(action_high, np.float32),
+                           int(max_episode_steps))
+
+    # -- batches --------------------------------------------------------------------------
+    def transitions(self, batch_size: int) -> dict[str, np.ndarray]:
+        f = self.flat
+        idx = self.rng.integers(0, f.num_transitions, batch_size)
+        oi = f.obs_index[idx]
+        return {
+            "observations": f.observations[oi],
+            "actions": f.actions[idx],
+            "rewards": f.rewards[idx],
+            "next_observations": f.observations[oi + 1],
+            "terminals": f.terminations[idx].astype(np.float32),
+        }
+
+    def windows(self, batch_size: int, context: int) -> dict[str, np.ndarray]:
+        """K-step windows ending at a uniformly drawn step; padding on the left (episode start).
+
+        ``mask[b, j]`` is True for real steps; padded steps hold zeros and timestep 0.
+        """
+        f = self.flat
+        end = self.rng.integers(0, f.num_transitions, batch_size)
+        idx = end[:, None] + np.arange(-context + 1, 1)[None, :]  # (B, K)
+        mask = idx >= self._ep_start_of[end][:, None]
+        idx = np.where(mask, idx, end[:, None])  # any valid index; zeroed below
+        oi = f.obs_index[idx]
+        states = f.observations[oi]
+        actions = f.actions[idx]
+        states[~mask] = 0.0
+        actions[~mask] = 0.0
+        return {
+            "states": states,
+            "actions": actions,
+            "returns_to_go": np.where(mask, f.returns_to_go[idx], 0.0).astype(np.float32),
+            "timesteps": np.where(mask, f.timesteps[idx], 0).astype(np.int64),
+            "mask": mask,
+        }
+
+    def goal_pairs(self, batch_size: int, max_offset: int) -> dict[str, np.ndarray]:
+        """(s_t, a_t, s_{t+k}) with k uniform in 1..min(K, steps left); the goal may be s_T."""
+        f = self.flat
+        idx = self.rng.integers(0, f.num_transitions, batch_size)
+        left = self._ep_len_of[idx] - f.timesteps[idx]  # >= 1: s_{t+left} is the final obs
+        k = 1 + np.floor(self.rng.random(batch_size) * np.minimum(left, max_offset)).astype(np.int64)
+        oi = f.obs_index[idx]
+        return {
+            "observations": f.observations[oi],
+            "actions": f.actions[idx],
+            "goals": f.observations[oi + k],
+            "offsets": k,
+        }

@@ -1,0 +1,168 @@
+"""Reading Minari datasets fast and safely: checksums, metadata, and flat contiguous arrays.
+
+Minari stores one HDF5 group per episode; iterating 50k short episodes through its API costs over
+a minute, so the suite reads the groups with h5py once and caches the flattened arrays (keyed by the
+data file's sha256) under ``$BENCH_CACHE`` (default ``~/.cache/bench``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from bench.errors import DatasetError
+from bench.io import atomic_write_bytes
+
+DATA_FILE = "main_data.hdf5"
+
+
+def minari_root() -> Path:
+    root = os.environ.get("MINARI_DATASETS_PATH") or os.path.join(
+        os.path.expanduser("~"), ".minari", "datasets")
+    return Path(root)
+
+
+def dataset_dir(dataset_id: str) -> Path:
+    return minari_root() / dataset_id
+
+
+def data_file(dataset_id: str) -> Path:
+    return dataset_dir(dataset_id) / "data" / DATA_FILE
+
+
+def metadata_file(dataset_id: str) -> Path:
+    return dataset_dir(dataset_id) / "data" / "metadata.json"
+
+
+def is_present(dataset_id: str) -> bool:
+    return data_file(dataset_id).exists() and metadata_file(dataset_id).exists()
+
+
+def read_metadata(dataset_id: str) -> dict:
+    path = metadata_file(dataset_id)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"dataset {dataset_id!r} has no metadata file at {path}.") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"metadata file {path} is not valid JSON ({exc}); move the dataset "
+                           f"directory {dataset_dir(dataset_id)} away and make it again.") from None
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class FlatEpisodes:
+    """All episodes of a dataset in contiguous arrays.
+
+    Transition ``i`` has observation ``observations[obs_index[i]]`` and next observation
+    ``observations[obs_index[i] + 1]``; each episode stores one more observation than steps.
+    """
+
+    observations: np.ndarray  # (N + E, obs_dim) float32
+    actions: np.ndarray  # (N, act_dim) float32
+    rewards: np.ndarray  # (N,) float32
+    terminations: np.ndarray  # (N,) bool
+    truncations: np.ndarray  # (N,) bool
+    episode_lengths: np.ndarray  # (E,) int64
+
+    def __post_init__(self) -> None:
+        lengths = self.episode_lengths.astype(np.int64)
+        self.episode_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        self.episode_of = np.repeat(np.arange(len(lengths)), lengths)
+        self.timesteps = np.arange(len(self.actions)) - self.episode_starts[self.episode_of]
+        self.obs_index = np.arange(len(self.actions)) + self.episode_of
+        # Undiscounted return-to-go within each episode, computed with one reversed cumsum.
+        csum = np.concatenate([[0.0], np.cumsum(self.rewards, dtype=np.float64)])
+        ends = (self.episode_starts + lengths)[self.episode_of]
+        self.returns_to_go = (csum[ends] - csum[np.arange(len(self.rewards))]).astype(np.float32)
+        self.episode_returns = csum[self.episode_starts + lengths] - csum[self.episode_starts]
+
+    @property
+    def num_transitions(self) -> int:
+        return len(self.actions)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_lengths)
+
+    def state_observations(self) -> np.ndarray:
+        """Observations at which an action was taken (excludes each episode's final one)."""
+        return self.observations[self.obs_index]
+
+
+def _read_episodes(path: Path) -> FlatEpisodes:
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"cannot read dataset file {path}: {exc}. The file is missing, "
+                           "truncated or corrupt. Nothing was deleted; move its dataset directory "
+                           "away and make it again (`bench datasets make <alias> --force` keeps a "
+                           "backup), or restore it from where it came.") from None
+    try:
+        with f:
+            names = sorted((k for k in f.keys() if k.startswith("episode_")),
+                           key=lambda k: int(k.split("_")[1]))
+            if not names:
+                raise DatasetError(f"dataset file {path} holds no episodes.")
+            obs, act, rew, term, trunc, lengths = [], [], [], [], [], []
+            for name in names:
+                g = f[name]
+                if not isinstance(g["observations"], h5py.Dataset):
+                    raise DatasetError(f"{path}: only Box observation spaces are supported "
+                                       f"(episode {name} has structured observations).")
+                a = g["actions"][()]
+                obs.append(g["observations"][()])
+                act.append(a.reshape(len(a), -1))
+                rew.append(g["rewards"][()])
+                term.append(g["terminations"][()])
+                trunc.append(g["truncations"][()])
+                lengths.append(len(a))
+    except (OSError, KeyError) as exc:
+        raise DatasetError(f"dataset file {path} is corrupt ({exc}). Nothing was deleted; move its "
+                           "dataset directory away and make it again.") from None
+    return FlatEpisodes(
+        observations=np.concatenate(obs).astype(np.float32).reshape(sum(len(o) for o in obs), -1),
+        actions=np.concatenate(act).astype(np.float32),
+        rewards=np.concatenate(rew).astype(np.float32),
+        terminations=np.concatenate(term).astype(bool),
+        truncations=np.concatenate(trunc).astype(bool),
+        episode_lengths=np.asarray(lengths, dtype=np.int64),
+    )
+
+
+_FIELDS = ("observations", "actions", "rewards", "terminations", "truncations", "episode_lengths")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BENCH_CACHE") or Path.home() / ".cache" / "bench")
+
+
+def load_flat(dataset_id: str, sha256: str) -> FlatEpisodes:
+    """Flat arrays of ``dataset_id``, read once and cached by content hash."""
+    cache = cache_dir() / "flat" / f"{sha256}.npz"
+    if cache.exists():
+        try:
+            with np.load(cache) as z:
+                return FlatEpisodes(**{k: z[k] for k in _FIELDS})
+        except (OSError, ValueError, KeyError):
+            pass  # a broken cache entry is rebuilt below; the dataset itself is untouched
+    flat = _read_episodes(data_file(dataset_id))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **{k: getattr(flat, k) for k in _FIELDS})
+    atomic_write_bytes(cache, buf.getvalue())
+    return flat

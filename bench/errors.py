@@ -1,0 +1,33 @@
+"""Exceptions that the CLI turns into clear messages and exit codes."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class BenchError(Exception):
+    """Base class: an error with a message meant for the user (exit code 1)."""
+
+    exit_code = 1
+
+
+class UsageError(BenchError):
+    """The user asked for something that does not exist or is malformed (exit code 2)."""
+
+    exit_code = 2
+
+
+class DatasetError(BenchError):
+    """A dataset is missing, corrupt or cannot be made."""
+
+
+class NonFiniteLossError(BenchError):
+    """Training produced NaN/inf; the last good checkpoint is kept."""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> UsageError:
+    """A UsageError for an unknown name that lists the closest known names."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return UsageError(f"unknown {kind} {name!r}.{hint} Known: {', '.join(known)}.")

@@ -1,0 +1,130 @@
+"""Evaluation in the environment: many episodes stepped together, the policy acting on the batch.
+
+Episode ``i`` of an evaluation always starts from ``reset(seed=seed + i)``, whether it runs in a
+vector env or in the plain sequential loop, so the two give the same per-episode returns (a test
+checks it). Envs run in worker processes (``AsyncVectorEnv``) so stepping overlaps with the other
+core; each env runs exactly one episode per round.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import gymnasium as gym
+import numpy as np
+
+from bench.data.catalog import RefScores
+from bench.progress import progress_bar
+
+MakeEnv = Callable[[], gym.Env]
+
+
+@dataclass
+class EvalResult:
+    returns: np.ndarray
+    lengths: np.ndarray
+    seconds: float
+    condition: str = "default"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+
+def normalized_score(returns: float | np.ndarray, ref: RefScores) -> float | np.ndarray:
+    """``100 * (R - ref_min) / (ref_max - ref_min)``: 0 = random, 100 = expert."""
+    return 100.0 * (np.asarray(returns, dtype=np.float64) - ref.ref_min) / (ref.ref_max - ref.ref_min)
+
+
+def _vector_env(make_env: MakeEnv, n: int, mode: str) -> gym.vector.VectorEnv:
+    if mode == "async" and n > 1:
+        # fork keeps start-up cheap; workers only step the simulator (no torch work).
+        return gym.vector.AsyncVectorEnv([make_env] * n, context="fork")
+    return gym.vector.SyncVectorEnv([make_env] * n)
+
+
+def evaluate(
+    agent: Any,
+    make_env: MakeEnv,
+    *,
+    episodes: int,
+    seed: int,
+    condition: str = "default",
+    num_envs: int | None = None,
+    mode: Literal["async", "sync", "auto"] = "auto",
+    desc: str = "evaluating",
+) -> EvalResult:
+    """Run ``episodes`` episodes, ``num_envs`` at a time (default: all of them, at most 32)."""
+    n = min(episodes, num_envs or 32)
+    if mode == "auto":
+        mode = "async" if (os.cpu_count() or 1) > 1 and n > 1 else "sync"
+    start = time.perf_counter()
+    returns = np.zeros(episodes)
+    lengths = np.zeros(episodes, dtype=np.int64)
+    envs = _vector_env(make_env, n, mode)
+    try:
+        with progress_bar(total=episodes, desc=desc, unit="ep") as bar:
+            for first in range(0, episodes, n):
+                ids = np.arange(first, min(first + n, episodes))
+                # Unused slots in the last round replay seeds past the end and are discarded.
+                seeds = [int(seed + first + j) for j in range(n)]
+                obs, _ = envs.reset(seed=seeds)
+                state = agent.initial_state(n, condition)
+                running = np.ones(n, dtype=bool)
+                running[len(ids):] = False
+                ret = np.zeros(n)
+                length = np.zeros(n, dtype=np.int64)
+                while running.any():
+                    actions, state = agent.act(np.asarray(obs, dtype=np.float32), state)
+                    obs, rew, term, trunc, _ = envs.step(actions)
+                    state = agent.observe(state, actions, rew)
+                    ret += np.where(running, rew, 0.0)
+                    length += running
+                    finished = running & (term | trunc)
+                    running &= ~finished
+                    bar.update(int(finished[: len(ids)].sum()))
+                returns[ids] = ret[: len(ids)]
+                lengths[ids] = length[: len(ids)]
+    finally:
+        envs.close()
+    return EvalResult(returns, lengths, time.perf_counter() - start, condition)
+
+
+def evaluate_sequential(agent: Any, make_env: MakeEnv, *, episodes: int, seed: int,
+                        condition: str = "default") -> EvalResult:
+    """The reference loop: one env, one episode at a time, the policy at batch size 1."""
+    start = time.perf_counter()
+    env = make_env()
+    returns, lengths = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        state = agent.initial_state(1, condition)
+        done = False
+        while not done:
+            actions, state = agent.act(np.asarray(obs, dtype=np.float32)[None], state)
+            obs, rew, term, trunc, _ = env.step(actions[0])
+            state = agent.observe(state, actions, np.array([rew]))
+            returns[i] += rew
+            lengths[i] += 1
+            done = term or trunc
+    env.close()
+    return EvalResult(returns, lengths, time.perf_counter() - start, condition)
+
+
+class PolicyAgent:
+    """Adapts a stateless batch policy ``f(obs) -> actions`` to the agent interface."""
+
+    def __init__(self, policy: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.policy = policy
+
+    def initial_state(self, num_envs: int, condition: str = "default") -> None:
+        return None
+
+    def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        return np.asarray(self.policy(observations)), state
+
+    def observe(self, state: Any, actions: np.ndarray, rewards: np.ndarray) -> Any:
+        return state

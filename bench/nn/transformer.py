@@ -1,0 +1,91 @@
+"""A GPT-2 style causal transformer (pre-LayerNorm blocks, GELU MLP), without position embeddings:
+callers add their own (DT adds a timestep embedding to every token)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.nn.layers import FastDropout, fast_dropout
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, embed_dim: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        if embed_dim % n_heads:
+            raise ValueError(f"embed_dim {embed_dim} is not divisible by n_heads {n_heads}")
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
+        self.proj = nn.Linear(embed_dim, embed_dim)
+        self.attn_dropout = dropout
+        self.resid_dropout = FastDropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        B, L, E = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, E // self.n_heads).permute(2, 0, 3, 1, 4)
+        if self.training and self.attn_dropout > 0 and x.device.type == "cpu":
+            # SDPA's CPU dropout path draws Bernoulli masks one element at a time (+4 ms per
+            # layer at DT size); with short sequences the explicit product is as fast, so the
+            # dropout on attention weights uses the cheap mask instead.
+            scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
+            if attn_mask is None:
+                attn_mask = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+            weights = fast_dropout(scores.softmax(-1), self.attn_dropout, True)
+            y = weights @ v
+        elif attn_mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.attn_dropout if self.training else 0.0)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                               dropout_p=self.attn_dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, L, E)
+        return self.resid_dropout(self.proj(y))
+
+
+ACTIVATIONS = {"relu": F.relu, "gelu": lambda x: F.gelu(x, approximate="tanh")}
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, embed_dim: int, n_heads: int, dropout: float,
+                 activation: str = "relu") -> None:
+        super().__init__()
+        self.activation = ACTIVATIONS[activation]
+        self.ln1 = nn.LayerNorm(embed_dim)
+        self.attn = CausalSelfAttention(embed_dim, n_heads, dropout)
+        self.ln2 = nn.LayerNorm(embed_dim)
+        self.fc = nn.Linear(embed_dim, 4 * embed_dim)
+        self.out = nn.Linear(4 * embed_dim, embed_dim)
+        self.dropout = FastDropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), attn_mask)
+        return x + self.dropout(self.out(self.activation(self.fc(self.ln2(x)))))
+
+
+class CausalTransformer(nn.Module):
+    """Blocks plus a final LayerNorm. ``token_mask`` (B, L) marks real tokens; padded keys are
+    hidden from every query, and a padded query sees only itself (so no row is all -inf)."""
+
+    def __init__(self, embed_dim: int, n_layers: int, n_heads: int, dropout: float,
+                 activation: str = "relu") -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(TransformerBlock(embed_dim, n_heads, dropout, activation)
+                                    for _ in range(n_layers))
+        self.ln_f = nn.LayerNorm(embed_dim)
+
+    @staticmethod
+    def attention_mask(token_mask: torch.Tensor | None, length: int,
+                       device: torch.device) -> torch.Tensor | None:
+        if token_mask is None or bool(token_mask.all()):
+            return None  # plain causal attention, the fused fast path
+        causal = torch.ones(length, length, dtype=torch.bool, device=device).tril()
+        eye = torch.eye(length, dtype=torch.bool, device=device)
+        allowed = causal & (token_mask[:, None, :] | eye)  # (B, L, L)
+        return allowed[:, None]  # broadcast over heads
+
+    def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
+        attn_mask = self.attention_mask(token_mask, x.shape[1], x.device)
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        return self.ln_f(x)

@@ -1,0 +1,267 @@
+"""One run: resolve data, build the algorithm, train with checkpoints, evaluate, write the run dir.
+
+Run directory ``<out>/<dataset>/<algo>/<variant>/seed_<n>/``::
+
+    config.json     resolved config, budget, overrides, command
+    dataset.json    dataset id, source, provenance, sha256, reference scores
+    env.json        package versions, git commit, device, torch threads
+    metrics.jsonl   one line per log interval (losses averaged over the interval, timings)
+    checkpoint.pt   latest checkpoint (atomic: temp file + rename)
+    result.json     written last: returns, normalized score, timings
+    error.json      only if the run stopped on an error (e.g. a non-finite loss)
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench import registry
+from bench.config import config_to_dict, make_config
+from bench.data import Sampler, load_flat, resolve
+from bench.data.generate import package_versions
+from bench.errors import BenchError, NonFiniteLossError, UsageError
+from bench.evaluate import evaluate, normalized_score
+from bench.io import atomic_write_bytes, atomic_write_json, read_json
+from bench.locks import file_lock
+from bench.progress import progress_bar
+
+
+@dataclass
+class RunRequest:
+    algo: str
+    dataset: str
+    seed: int = 0
+    budget: str = "quick"
+    overrides: dict[str, str] = field(default_factory=dict)
+    out: Path = Path("results")
+    resume: bool = False
+    device: str = "auto"
+    eval_episodes: int = 10
+    eval_mode: str = "auto"
+    stop_after: int | None = None  # testing hook: raise after this many updates (a "kill")
+
+
+class SimulatedKill(BenchError):
+    """Raised by ``stop_after`` to stand in for a killed process in tests."""
+
+
+def variant_name(budget: str, overrides: dict[str, str]) -> str:
+    parts = [budget] + [f"{k}={v}" for k, v in sorted(overrides.items())]
+    return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", ",".join(parts))
+
+
+def run_dir(req: RunRequest) -> Path:
+    dataset = req.dataset.replace("/", "__")
+    return Path(req.out) / dataset / req.algo / variant_name(req.budget, req.overrides) / f"seed_{req.seed}"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but torch sees no CUDA device; "
+                         "use --device cpu (or auto).")
+    if name not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {name!r}; use cpu, cuda or auto.")
+    return torch.device(name)
+
+
+def git_commit() -> dict[str, Any]:
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip() != ""
+        return {"commit": sha or None, "dirty": dirty if sha else None}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a torn last line from a kill: everything after it is dropped
+    return rows
+
+
+def execute(req: RunRequest, log=None) -> dict[str, Any]:
+    """Run (or resume, or return the finished result of) one algorithm × dataset × seed."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    entry = registry.get(req.algo)
+    config = make_config(entry.config_cls, req.budget, req.overrides, entry.defaults)
+    if entry.kind != "offline":
+        raise UsageError(f"{req.algo} is an online algorithm; online runs are not supported yet.")
+    if req.eval_episodes < 1:
+        raise UsageError("--eval-episodes must be at least 1.")
+    device = pick_device(req.device)
+    directory = run_dir(req)
+    if (directory / "result.json").exists():
+        log(f"[bench] {directory} is already complete; showing its result (delete "
+            "result.json to rerun).")
+        return read_json(directory / "result.json")
+    ckpt_path = directory / "checkpoint.pt"
+    if ckpt_path.exists() and not req.resume:
+        raise UsageError(f"{directory} holds an unfinished run; pass --resume to continue it, "
+                         "or choose another --out.")
+    directory.mkdir(parents=True, exist_ok=True)
+    with file_lock(directory / ".lock", blocking=False, what=f"run directory {directory}"):
+        return _execute_locked(req, entry, config, device, directory, log)
+
+
+def _execute_locked(req, entry, config, device, directory: Path, log) -> dict[str, Any]:
+    wall_start = time.perf_counter()
+    ckpt_path = directory / "checkpoint.pt"
+    metrics_path = directory / "metrics.jsonl"
+    dataset = resolve(req.dataset, log=log)
+    ref = dataset.ref_scores
+    seed_everything(req.seed)
+    flat = load_flat(dataset.dataset_id, dataset.sha256)
+    env_spec = dataset.env_spec()
+    probe_env = dataset.make_env_fn()()
+    sampler = Sampler(flat, seed=req.seed)
+    spec = sampler.spec(probe_env.action_space.low, probe_env.action_space.high,
+                        env_spec.max_episode_steps or 1000)
+    probe_env.close()
+    algo = entry.cls(config, spec, device)
+
+    start_step, train_seconds, window = 0, 0.0, {}
+    if ckpt_path.exists():  # --resume (execute() refused otherwise)
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        algo.load_state_dict(ckpt["algo"])
+        sampler.load_state_dict(ckpt["sampler"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        start_step, train_seconds, window = ckpt["step"], ckpt["train_seconds"], ckpt["window"]
+        kept = [r for r in _read_metrics(metrics_path) if r["step"] <= start_step]
+        atomic_write_bytes(metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+        log(f"[bench] resuming {directory} from update {start_step}")
+    elif metrics_path.exists():
+        metrics_path.unlink()  # a run that died before its first checkpoint starts over
+
+    atomic_write_json(directory / "config.json", {
+        "algo": req.algo, "dataset": req.dataset, "seed": req.seed, "budget": req.budget,
+        "overrides": req.overrides, "config": config_to_dict(config), "kind": entry.kind,
+        "eval_episodes": req.eval_episodes, "command": sys.argv})
+    atomic_write_json(directory / "dataset.json", dataset.provenance())
+    atomic_write_json(directory / "env.json", {
+        "versions": package_versions(), "git": git_commit(), "device": str(device),
+        "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+        "cpu_count": os.cpu_count()})
+
+    def save_checkpoint(step: int) -> None:
+        import io
+
+        buf = io.BytesIO()
+        torch.save({"step": step, "algo": algo.state_dict(), "sampler": sampler.state_dict(),
+                    "torch_rng": torch.get_rng_state(), "train_seconds": train_seconds,
+                    "window": window, "spec": spec.to_dict(), "algo_name": req.algo,
+                    "config": config_to_dict(config)}, buf)
+        atomic_write_bytes(ckpt_path, buf.getvalue())
+
+    total = config.num_updates
+    eval_conditions = algo.eval_conditions()
+    make_env = dataset.make_env_fn()
+    with open(metrics_path, "a") as metrics_file, \
+            progress_bar(total=total, initial=start_step, desc=f"{req.algo} on {req.dataset}",
+                         unit="upd") as bar:
+        tick = time.perf_counter()
+        for step in range(start_step, total):
+            batch = algo.sample(sampler)
+            losses = algo.update(batch)
+            bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+            if bad:
+                atomic_write_json(directory / "error.json", {
+                    "error": "non-finite loss", "step": step + 1, "losses": losses})
+                raise NonFiniteLossError(
+                    f"non-finite loss at update {step + 1} ({bad}); stopped. The last good "
+                    f"checkpoint is kept at {ckpt_path} (if one was written). Try a lower "
+                    "learning rate (--set lr=...) or check the dataset for NaNs.")
+            for k, v in losses.items():
+                window[k] = window.get(k, 0.0) + v
+            window["_n"] = window.get("_n", 0) + 1
+            done = step + 1
+            bar.update(1)
+            if done % config.log_every == 0 or done == total:
+                now = time.perf_counter()
+                train_seconds += now - tick
+                n = window.pop("_n")
+                row = {"step": done, **{k: v / n for k, v in window.items()}}
+                row["time/train_seconds"] = train_seconds
+                row["time/updates_per_s"] = n / max(now - tick, 1e-9)
+                window = {}
+                if config.eval_every and done % config.eval_every == 0 and done != total:
+                    res = evaluate(algo, make_env, episodes=req.eval_episodes,
+                                   seed=req.seed + 10_000, condition=eval_conditions[0],
+                                   mode=req.eval_mode)
+                    row["eval/return"] = res.mean_return
+                    if ref:
+                        row["eval/normalized_score"] = float(normalized_score(res.returns, ref).mean())
+                metrics_file.write(json.dumps(row) + "\n")
+                metrics_file.flush()
+                tick = time.perf_counter()
+            if done % config.checkpoint_every == 0 or done == total:
+                save_checkpoint(done)
+            if req.stop_after is not None and done >= req.stop_after:
+                raise SimulatedKill(f"stopped after {done} updates (stop_after)")
+
+    updates_run = total - start_step
+    eval_results = {}
+    eval_seconds = 0.0
+    for condition in eval_conditions:
+        # Evaluation seeds are disjoint from training seeds and the same for every algorithm.
+        res = evaluate(algo, make_env, episodes=req.eval_episodes, seed=req.seed + 10_000,
+                       condition=condition, mode=req.eval_mode, desc=f"evaluating {condition}")
+        eval_seconds += res.seconds
+        eval_results[condition] = {
+            "episode_returns": res.returns.tolist(), "episode_lengths": res.lengths.tolist(),
+            "mean_return": res.mean_return,
+            "normalized_score": float(normalized_score(res.returns, ref).mean()) if ref else None,
+            "seconds": res.seconds,
+        }
+    headline = eval_results[eval_conditions[0]]
+    result = {
+        "algo": req.algo, "dataset": req.dataset, "dataset_id": dataset.dataset_id,
+        "dataset_source": dataset.source, "dataset_sha256": dataset.sha256,
+        "seed": req.seed, "budget": req.budget, "overrides": req.overrides,
+        "variant": variant_name(req.budget, req.overrides),
+        "condition": eval_conditions[0],
+        "episode_returns": headline["episode_returns"],
+        "mean_return": headline["mean_return"],
+        "normalized_score": headline["normalized_score"],
+        "ref_min": ref.ref_min if ref else None, "ref_max": ref.ref_max if ref else None,
+        "ref_source": ref.source if ref else None,
+        "conditions": eval_results,
+        "timings": {
+            "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+            "wall_seconds_this_session": time.perf_counter() - wall_start,
+            "updates": total, "updates_this_session": updates_run,
+            "updates_per_s": total / train_seconds if train_seconds > 0 else None,
+        },
+        "git": git_commit(),
+    }
+    atomic_write_json(directory / "result.json", result)
+    return result
