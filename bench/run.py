@@ -58,6 +58,16 @@ class SimulatedKill(BenchError):
     """Raised by ``stop_after`` to stand in for a killed process in tests."""
 
 
+EVAL_SEED_BASE = 1_000_000_000
+
+
+def eval_seed(run_seed: int) -> int:
+    """First env seed of an evaluation: the same for every algorithm at a given run seed, and far
+    from the seeds that generate datasets (0, 1, 2, … per episode), so no evaluation episode
+    replays a start state of the training data."""
+    return EVAL_SEED_BASE + 100_000 * run_seed
+
+
 def variant_name(budget: str, overrides: dict[str, str]) -> str:
     parts = [budget] + [f"{k}={v}" for k, v in sorted(overrides.items())]
     return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", ",".join(parts))
@@ -128,16 +138,18 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     if ckpt_path.exists() and not req.resume:
         raise UsageError(f"{directory} holds an unfinished run; pass --resume to continue it, "
                          "or choose another --out.")
+    # Resolve (and if needed make) the dataset before touching the results root, so a bad name
+    # leaves nothing behind.
+    dataset = resolve(req.dataset, log=log)
     directory.mkdir(parents=True, exist_ok=True)
     with file_lock(directory / ".lock", blocking=False, what=f"run directory {directory}"):
-        return _execute_locked(req, entry, config, device, directory, log)
+        return _execute_locked(req, entry, config, device, directory, dataset, log)
 
 
-def _execute_locked(req, entry, config, device, directory: Path, log) -> dict[str, Any]:
+def _execute_locked(req, entry, config, device, directory: Path, dataset, log) -> dict[str, Any]:
     wall_start = time.perf_counter()
     ckpt_path = directory / "checkpoint.pt"
     metrics_path = directory / "metrics.jsonl"
-    dataset = resolve(req.dataset, log=log)
     ref = dataset.ref_scores
     seed_everything(req.seed)
     flat = load_flat(dataset.dataset_id, dataset.sha256)
@@ -215,7 +227,7 @@ def _execute_locked(req, entry, config, device, directory: Path, log) -> dict[st
                 window = {}
                 if config.eval_every and done % config.eval_every == 0 and done != total:
                     res = evaluate(algo, make_env, episodes=req.eval_episodes,
-                                   seed=req.seed + 10_000, condition=eval_conditions[0],
+                                   seed=eval_seed(req.seed), condition=eval_conditions[0],
                                    mode=req.eval_mode)
                     row["eval/return"] = res.mean_return
                     if ref:
@@ -232,8 +244,7 @@ def _execute_locked(req, entry, config, device, directory: Path, log) -> dict[st
     eval_results = {}
     eval_seconds = 0.0
     for condition in eval_conditions:
-        # Evaluation seeds are disjoint from training seeds and the same for every algorithm.
-        res = evaluate(algo, make_env, episodes=req.eval_episodes, seed=req.seed + 10_000,
+        res = evaluate(algo, make_env, episodes=req.eval_episodes, seed=eval_seed(req.seed),
                        condition=condition, mode=req.eval_mode, desc=f"evaluating {condition}")
         eval_seconds += res.seconds
         eval_results[condition] = {

@@ -151,6 +151,9 @@ def make_alias(alias: DatasetAlias, *, num_transitions: int | None = None, seed:
     """Generate the suite's own dataset for ``alias``. Refuses to overwrite; ``force`` keeps a backup."""
     from bench.data import makers
 
+    maker = makers.MAKERS.get(alias.generator)
+    if maker is None:
+        raise DatasetError(makers.unavailable_message(alias))
     target = storage.dataset_dir(alias.local_id)
     if storage.is_present(alias.local_id) or target.exists():
         if not force:
@@ -162,7 +165,4 @@ def make_alias(alias: DatasetAlias, *, num_transitions: int | None = None, seed:
         backup.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(target), str(backup))
         log(f"[bench] kept the previous {alias.local_id} at {backup}")
-    maker = makers.MAKERS.get(alias.generator)
-    if maker is None:
-        raise DatasetError(makers.unavailable_message(alias))
     return maker(alias, num_transitions=num_transitions or alias.default_transitions, seed=seed)

@@ -1,4 +1,4 @@
-"""A GPT-2 style causal transformer (pre-LayerNorm blocks, GELU MLP), without position embeddings:
+"""A GPT-2 style causal transformer (pre-LayerNorm blocks, ReLU or GELU MLP), without position embeddings:
 callers add their own (DT adds a timestep embedding to every token)."""
 from __future__ import annotations
 

@@ -1,0 +1,72 @@
+"""Shared fixtures: an isolated Minari root and cache per session, and a tiny Hopper dataset."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+TINY_ID = "test/hopper/tiny-v0"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every test sees its own Minari root and cache; nothing touches ~/.minari."""
+    roots = {"minari": tmp_path_factory.mktemp("minari"), "cache": tmp_path_factory.mktemp("cache")}
+    os.environ["MINARI_DATASETS_PATH"] = str(roots["minari"])
+    os.environ["MINARI_TEST_ROOT"] = str(roots["minari"])  # stays put when a test moves the root
+    os.environ["BENCH_CACHE"] = str(roots["cache"])
+    os.environ["BENCH_OFFLINE"] = "1"
+    os.environ["BENCH_PROGRESS"] = "0"
+    return roots
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(isolated_roots) -> str:
+    """30 short Hopper-v5 episodes from a random policy, written in the Minari format."""
+    from bench.data.generate import UniformRandomPolicy, collect_episodes, write_dataset
+
+    def make_env() -> gym.Env:
+        return gym.make("Hopper-v5", max_episode_steps=50)
+
+    env = make_env()
+    buffers = collect_episodes(make_env, UniformRandomPolicy(env.action_space.low,
+                                                             env.action_space.high, seed=0),
+                               num_episodes=30, seed=0, num_envs=4)
+    write_dataset(TINY_ID, buffers, env, ref_min=0.0, ref_max=100.0,
+                  provenance={"generator": "tests", "seed": 0}, description="test fixture",
+                  algorithm_name="uniform-random")
+    return TINY_ID
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m bench ARGS`` in a subprocess with the test roots in its environment."""
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=dict(os.environ))
+
+
+def make_flat(lengths: list[int], obs_dim: int = 2, act_dim: int = 1, seed: int = 0):
+    """Hand-made episodes whose observations encode (episode, step) for exact index checks:
+    obs[..., 0] = episode id, obs[..., 1] = step within the episode (0..len)."""
+    from bench.data.storage import FlatEpisodes
+
+    obs, act, rew, term, trunc = [], [], [], [], []
+    for e, n in enumerate(lengths):
+        o = np.zeros((n + 1, obs_dim), np.float32)
+        o[:, 0] = e
+        o[:, 1] = np.arange(n + 1)
+        obs.append(o)
+        a = np.zeros((n, act_dim), np.float32)
+        a[:, 0] = 100 * e + np.arange(n)
+        act.append(a)
+        rew.append(np.ones(n, np.float32) * (e + 1))
+        t = np.zeros(n, bool)
+        t[-1] = True
+        term.append(t)
+        trunc.append(np.zeros(n, bool))
+    return FlatEpisodes(np.concatenate(obs), np.concatenate(act), np.concatenate(rew),
+                        np.concatenate(term), np.concatenate(trunc), np.array(lengths))

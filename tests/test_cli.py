@@ -1,0 +1,60 @@
+import json
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.mark.parametrize("algo", ["bc", "dt", "dt_noreturn"])
+def test_each_algorithm_runs_at_smoke_through_the_cli(algo, tiny_dataset, tmp_path):
+    proc = run_cli("run", "--algo", algo, "--dataset", tiny_dataset, "--budget", "smoke",
+                   "--out", str(tmp_path), "--eval-episodes", "2", "--seed", "0", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("normalized score") == 2
+    results = list(tmp_path.rglob("result.json"))
+    assert len(results) == 2
+    r = json.loads(results[0].read_text())
+    assert r["algo"] == algo and r["budget"] == "smoke" and len(r["episode_returns"]) == 2
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--algo", "dtt", "--dataset", "hopper-random"], "Did you mean: dt"),
+    (["run", "--algo", "dt", "--dataset", "hoper-random"], "Did you mean: hopper-random"),
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "embed_dimm=3"], "embed_dim"),
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "lr=fast"], "bad value for lr"),
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "lr"], "key=value"),
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--budget", "huge"], "invalid choice"),
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--device", "tpu"], "unknown device"),
+    (["datasets", "make", "hopper-rando"], "Did you mean: hopper-random"),
+])
+def test_usage_errors_exit_2_with_close_matches(args, needle, tmp_path):
+    proc = run_cli(*args, "--out", str(tmp_path)) if args[0] == "run" else run_cli(*args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert needle in proc.stderr
+    assert not any(tmp_path.iterdir()), "a usage error writes nothing"
+
+
+def test_list_and_dataset_info(tiny_dataset):
+    proc = run_cli("list")
+    assert proc.returncode == 0
+    for name in ("bc", "dt", "dt_noreturn", "hopper-random", "hopper-medium-expert"):
+        assert name in proc.stdout
+    info = run_cli("datasets", "info", tiny_dataset)
+    assert info.returncode == 0
+    data = json.loads(info.stdout)
+    assert data["dataset_id"] == tiny_dataset and data["provenance"]["source"] == "self-generated"
+    ok = run_cli("datasets", "verify", tiny_dataset)
+    assert ok.returncode == 0 and ok.stdout.startswith("ok")
+
+
+def test_results_table_formats(tiny_dataset, tmp_path):
+    assert run_cli("run", "--algo", "bc", "--dataset", tiny_dataset, "--budget", "smoke",
+                   "--out", str(tmp_path), "--eval-episodes", "2", "--seed", "0", "1", "2").returncode == 0
+    md = run_cli("results", "--out", str(tmp_path))
+    assert md.returncode == 0 and "bc [smoke]" in md.stdout and "(n=3)" in md.stdout
+    rows = json.loads(run_cli("results", "--out", str(tmp_path), "--format", "json").stdout)
+    assert rows[0]["seeds"] == 3 and rows[0]["algo"] == "bc"
+    csv = run_cli("results", "--out", str(tmp_path), "--format", "csv").stdout
+    assert csv.splitlines()[0].startswith("dataset,algo,variant,mean,ci95,seeds")
+    missing = run_cli("results", "--out", str(tmp_path / "nope"))
+    assert missing.returncode == 2

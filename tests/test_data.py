@@ -1,0 +1,132 @@
+import json
+import os
+import shutil
+
+import minari
+import numpy as np
+import pytest
+
+from bench.data import get_dataset, qlearning_dataset, resolve, storage
+from bench.data.catalog import ALIASES, REFERENCE_SCORES
+from bench.data.resolve import make_alias
+from bench.errors import DatasetError, UsageError
+from conftest import run_cli
+
+
+def test_tiny_dataset_is_a_real_minari_dataset_with_provenance(tiny_dataset):
+    ds = minari.load_dataset(tiny_dataset)
+    assert ds.total_episodes == 30
+    meta = storage.read_metadata(tiny_dataset)
+    assert meta["bench_provenance"]["source"] == "self-generated"
+    assert "versions" in meta["bench_provenance"]
+    assert meta["data_sha256"] == storage.sha256_file(storage.data_file(tiny_dataset))
+    assert ds.recover_environment().spec.id == "Hopper-v5"
+
+
+def test_resolve_local_id_and_provenance(tiny_dataset):
+    ds = resolve(tiny_dataset)
+    assert ds.source == "self-generated"
+    prov = ds.provenance()
+    assert prov["sha256"] == ds.metadata["data_sha256"]
+    assert (prov["ref_min"], prov["ref_max"]) == (0.0, 100.0)
+
+
+def test_unknown_dataset_names_close_matches():
+    with pytest.raises(UsageError, match="hopper-medium"):
+        resolve("hopper-meduim")
+
+
+def test_missing_local_id_is_a_clear_error():
+    with pytest.raises(DatasetError, match="MINARI_DATASETS_PATH"):
+        resolve("nobody/hopper/none-v0")
+
+
+def test_official_dataset_in_local_root_wins_over_own(tmp_path, tiny_dataset, monkeypatch):
+    """(a) of the resolution order: an official dataset already on disk is used as is."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    src = os.path.join(os.environ["MINARI_TEST_ROOT"], tiny_dataset)
+    shutil.copytree(src, tmp_path / "mujoco/hopper/medium-v0")
+    meta_path = tmp_path / "mujoco/hopper/medium-v0/data/metadata.json"
+    meta = json.loads(meta_path.read_text())
+    for key in ("bench_provenance", "data_sha256", "ref_min_score", "ref_max_score"):
+        meta.pop(key)  # official v0 metadata carries none of these
+    meta_path.write_text(json.dumps(meta))
+    ds = resolve("hopper-medium")
+    assert ds.dataset_id == "mujoco/hopper/medium-v0" and ds.source == "official (local)"
+    ref = ds.ref_scores
+    assert ref == REFERENCE_SCORES["mujoco/hopper/medium-v0"] and "D4RL" in ref.source
+
+
+def test_download_attempt_fails_fast_offline(monkeypatch):
+    import importlib
+
+    resolve_mod = importlib.import_module("bench.data.resolve")  # the module, not the function
+
+    monkeypatch.delenv("BENCH_OFFLINE")
+    monkeypatch.setattr(resolve_mod, "HUB_HOST", "hub.invalid")  # unresolvable: like offline
+    messages = []
+    import time
+
+    start = time.perf_counter()
+    assert resolve_mod.try_download("mujoco/hopper/medium-v0", log=messages.append) is False
+    assert time.perf_counter() - start < 10
+    assert "unreachable" in messages[0]
+
+
+def test_medium_without_policy_explains_what_to_do(monkeypatch):
+    with pytest.raises(DatasetError, match="reference policy"):
+        resolve("hopper-medium")
+
+
+def test_make_refuses_to_overwrite_and_force_keeps_a_backup(isolated_roots):
+    alias = ALIASES["hopper-random"]
+    meta = make_alias(alias, num_transitions=300, seed=0, log=lambda m: None)
+    assert meta["total_steps"] >= 300
+    prov = meta["bench_provenance"]
+    assert prov["source"] == "self-generated" and prov["seed"] == 0
+    assert "provisional" in prov["ref_max_source"]
+    with pytest.raises(DatasetError, match="already exists"):
+        make_alias(alias, num_transitions=300, seed=0)
+    make_alias(alias, num_transitions=300, seed=1, force=True, log=lambda m: None)
+    backups = list((isolated_roots["cache"] / "backups").iterdir())
+    assert any(b.name.startswith("bench_hopper_random-v0") for b in backups)
+    # Same seed → same data (checksum of the arrays, not the file: HDF5 stamps times).
+    make_alias(alias, num_transitions=300, seed=0, force=True, log=lambda m: None)
+    again = get_dataset("hopper-random")
+    old = [b for b in backups][0]
+    import h5py
+
+    with h5py.File(old / "data" / "main_data.hdf5") as f:
+        np.testing.assert_array_equal(f["episode_0"]["actions"][()], again["actions"][:len(f["episode_0"]["actions"])])
+
+
+def test_d4rl_style_dicts(tiny_dataset):
+    d = get_dataset(tiny_dataset)
+    n = len(d["actions"])
+    assert d["observations"].shape == (n, 11) and d["actions"].shape == (n, 3)
+    assert d["rewards"].shape == d["terminals"].shape == d["timeouts"].shape == (n,)
+    assert d["terminals"].sum() + d["timeouts"].sum() == 30
+    q = qlearning_dataset(tiny_dataset)
+    # next_observations[i] is observations[i+1] except at episode ends.
+    inside = ~(q["terminals"] | q["timeouts"])
+    np.testing.assert_array_equal(q["next_observations"][:-1][inside[:-1]],
+                                  q["observations"][1:][inside[:-1]])
+
+
+def test_corrupt_file_is_named_and_never_deleted(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    src = os.path.join(os.environ["MINARI_TEST_ROOT"], tiny_dataset)
+    shutil.copytree(src, tmp_path / tiny_dataset)
+    data = tmp_path / tiny_dataset / "data" / "main_data.hdf5"
+    data.write_bytes(data.read_bytes()[:2000])  # truncated
+    ds = resolve(tiny_dataset)
+    from bench.data import load_flat
+
+    with pytest.raises(DatasetError, match="main_data.hdf5") as err:
+        load_flat(ds.dataset_id, storage.sha256_file(data))
+    assert "make it again" in str(err.value)
+    assert data.exists()
+    # The CLI verify command reports the checksum mismatch with exit code 1.
+    proc = run_cli("datasets", "verify", tiny_dataset)
+    assert proc.returncode == 1 and "MISMATCH" in proc.stdout

@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+import torch
+
+from bench.algos.dt import DecisionTransformer, DecisionTransformerNet, DTConfig
+from bench.config import make_config
+from bench.data.sampler import DatasetSpec, Sampler
+from bench.nn import fast_dropout
+from conftest import make_flat
+
+SPEC = DatasetSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
+                   -np.ones(3, np.float32), np.ones(3, np.float32), 1000)
+
+
+def _inputs(B=4, K=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(B, K, 11, generator=g), torch.rand(B, K, 3, generator=g) * 2 - 1,
+            torch.rand(B, K, generator=g), torch.arange(K).expand(B, K).clone())
+
+
+@pytest.mark.parametrize("use_returns", [True, False])
+def test_dt_is_causal(use_returns):
+    cfg = make_config(DTConfig, "smoke", {"context_len": "6"}, {"use_returns": use_returns})
+    net = DecisionTransformerNet(11, 3, cfg, 1000).eval()
+    s, a, r, t = _inputs()
+    base = net(s, a, r, t)
+    for j in range(1, 6):
+        s2, a2, r2 = s.clone(), a.clone(), r.clone()
+        s2[:, j:] += 5.0
+        a2[:, j - 1:] += 1.0  # a_{j-1} comes after s_{j-1}: it must not change that prediction
+        r2[:, j:] += 3.0
+        out = net(s2, a2, r2, t)
+        torch.testing.assert_close(out[:, : j - 1], base[:, : j - 1])
+        assert not torch.allclose(out[:, j:], base[:, j:])
+
+
+def test_dt_noreturn_removes_return_tokens():
+    with_r = DecisionTransformerNet(11, 3, make_config(DTConfig, "smoke"), 1000)
+    without = DecisionTransformerNet(11, 3, make_config(DTConfig, "smoke", fixed={"use_returns": False}), 1000)
+    assert with_r.tokens_per_step == 3 and without.tokens_per_step == 2
+    assert without.embed_return is None
+    s, a, r, t = _inputs()
+    without.eval()
+    # Returns cannot influence the no-return model at all.
+    torch.testing.assert_close(without(s, a, r, t), without(s, a, r * 100, t))
+
+
+def test_left_padded_masked_window_equals_the_short_sequence():
+    """Training sees padded windows with masks; acting sees the short sequence. Same numbers."""
+    net = DecisionTransformerNet(11, 3, make_config(DTConfig, "smoke", {"context_len": "6"}), 1000).eval()
+    s, a, r, t = _inputs(B=1)
+    n_pad = 2
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    mask[:, :n_pad] = False
+    padded = net(s, a, r, t, mask)
+    short = net(s[:, n_pad:], a[:, n_pad:], r[:, n_pad:], t[:, n_pad:])
+    torch.testing.assert_close(padded[:, n_pad:], short, rtol=1e-5, atol=1e-5)
+
+
+def test_fast_dropout_rate_scale_and_reproducibility():
+    x = torch.ones(1000, 1000)
+    torch.manual_seed(0)
+    y = fast_dropout(x, 0.1, True)
+    kept = (y != 0).float().mean().item()
+    assert abs(kept - 0.9) < 0.002
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.9))
+    torch.manual_seed(0)
+    assert torch.equal(fast_dropout(x, 0.1, True), y)
+    assert fast_dropout(x, 0.1, False) is x
+    # Gradients flow through kept elements only, scaled.
+    x.requires_grad_(True)
+    fast_dropout(x, 0.5, True).sum().backward()
+    assert set(torch.unique(x.grad).tolist()) <= {0.0, 2.0}
+
+
+@pytest.mark.parametrize("algo_name", ["dt", "dt_noreturn", "bc"])
+def test_training_reduces_loss_on_a_learnable_dataset(algo_name):
+    from bench import registry
+
+    # Actions are a deterministic function of the state: any working learner fits them.
+    flat = make_flat([40] * 10, obs_dim=11, act_dim=3)
+    flat.observations[:, 2:] = np.random.default_rng(0).normal(size=flat.observations[:, 2:].shape)
+    flat.actions[:] = np.tanh(flat.observations[flat.obs_index][:, 2:5])
+    entry = registry.get(algo_name)
+    cfg = make_config(entry.config_cls, "smoke", {"num_updates": "300", "lr": "1e-3"}, entry.defaults)
+    torch.manual_seed(0)
+    sampler = Sampler(flat, seed=0)
+    spec = sampler.spec(-np.ones(3), np.ones(3), 1000)
+    algo = entry.cls(cfg, spec, torch.device("cpu"))
+    losses = [algo.update(algo.sample(sampler))["loss"] for _ in range(300)]
+    assert np.mean(losses[-20:]) < 0.3 * np.mean(losses[:20])
+
+
+def test_dt_act_keeps_a_return_to_go_per_env():
+    torch.manual_seed(0)
+    algo = DecisionTransformer(make_config(DTConfig, "smoke"), SPEC, torch.device("cpu"))
+    state = algo.initial_state(3, "target=1800")
+    assert torch.allclose(state.returns[:, 0], torch.tensor(1.8))
+    obs = np.zeros((3, 11), np.float32)
+    actions, state = algo.act(obs, state)
+    assert actions.shape == (3, 3) and np.all(np.abs(actions) <= 1)
+    state = algo.observe(state, actions, np.array([100.0, 0.0, -50.0]))
+    torch.testing.assert_close(state.returns[:, 1], torch.tensor([1.7, 1.8, 1.85]))
+    assert algo.eval_conditions() == ["target=3600", "target=1800"]

@@ -1,0 +1,36 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from bench.results import format_table, load_results, score_table, t_interval
+
+
+def _write(root, dataset, algo, seed, score, variant="quick"):
+    d = root / dataset / algo / variant / f"seed_{seed}"
+    d.mkdir(parents=True)
+    (d / "result.json").write_text(json.dumps({
+        "dataset": dataset, "algo": algo, "seed": seed, "budget": "quick", "variant": variant,
+        "normalized_score": score, "mean_return": score * 10, "episode_returns": [score * 10]}))
+
+
+def test_t_interval_matches_hand_computation():
+    # n=3, values 1,2,3: sd=1, t(0.975, 2)=4.302653, half-width = 4.302653/sqrt(3) = 2.484138
+    assert t_interval(np.array([1.0, 2.0, 3.0])) == pytest.approx(2.484138, abs=1e-5)
+    assert math.isnan(t_interval(np.array([5.0])))
+
+
+def test_score_table_groups_and_counts_seeds(tmp_path):
+    for seed, score in enumerate([10.0, 20.0, 30.0]):
+        _write(tmp_path, "hopper-random", "dt", seed, score)
+    _write(tmp_path, "hopper-random", "bc", 0, 5.0)
+    (tmp_path / "hopper-random" / "bc" / "quick" / "seed_1").mkdir()  # unfinished: no result
+    table = score_table(load_results(tmp_path))
+    dt = table[table.algo == "dt"].iloc[0]
+    assert dt["mean"] == 20.0 and dt["seeds"] == 3
+    assert dt["ci95"] == pytest.approx(4.302653 * 10 / math.sqrt(3), rel=1e-5)
+    bc = table[table.algo == "bc"].iloc[0]
+    assert bc["seeds"] == 1 and math.isnan(bc["ci95"])
+    md = format_table(table)
+    assert "20.0 ± 24.8 (n=3)" in md and "5.0 (n=1)" in md
