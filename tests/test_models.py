@@ -95,10 +95,27 @@ def test_dt_act_keeps_a_return_to_go_per_env():
     torch.manual_seed(0)
     algo = DecisionTransformer(make_config(DTConfig, "smoke"), SPEC, torch.device("cpu"))
     state = algo.initial_state(3, "target=1800")
-    assert torch.allclose(state.returns[:, 0], torch.tensor(1.8))
+    K = algo.config.context_len
+    assert torch.allclose(state.returns[:, K - 1], torch.tensor(1.8))
     obs = np.zeros((3, 11), np.float32)
     actions, state = algo.act(obs, state)
     assert actions.shape == (3, 3) and np.all(np.abs(actions) <= 1)
     state = algo.observe(state, actions, np.array([100.0, 0.0, -50.0]))
-    torch.testing.assert_close(state.returns[:, 1], torch.tensor([1.7, 1.8, 1.85]))
+    torch.testing.assert_close(state.returns[:, K], torch.tensor([1.7, 1.8, 1.85]))
     assert algo.eval_conditions() == ["target=3600", "target=1800"]
+
+
+def test_dt_actions_do_not_depend_on_the_batch_size():
+    torch.manual_seed(0)
+    algo = DecisionTransformer(DTConfig(), SPEC, torch.device("cpu"))  # full size, K = 20
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(30, 10, 11)).astype(np.float32)
+    batch_state = algo.initial_state(10, "target=3600")
+    single = [algo.initial_state(1, "target=3600") for _ in range(10)]
+    for t in range(30):
+        batch_actions, batch_state = algo.act(obs[t], batch_state)
+        batch_state = algo.observe(batch_state, batch_actions, obs[t, :, 0])
+        for i in range(10):
+            a, single[i] = algo.act(obs[t, i:i + 1], single[i])
+            single[i] = algo.observe(single[i], a, obs[t, i:i + 1, 0])
+            np.testing.assert_array_equal(a[0], batch_actions[i])

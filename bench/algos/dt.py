@@ -74,8 +74,10 @@ class DecisionTransformerNet(nn.Module):
         self.predict_action = nn.Sequential(nn.Linear(E, act_dim), nn.Tanh())
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-                timesteps: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, K, ·) inputs → predicted actions (B, K, act_dim) read at the state tokens."""
+                timesteps: torch.Tensor, mask: torch.Tensor | None = None,
+                last: int | None = None) -> torch.Tensor:
+        """(B, K, ·) inputs → predicted actions (B, K, act_dim) read at the state tokens
+        (``last``: only the last ``last`` steps' predictions, (B, last, act_dim))."""
         B, K, _ = states.shape
         time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
         parts = [self.embed_state(states) + time, self.embed_action(actions) + time]
@@ -85,20 +87,27 @@ class DecisionTransformerNet(nn.Module):
         x = torch.stack(parts, dim=2).reshape(B, n * K, -1)
         x = self.embed_dropout(self.embed_ln(x))
         token_mask = None if mask is None else mask.repeat_interleave(n, dim=1)
-        h = self.transformer(x, token_mask)
-        state_index = 1 if self.use_returns else 0
-        return self.predict_action(h[:, state_index::n])
+        state_tokens = torch.arange(1 if self.use_returns else 0, n * K, n, device=x.device)
+        if last is not None:
+            state_tokens = state_tokens[-last:]
+        return self.predict_action(self.transformer(x, token_mask, outputs=state_tokens))
 
 
 class _History:
-    """Per-env episode history for acting; all envs in one evaluation round start together."""
+    """Per-env episode history for acting; all envs in one evaluation round start together.
 
-    def __init__(self, n: int, horizon: int, obs_dim: int, act_dim: int, target: float,
-                 device: torch.device) -> None:
-        self.states = torch.zeros(n, horizon, obs_dim, device=device)
-        self.actions = torch.zeros(n, horizon, act_dim, device=device)
-        self.returns = torch.zeros(n, horizon, device=device)
-        self.returns[:, 0] = target
+    Arrays carry ``context - 1`` zero slots in front, so the window at step t is always the
+    K slots ``[t, t + K)``: left-padded and masked early in the episode, exactly like training.
+    """
+
+    def __init__(self, n: int, horizon: int, context: int, obs_dim: int, act_dim: int,
+                 target: float, device: torch.device) -> None:
+        pad = context - 1
+        self.states = torch.zeros(n, pad + horizon, obs_dim, device=device)
+        self.actions = torch.zeros(n, pad + horizon, act_dim, device=device)
+        self.returns = torch.zeros(n, pad + horizon, device=device)
+        self.returns[:, pad] = target
+        self.context = context
         self.t = 0
 
 
@@ -148,29 +157,38 @@ class DecisionTransformer(Algorithm):
 
     def initial_state(self, num_envs: int, condition: str = "default") -> _History:
         target = float(condition.split("=")[1]) if condition.startswith("target=") else 0.0
-        return _History(num_envs, self.spec.max_episode_steps + 1, self.spec.obs_dim,
-                        self.spec.act_dim, target * self.config.reward_scale, self.device)
+        return _History(num_envs, self.spec.max_episode_steps + 1, self.config.context_len,
+                        self.spec.obs_dim, self.spec.act_dim, target * self.config.reward_scale,
+                        self.device)
 
     @torch.inference_mode()
     def act(self, observations: np.ndarray, state: _History) -> tuple[np.ndarray, _History]:
-        t = min(state.t, state.states.shape[1] - 1)
-        state.states[:, t] = self.normalize(self.tensor(observations))
-        lo = max(0, t - self.config.context_len + 1)
-        # All envs are at the same step, so the window needs no padding: a shorter sequence
-        # under the causal mask is exactly the left-padded, masked window used in training.
-        timesteps = torch.arange(lo, t + 1, device=self.device).expand(len(observations), -1)
+        K = state.context
+        t = min(state.t, state.states.shape[1] - K)
+        state.states[:, t + K - 1] = self.normalize(self.tensor(observations))
+        # Always a full K-step window (padded + masked early on), the same shapes as training.
+        # Only the last state token's action is needed, so the last block computes just a few
+        # queries (15% less work per step); 4 rather than 1 keeps every matmul at >= 4 rows per
+        # env, where MKL's kernels give each row the same bits whatever the batch size (with
+        # 1-3 rows they do not), so an env's actions never depend on how many envs share the
+        # batch: vectorized and sequential evaluation return identical episodes.
+        steps = torch.arange(t - K + 1, t + 1, device=self.device)
+        n = len(observations)
+        mask = (steps >= 0).expand(n, K)
         self.net.eval()
-        pred = self.net(state.states[:, lo:t + 1], state.actions[:, lo:t + 1],
-                        state.returns[:, lo:t + 1], timesteps)[:, -1]
+        pred = self.net(state.states[:, t:t + K], state.actions[:, t:t + K],
+                        state.returns[:, t:t + K], steps.clamp(min=0).expand(n, K), mask,
+                        last=min(K, 4))[:, -1]
         self.net.train()
-        state.actions[:, t] = pred
+        state.actions[:, t + K - 1] = pred
         state.t += 1
         return (pred * self.act_scale + self.act_shift).cpu().numpy(), state
 
     def observe(self, state: _History, actions: np.ndarray, rewards: np.ndarray) -> _History:
-        t = min(state.t, state.returns.shape[1] - 1)
+        K = state.context
+        t = min(state.t, state.returns.shape[1] - K)
         scaled = self.tensor(rewards) * self.config.reward_scale
-        state.returns[:, t] = state.returns[:, t - 1] - scaled
+        state.returns[:, t + K - 1] = state.returns[:, t + K - 2] - scaled
         return state
 
     # -- persistence ----------------------------------------------------------------------

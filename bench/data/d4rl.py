@@ -11,28 +11,21 @@ from bench.data.resolve import resolve
 from bench.data.storage import load_flat
 
 
-def get_dataset(name: str) -> dict[str, np.ndarray]:
-    """Flat arrays: observations, actions, rewards, terminals, timeouts (one row per step)."""
+def _arrays(name: str, with_next: bool) -> dict[str, np.ndarray]:
     ds = resolve(name)
     flat = load_flat(ds.dataset_id, ds.sha256)
-    return {
-        "observations": flat.state_observations(),
-        "actions": flat.actions,
-        "rewards": flat.rewards,
-        "terminals": flat.terminations,
-        "timeouts": flat.truncations,
-    }
+    out = {"observations": flat.state_observations(), "actions": flat.actions}
+    if with_next:
+        out["next_observations"] = flat.observations[flat.obs_index + 1]
+    out.update(rewards=flat.rewards, terminals=flat.terminations, timeouts=flat.truncations)
+    return out
+
+
+def get_dataset(name: str) -> dict[str, np.ndarray]:
+    """Flat arrays: observations, actions, rewards, terminals, timeouts (one row per step)."""
+    return _arrays(name, with_next=False)
 
 
 def qlearning_dataset(name: str) -> dict[str, np.ndarray]:
     """As :func:`get_dataset` plus ``next_observations`` (the true next state, episode-aware)."""
-    ds = resolve(name)
-    flat = load_flat(ds.dataset_id, ds.sha256)
-    return {
-        "observations": flat.state_observations(),
-        "actions": flat.actions,
-        "next_observations": flat.observations[flat.obs_index + 1],
-        "rewards": flat.rewards,
-        "terminals": flat.terminations,
-        "timeouts": flat.truncations,
-    }
+    return _arrays(name, with_next=True)

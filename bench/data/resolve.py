@@ -128,6 +128,12 @@ def resolve(name: str, *, make_missing: bool = True, download: bool = True,
                 return ResolvedDataset(name, official, "official (downloaded)",
                                        storage.read_metadata(official))
         if not storage.is_present(alias.local_id):
+            if storage.dataset_dir(alias.local_id).exists():
+                raise DatasetError(
+                    f"{alias.local_id} at {storage.dataset_dir(alias.local_id)} is incomplete "
+                    f"(no {storage.data_file(alias.local_id).name} or metadata). Nothing was "
+                    f"deleted; `bench datasets make {name} --force` makes it again and keeps "
+                    "the old directory as a backup.")
             if not make_missing:
                 raise DatasetError(f"{name} is not present locally; make it with "
                                    f"`bench datasets make {name}`.")

@@ -25,7 +25,9 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
     threshold = int(round(p * 65536)) - 32768
     keep = words.view(torch.int16)[:n].view(x.shape) >= threshold
-    return x * keep * (1.0 / (1.0 - p))
+    # In-place scaling of the fresh product saves a full-size temporary; autograd allows it
+    # because a product with a bool mask saves only the mask for its backward.
+    return (x * keep).mul_(1.0 / (1.0 - p))
 
 
 class FastDropout(nn.Module):

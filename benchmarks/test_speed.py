@@ -1,0 +1,115 @@
+"""Speed benchmarks of the spine (pytest-benchmark). Run: ``python -m pytest benchmarks/ --benchmark-only``.
+
+Targets (from the spine issue):
+- ``dt_update``: one DT update (batch 64, K=20, embed 128, 3 layers, 1 head, dropout 0.1, Hopper dims)
+  at >= 1.5x the updates/s of d3rlpy 2.8.1's DT on the same config, measured in the same run.
+  d3rlpy lives in its own venv (``benchmarks/d3rlpy_dt/setup_venv.sh``, made on first use; set
+  BENCH_SKIP_D3RLPY=1 to skip the comparison).
+- ``sample_batch``: one DT batch costs < 2% of a DT update.
+- ``eval_vectorized`` vs ``eval_sequential``: 10 Hopper episodes of 1,000 steps (no early
+  termination), DT policy at the ``dt_update`` size: >= 3x faster, identical returns.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from bench.algos.dt import DecisionTransformer, DTConfig
+from bench.data.sampler import Sampler
+from bench.data.storage import FlatEpisodes
+from bench.evaluate import evaluate, evaluate_sequential
+
+ROOT = Path(__file__).resolve().parents[1]
+D3RLPY_DIR = ROOT / "benchmarks" / "d3rlpy_dt"
+D3RLPY_PYTHON = ROOT / ".venv-d3rlpy" / "bin" / "python"
+MEASURED: dict[str, float] = {}
+
+
+def _hopper_shaped_flat(episodes: int = 50, length: int = 200) -> FlatEpisodes:
+    rng = np.random.default_rng(0)
+    n = episodes * length
+    return FlatEpisodes(
+        observations=rng.normal(size=(n + episodes, 11)).astype(np.float32),
+        actions=rng.uniform(-1, 1, (n, 3)).astype(np.float32),
+        rewards=rng.uniform(0, 3, n).astype(np.float32),
+        terminations=np.zeros(n, bool), truncations=np.tile(np.arange(length) == length - 1, episodes),
+        episode_lengths=np.full(episodes, length))
+
+
+@pytest.fixture(scope="module")
+def dt_setup():
+    torch.manual_seed(0)
+    sampler = Sampler(_hopper_shaped_flat(), seed=0)
+    spec = sampler.spec(-np.ones(3), np.ones(3), 1000)
+    algo = DecisionTransformer(DTConfig(), spec, torch.device("cpu"))  # full = published size
+    return algo, sampler
+
+
+def _d3rlpy_updates_per_s() -> float | None:
+    if os.environ.get("BENCH_SKIP_D3RLPY"):
+        return None
+    if not D3RLPY_PYTHON.exists():
+        subprocess.run(["bash", str(D3RLPY_DIR / "setup_venv.sh")], check=True, cwd=ROOT)
+    out = subprocess.run([str(D3RLPY_PYTHON), str(D3RLPY_DIR / "measure.py"), "--n-updates", "40"],
+                         check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["updates_per_s"])
+
+
+def test_dt_update(benchmark, dt_setup):
+    algo, sampler = dt_setup
+    batches = itertools.cycle([sampler.windows(64, 20) for _ in range(8)])
+    benchmark.pedantic(lambda: algo.update(next(batches)), rounds=40, iterations=1, warmup_rounds=5)
+    ours = 1.0 / benchmark.stats.stats.mean
+    MEASURED["dt_update_seconds"] = benchmark.stats.stats.mean
+    benchmark.extra_info["updates_per_s"] = ours
+    theirs = _d3rlpy_updates_per_s()
+    if theirs is None:
+        pytest.skip(f"d3rlpy comparison skipped (BENCH_SKIP_D3RLPY); bench DT: {ours:.2f} updates/s")
+    benchmark.extra_info["d3rlpy_updates_per_s"] = theirs
+    benchmark.extra_info["ratio"] = ours / theirs
+    print(f"\nDT update: bench {ours:.2f}/s, d3rlpy 2.8.1 {theirs:.2f}/s, ratio {ours / theirs:.2f}x")
+    assert ours >= 1.5 * theirs
+
+
+def test_sample_batch(benchmark, dt_setup):
+    algo, sampler = dt_setup
+    benchmark(sampler.windows, 64, 20)
+    update = MEASURED.get("dt_update_seconds")
+    if update is None:  # run alone: time a few updates here
+        batch = sampler.windows(64, 20)
+        import time
+
+        algo.update(batch)
+        start = time.perf_counter()
+        for _ in range(5):
+            algo.update(batch)
+        update = (time.perf_counter() - start) / 5
+    share = benchmark.stats.stats.mean / update
+    benchmark.extra_info["share_of_dt_update"] = share
+    print(f"\nsample_batch: {benchmark.stats.stats.mean * 1e3:.3f} ms = {100 * share:.2f}% of a DT update")
+    assert share < 0.02
+
+
+def test_eval_vectorized_vs_sequential(benchmark, dt_setup):
+    algo, _ = dt_setup
+    make_env = functools.partial(gym.make, "Hopper-v5", terminate_when_unhealthy=False)
+    kwargs = dict(episodes=10, seed=0, condition="target=3600")
+    vec = benchmark.pedantic(lambda: evaluate(algo, make_env, mode="sync", **kwargs),
+                             rounds=1, iterations=1)
+    seq = evaluate_sequential(algo, make_env, **kwargs)
+    assert (vec.lengths == 1000).all()
+    speedup = seq.seconds / vec.seconds
+    benchmark.extra_info.update(vectorized_s=vec.seconds, sequential_s=seq.seconds, speedup=speedup)
+    print(f"\neval 10x1000 steps: vectorized {vec.seconds:.1f}s, sequential {seq.seconds:.1f}s, "
+          f"{speedup:.2f}x")
+    np.testing.assert_array_equal(vec.returns, seq.returns)
+    assert speedup >= 3.0
