@@ -15,6 +15,7 @@ from bench.algorithm import Algorithm
 from bench.config import TrainConfig
 from bench.data.sampler import DatasetSpec, Sampler
 from bench.nn import MLP
+from bench.nn.optim import adamw
 from bench.registry import register
 
 
@@ -40,7 +41,7 @@ class BehaviourCloning(Algorithm):
     def __init__(self, config: BCConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
         self.policy = MLP(spec.obs_dim, config.hidden, spec.act_dim, torch.nn.Tanh()).to(device)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.lr)
+        self.optimizer = adamw(self.policy.parameters(), config.lr)
         # Actions are regressed in [-1, 1] and mapped back to the env's box in act().
         self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
         self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)

@@ -25,6 +25,7 @@ from bench.algorithm import Algorithm
 from bench.config import TrainConfig
 from bench.data.sampler import DatasetSpec, Sampler
 from bench.nn import CausalTransformer, FastDropout
+from bench.nn.optim import adamw
 from bench.registry import register
 
 
@@ -121,8 +122,7 @@ class DecisionTransformer(Algorithm):
         super().__init__(config, spec, device)
         self.net = DecisionTransformerNet(spec.obs_dim, spec.act_dim, config,
                                           spec.max_episode_steps).to(device)
-        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = adamw(self.net.parameters(), config.lr, config.weight_decay)
         warmup = max(1, config.warmup_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup))
