@@ -36,6 +36,7 @@ from bench.errors import BenchError, NonFiniteLossError, UsageError
 from bench.evaluate import evaluate, normalized_score
 from bench.io import atomic_write_bytes, atomic_write_json, read_json
 from bench.locks import file_lock
+from bench.perf import tune_allocator
 from bench.progress import progress_bar
 
 
@@ -122,6 +123,7 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
 def execute(req: RunRequest, log=None) -> dict[str, Any]:
     """Run (or resume, or return the finished result of) one algorithm × dataset × seed."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    tune_allocator()
     entry = registry.get(req.algo)
     config = make_config(entry.config_cls, req.budget, req.overrides, entry.defaults)
     if entry.kind != "offline":

@@ -27,6 +27,7 @@ from bench.algos.dt import DecisionTransformer, DTConfig
 from bench.data.sampler import Sampler
 from bench.data.storage import FlatEpisodes
 from bench.evaluate import evaluate, evaluate_sequential
+from bench.perf import tune_allocator
 
 ROOT = Path(__file__).resolve().parents[1]
 D3RLPY_DIR = ROOT / "benchmarks" / "d3rlpy_dt"
@@ -47,6 +48,7 @@ def _hopper_shaped_flat(episodes: int = 50, length: int = 200) -> FlatEpisodes:
 
 @pytest.fixture(scope="module")
 def dt_setup():
+    tune_allocator()  # as `bench run` does
     torch.manual_seed(0)
     sampler = Sampler(_hopper_shaped_flat(), seed=0)
     spec = sampler.spec(-np.ones(3), np.ones(3), 1000)
@@ -121,3 +123,43 @@ def test_eval_vectorized_vs_sequential(benchmark, dt_setup):
           f"{speedup:.2f}x")
     np.testing.assert_array_equal(vec.returns, seq.returns)
     assert speedup >= 3.0
+
+
+_FAULTS_CODE = """
+import resource, sys, numpy as np, torch
+from bench.algos.dt import DecisionTransformer, DTConfig
+from bench.data.sampler import DatasetSpec
+from bench.perf import tune_allocator
+if sys.argv[1] == "1":
+    assert tune_allocator()
+torch.manual_seed(0)
+spec = DatasetSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32), -np.ones(3, np.float32),
+                   np.ones(3, np.float32), 1000)
+algo = DecisionTransformer(DTConfig(), spec, torch.device("cpu"))
+rng = np.random.default_rng(0)
+batch = {"states": rng.normal(size=(64, 20, 11)).astype(np.float32),
+         "actions": rng.uniform(-1, 1, (64, 20, 3)).astype(np.float32),
+         "returns_to_go": rng.uniform(0, 3000, (64, 20)).astype(np.float32),
+         "timesteps": np.tile(np.arange(20), (64, 1)), "mask": np.ones((64, 20), bool)}
+for _ in range(5):
+    algo.update(batch)
+r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    algo.update(batch)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 10)
+"""
+
+
+def test_allocator_page_faults_per_dt_update(benchmark):
+    """``bench.perf.tune_allocator`` keeps activation memory in the heap: far fewer page faults."""
+    import sys
+
+    def faults(flag: str) -> float:
+        return float(subprocess.run([sys.executable, "-c", _FAULTS_CODE, flag], capture_output=True,
+                                    text=True, check=True, cwd=ROOT).stdout)
+
+    default = faults("0")
+    tuned = benchmark.pedantic(faults, args=("1",), rounds=1, iterations=1)
+    benchmark.extra_info.update(page_faults_default=default, page_faults_tuned=tuned)
+    print(f"\nminor page faults per DT update: default malloc {default:.0f}, tuned {tuned:.0f}")
+    assert tuned < 0.25 * default

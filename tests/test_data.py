@@ -130,3 +130,15 @@ def test_corrupt_file_is_named_and_never_deleted(tiny_dataset, tmp_path, monkeyp
     # The CLI verify command reports the checksum mismatch with exit code 1.
     proc = run_cli("datasets", "verify", tiny_dataset)
     assert proc.returncode == 1 and "MISMATCH" in proc.stdout
+
+
+def test_made_datasets_are_cached_flat_and_match_a_cold_read(tiny_dataset):
+    from bench.data.storage import _cache_path, _read_episodes
+
+    sha = storage.read_metadata(tiny_dataset)["data_sha256"]
+    assert _cache_path(sha).exists(), "write_dataset caches the flat arrays"
+    cached = storage.load_flat(tiny_dataset, sha)
+    cold = _read_episodes(storage.data_file(tiny_dataset))
+    for field in ("observations", "actions", "rewards", "terminations", "truncations",
+                  "episode_lengths"):
+        np.testing.assert_array_equal(getattr(cached, field), getattr(cold, field))

@@ -106,3 +106,4 @@ def test_concurrent_runs_into_one_root_lose_nothing(tiny_dataset, tmp_path):
     assert sorted(seeds) == [0, 1, 2, 3]
     df = load_results(tmp_path)
     assert sorted(df["seed"]) == [0, 1, 2, 3]
+
