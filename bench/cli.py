@@ -20,8 +20,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                                    "dataset's environment and store a normalized score under "
                                    "OUT/<dataset>/<algo>/<variant>/seed_<n>/.")
     p.add_argument("--algo", required=True, help="algorithm name (see `bench list`)")
-    p.add_argument("--dataset", required=True,
-                   help="dataset alias (hopper-random, ...) or a local Minari dataset id")
+    p.add_argument("--dataset", help="dataset alias (hopper-random, ...) or a local Minari dataset id")
+    p.add_argument("--env", help="gymnasium env id, for online algorithms trained without a dataset "
+                                 "(e.g. --algo ppo --env Hopper-v5)")
     p.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds (default 0)")
     p.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"],
                    help="smoke: seconds (CI); quick: minutes on a CPU (default); "
@@ -71,13 +72,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides = parse_overrides(args.overrides)
     for seed in args.seed:
-        req = RunRequest(algo=args.algo, dataset=args.dataset, seed=seed, budget=args.budget,
+        req = RunRequest(algo=args.algo, dataset=args.dataset, env=args.env, seed=seed, budget=args.budget,
                          overrides=overrides, out=args.out, resume=args.resume, device=args.device,
                          eval_episodes=args.eval_episodes, eval_mode=args.eval_mode)
         result = execute(req)
         score = result["normalized_score"]
         score_txt = "n/a (no reference scores)" if score is None else f"{score:.1f}"
-        print(f"{args.algo} on {args.dataset} seed {seed} [{result['condition']}]: "
+        print(f"{args.algo} on {args.dataset or args.env} seed {seed} [{result['condition']}]: "
               f"return {result['mean_return']:.1f}, normalized score {score_txt} "
               f"({result['timings']['train_seconds']:.0f}s training, "
               f"{result['timings']['eval_seconds']:.0f}s evaluation)")

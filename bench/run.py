@@ -30,7 +30,9 @@ import torch
 
 from bench import registry
 from bench.config import config_to_dict, make_config
-from bench.data import Sampler, load_flat, resolve
+from functools import partial
+
+from bench.data import DatasetSpec, Sampler, load_flat, resolve
 from bench.data.generate import package_versions
 from bench.errors import BenchError, NonFiniteLossError, UsageError
 from bench.evaluate import evaluate, normalized_score
@@ -43,7 +45,7 @@ from bench.progress import progress_bar
 @dataclass
 class RunRequest:
     algo: str
-    dataset: str
+    dataset: str | None
     seed: int = 0
     budget: str = "quick"
     overrides: dict[str, str] = field(default_factory=dict)
@@ -52,6 +54,7 @@ class RunRequest:
     device: str = "auto"
     eval_episodes: int = 10
     eval_mode: str = "auto"
+    env: str | None = None  # online algorithms may train on a bare gymnasium env id
     stop_after: int | None = None  # testing hook: raise after this many updates (a "kill")
 
 
@@ -75,7 +78,7 @@ def variant_name(budget: str, overrides: dict[str, str]) -> str:
 
 
 def run_dir(req: RunRequest) -> Path:
-    dataset = req.dataset.replace("/", "__")
+    dataset = (req.dataset or req.env or "").replace("/", "__")
     return Path(req.out) / dataset / req.algo / variant_name(req.budget, req.overrides) / f"seed_{req.seed}"
 
 
@@ -126,8 +129,10 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     tune_allocator()
     entry = registry.get(req.algo)
     config = make_config(entry.config_cls, req.budget, req.overrides, entry.defaults)
-    if entry.kind != "offline":
-        raise UsageError(f"{req.algo} is an online algorithm; online runs are not supported yet.")
+    if (req.dataset is None) == (req.env is None):
+        raise UsageError("give exactly one of --dataset or --env.")
+    if req.env is not None and entry.kind == "offline":
+        raise UsageError(f"{req.algo} learns offline from a dataset: use --dataset, not --env.")
     if req.eval_episodes < 1:
         raise UsageError("--eval-episodes must be at least 1.")
     device = pick_device(req.device)
@@ -140,47 +145,90 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     if ckpt_path.exists() and not req.resume:
         raise UsageError(f"{directory} holds an unfinished run; pass --resume to continue it, "
                          "or choose another --out.")
-    # Resolve (and if needed make) the dataset before touching the results root, so a bad name
-    # leaves nothing behind.
-    dataset = resolve(req.dataset, log=log)
+    # Resolve (and if needed make) the dataset, or check the env id, before touching the
+    # results root, so a bad name leaves nothing behind.
+    source = _Source.from_request(req, log)
     directory.mkdir(parents=True, exist_ok=True)
     with file_lock(directory / ".lock", blocking=False, what=f"run directory {directory}"):
-        return _execute_locked(req, entry, config, device, directory, dataset, log)
+        return _execute_locked(req, entry, config, device, directory, source, log)
 
 
-def _execute_locked(req, entry, config, device, directory: Path, dataset, log) -> dict[str, Any]:
+@dataclass
+class _Source:
+    """Where a run's data and evaluation env come from: a dataset, or (online) a bare env id."""
+
+    name: str
+    make_env: Any
+    ref: Any
+    provenance: dict[str, Any]
+    dataset: Any = None
+
+    @classmethod
+    def from_request(cls, req: RunRequest, log) -> "_Source":
+        if req.dataset is not None:
+            ds = resolve(req.dataset, log=log)
+            return cls(req.dataset, ds.make_env_fn(), ds.ref_scores, ds.provenance(), ds)
+        import gymnasium as gym
+
+        from bench.data.catalog import env_reference_scores
+
+        try:
+            gym.spec(req.env)
+        except gym.error.Error:
+            from bench.errors import unknown_name
+
+            raise unknown_name("environment", req.env,
+                               [k for k in gym.registry if "-v" in k]) from None
+        ref = env_reference_scores(req.env)
+        return cls(req.env, partial(gym.make, req.env), ref,
+                   {"env": req.env, "ref_min": ref.ref_min if ref else None,
+                    "ref_max": ref.ref_max if ref else None, "ref_source": ref.source if ref else None})
+
+
+def _execute_locked(req, entry, config, device, directory: Path, source: _Source, log) -> dict[str, Any]:
     wall_start = time.perf_counter()
     ckpt_path = directory / "checkpoint.pt"
     metrics_path = directory / "metrics.jsonl"
-    ref = dataset.ref_scores
+    ref = source.ref
     seed_everything(req.seed)
-    flat = load_flat(dataset.dataset_id, dataset.sha256)
-    env_spec = dataset.env_spec()
-    probe_env = dataset.make_env_fn()()
-    sampler = Sampler(flat, seed=req.seed)
-    spec = sampler.spec(probe_env.action_space.low, probe_env.action_space.high,
-                        env_spec.max_episode_steps or 1000)
+    probe_env = source.make_env()
+    low, high = probe_env.action_space.low, probe_env.action_space.high
+    max_steps = probe_env.spec.max_episode_steps if probe_env.spec else None
+    obs_dim = int(np.prod(probe_env.observation_space.shape))
     probe_env.close()
+    sampler = None
+    if entry.kind == "offline":
+        ds = source.dataset
+        sampler = Sampler(load_flat(ds.dataset_id, ds.sha256), seed=req.seed)
+        spec = sampler.spec(low, high, max_steps or 1000)
+    else:  # online: normalization lives in the algorithm, the spec carries only sizes
+        act_dim = int(np.prod(low.shape))
+        spec = DatasetSpec(obs_dim, act_dim, np.zeros(obs_dim, np.float32),
+                           np.ones(obs_dim, np.float32), low.astype(np.float32),
+                           high.astype(np.float32), max_steps or 1000)
     algo = entry.cls(config, spec, device)
+    if entry.kind == "online":
+        algo.setup(source.make_env, req.seed)
 
     start_step, train_seconds, window = 0, 0.0, {}
     if ckpt_path.exists():  # --resume (execute() refused otherwise)
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         algo.load_state_dict(ckpt["algo"])
-        sampler.load_state_dict(ckpt["sampler"])
+        if sampler is not None:
+            sampler.load_state_dict(ckpt["sampler"])
         torch.set_rng_state(ckpt["torch_rng"])
         start_step, train_seconds, window = ckpt["step"], ckpt["train_seconds"], ckpt["window"]
         kept = [r for r in _read_metrics(metrics_path) if r["step"] <= start_step]
         atomic_write_bytes(metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
-        log(f"[bench] resuming {directory} from update {start_step}")
+        log(f"[bench] resuming {directory} from step {start_step}")
     elif metrics_path.exists():
         metrics_path.unlink()  # a run that died before its first checkpoint starts over
 
     atomic_write_json(directory / "config.json", {
-        "algo": req.algo, "dataset": req.dataset, "seed": req.seed, "budget": req.budget,
-        "overrides": req.overrides, "config": config_to_dict(config), "kind": entry.kind,
-        "eval_episodes": req.eval_episodes, "command": sys.argv})
-    atomic_write_json(directory / "dataset.json", dataset.provenance())
+        "algo": req.algo, "dataset": req.dataset, "env": req.env, "seed": req.seed,
+        "budget": req.budget, "overrides": req.overrides, "config": config_to_dict(config),
+        "kind": entry.kind, "eval_episodes": req.eval_episodes, "command": sys.argv})
+    atomic_write_json(directory / "dataset.json", source.provenance)
     atomic_write_json(directory / "env.json", {
         "versions": package_versions(), "git": git_commit(), "device": str(device),
         "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
@@ -190,44 +238,60 @@ def _execute_locked(req, entry, config, device, directory: Path, dataset, log) -
         import io
 
         buf = io.BytesIO()
-        torch.save({"step": step, "algo": algo.state_dict(), "sampler": sampler.state_dict(),
+        torch.save({"step": step, "algo": algo.state_dict(),
+                    "sampler": sampler.state_dict() if sampler is not None else None,
                     "torch_rng": torch.get_rng_state(), "train_seconds": train_seconds,
                     "window": window, "spec": spec.to_dict(), "algo_name": req.algo,
                     "config": config_to_dict(config)}, buf)
         atomic_write_bytes(ckpt_path, buf.getvalue())
 
+    def advance() -> tuple[dict[str, float], int]:
+        """One unit of training: an update (offline) or a rollout + update (online)."""
+        if sampler is not None:
+            return algo.update(algo.sample(sampler)), 1
+        before = algo.env_steps
+        return algo.train_iteration(), algo.env_steps - before
+
+    def crossed(every: int, before: int, after: int) -> bool:
+        return every > 0 and after // every > before // every
+
     total = config.num_updates
+    unit = "upd" if sampler is not None else "env step"
+    rate_key = "updates_per_s" if sampler is not None else "env_steps_per_s"
     eval_conditions = algo.eval_conditions()
-    make_env = dataset.make_env_fn()
+    make_env = source.make_env
     with open(metrics_path, "a") as metrics_file, \
-            progress_bar(total=total, initial=start_step, desc=f"{req.algo} on {req.dataset}",
-                         unit="upd") as bar:
+            progress_bar(total=total, initial=start_step, desc=f"{req.algo} on {source.name}",
+                         unit=unit) as bar:
         tick = time.perf_counter()
-        for step in range(start_step, total):
-            batch = algo.sample(sampler)
-            losses = algo.update(batch)
+        done = last_logged = start_step
+        while done < total:
+            before = done
+            losses, n_units = advance()
+            done += n_units
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
             if bad:
                 atomic_write_json(directory / "error.json", {
-                    "error": "non-finite loss", "step": step + 1, "losses": losses})
+                    "error": "non-finite loss", "step": done, "losses": losses})
                 raise NonFiniteLossError(
-                    f"non-finite loss at update {step + 1} ({bad}); stopped. The last good "
+                    f"non-finite loss at step {done} ({bad}); stopped. The last good "
                     f"checkpoint is kept at {ckpt_path} (if one was written). Try a lower "
                     "learning rate (--set lr=...) or check the dataset for NaNs.")
             for k, v in losses.items():
                 window[k] = window.get(k, 0.0) + v
-            window["_n"] = window.get("_n", 0) + 1
-            done = step + 1
-            bar.update(1)
-            if done % config.log_every == 0 or done == total:
+                window["_n/" + k] = window.get("_n/" + k, 0) + 1
+            bar.update(n_units)
+            if crossed(config.log_every, before, done) or done >= total:
                 now = time.perf_counter()
                 train_seconds += now - tick
-                n = window.pop("_n")
-                row = {"step": done, **{k: v / n for k, v in window.items()}}
+                row: dict[str, Any] = {"step": done}
+                row.update({k: v / window["_n/" + k] for k, v in window.items()
+                            if not k.startswith("_n/")})
                 row["time/train_seconds"] = train_seconds
-                row["time/updates_per_s"] = n / max(now - tick, 1e-9)
+                row[f"time/{rate_key}"] = (done - last_logged) / max(now - tick, 1e-9)
+                last_logged = done
                 window = {}
-                if config.eval_every and done % config.eval_every == 0 and done != total:
+                if config.eval_every and crossed(config.eval_every, before, done) and done < total:
                     res = evaluate(algo, make_env, episodes=req.eval_episodes,
                                    seed=eval_seed(req.seed), condition=eval_conditions[0],
                                    mode=req.eval_mode)
@@ -237,12 +301,11 @@ def _execute_locked(req, entry, config, device, directory: Path, dataset, log) -
                 metrics_file.write(json.dumps(row) + "\n")
                 metrics_file.flush()
                 tick = time.perf_counter()
-            if done % config.checkpoint_every == 0 or done == total:
+            if crossed(config.checkpoint_every, before, done) or done >= total:
                 save_checkpoint(done)
             if req.stop_after is not None and done >= req.stop_after:
-                raise SimulatedKill(f"stopped after {done} updates (stop_after)")
+                raise SimulatedKill(f"stopped after {done} steps (stop_after)")
 
-    updates_run = total - start_step
     eval_results = {}
     eval_seconds = 0.0
     for condition in eval_conditions:
@@ -257,9 +320,11 @@ def _execute_locked(req, entry, config, device, directory: Path, dataset, log) -
         }
     headline = eval_results[eval_conditions[0]]
     result = {
-        "algo": req.algo, "dataset": req.dataset, "dataset_id": dataset.dataset_id,
-        "dataset_source": dataset.source, "dataset_sha256": dataset.sha256,
-        "seed": req.seed, "budget": req.budget, "overrides": req.overrides,
+        "algo": req.algo, "dataset": source.name, "kind": entry.kind,
+        "dataset_id": source.dataset.dataset_id if source.dataset else None,
+        "dataset_source": source.dataset.source if source.dataset else None,
+        "dataset_sha256": source.dataset.sha256 if source.dataset else None,
+        "env": req.env, "seed": req.seed, "budget": req.budget, "overrides": req.overrides,
         "variant": variant_name(req.budget, req.overrides),
         "condition": eval_conditions[0],
         "episode_returns": headline["episode_returns"],
@@ -271,8 +336,8 @@ def _execute_locked(req, entry, config, device, directory: Path, dataset, log) -
         "timings": {
             "train_seconds": train_seconds, "eval_seconds": eval_seconds,
             "wall_seconds_this_session": time.perf_counter() - wall_start,
-            "updates": total, "updates_this_session": updates_run,
-            "updates_per_s": total / train_seconds if train_seconds > 0 else None,
+            "steps": total, "steps_this_session": total - start_step,
+            rate_key: total / train_seconds if train_seconds > 0 else None,
         },
         "git": git_commit(),
     }

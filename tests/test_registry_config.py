@@ -10,10 +10,11 @@ from bench.errors import UsageError
 
 def test_registered_algorithms_and_variants():
     algos = registry.all_algorithms()
-    assert {"bc", "dt", "dt_noreturn"} <= set(algos)
+    assert {"bc", "dt", "dt_noreturn", "ppo"} <= set(algos)
     assert algos["dt_noreturn"].cls is algos["dt"].cls
     assert algos["dt_noreturn"].defaults == {"use_returns": False}
-    assert all(e.kind == "offline" for e in algos.values())
+    assert {n for n, e in algos.items() if e.kind == "online"} >= {"ppo"}
+    assert all(algos[n].kind == "offline" for n in ("bc", "dt", "dt_noreturn"))
     for entry in algos.values():
         assert set(entry.config_cls.BUDGETS) >= {"smoke", "quick"}  # full = the defaults
 

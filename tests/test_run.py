@@ -79,7 +79,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_dataset, 
 
     monkeypatch.setattr(BehaviourCloning, "update", update)
     req = _req(tiny_dataset, tmp_path, algo="bc")
-    with pytest.raises(NonFiniteLossError, match="update 6"):
+    with pytest.raises(NonFiniteLossError, match="step 6"):
         execute(req, log=lambda m: None)
     d = run_dir(req)
     assert torch.load(d / "checkpoint.pt", weights_only=False)["step"] == 4

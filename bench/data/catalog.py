@@ -73,3 +73,15 @@ def reference_scores(dataset_id: str, metadata: dict[str, Any]) -> RefScores | N
         source = metadata.get("bench_provenance", {}).get("ref_scores_source", "dataset metadata")
         return RefScores(float(lo), float(hi), source)
     return REFERENCE_SCORES.get(dataset_id)
+
+
+# Reference scores for online runs on a bare env id (``bench run --algo ppo --env Hopper-v5``).
+ENV_REFERENCE_SCORES: dict[str, RefScores] = {
+    "Hopper-v5": RefScores(D4RL_HOPPER_RANDOM, D4RL_HOPPER_EXPERT,
+                           D4RL_SOURCE + " (provisional for Hopper-v5 until the suite's own "
+                           "reference policies are measured)"),
+}
+
+
+def env_reference_scores(env_id: str) -> RefScores | None:
+    return ENV_REFERENCE_SCORES.get(env_id)

@@ -1,0 +1,336 @@
+"""Proximal Policy Optimization for continuous actions (Schulman et al. 2017), online.
+
+One iteration = a rollout of ``rollout_steps`` per env, generalized advantage estimation, then
+``update_epochs`` passes of clipped-objective minibatch updates. Defaults are the standard MuJoCo
+settings (2048 steps, 10 epochs, 32 minibatches, Adam 3e-4 annealed to 0, clip 0.2, GAE λ 0.95,
+γ 0.99, 64-64 tanh networks, state-independent log-std), as in cleanrl's ``ppo_continuous_action``.
+
+Observation and reward normalization are running statistics kept *in the algorithm* (not env
+wrappers) so they are saved with the policy and frozen at evaluation. Truncated episodes are
+bootstrapped with the value of their final observation instead of being treated as terminal.
+
+Extension points (used by the goal-setter family, without copying this file):
+- ``policy_output_dim`` / ``to_env_action``: what the Gaussian policy emits and how it becomes the
+  env action (identity here; a goal state decoded by an IDM there).
+- ``extra_losses(minibatch)``: auxiliary loss terms added to the PPO loss (VICReg, closeness, …).
+- ``extra_state`` / ``load_extra_state``: anything else a subclass must checkpoint.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from bench import envs as env_state
+from bench.algorithm import Algorithm
+from bench.config import TrainConfig
+from bench.data.sampler import DatasetSpec
+from bench.nn.optim import adamw
+from bench.registry import register
+
+
+@dataclass
+class PPOConfig(TrainConfig):
+    num_updates: int = 1_000_000  # env steps in total
+    num_envs: int = 1
+    rollout_steps: int = 2048  # per env and iteration
+    update_epochs: int = 10
+    num_minibatches: int = 32
+    lr: float = 3e-4
+    anneal_lr: bool = True
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    clip_value_loss: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hidden: tuple[int, ...] = (64, 64)
+    norm_obs: bool = True
+    norm_reward: bool = True
+    clip_obs: float = 10.0
+    clip_reward: float = 10.0
+    # For online algorithms these count env steps: log each iteration, checkpoint every ~10.
+    log_every: int = 2048
+    checkpoint_every: int = 20_480
+    eval_every: int = 0
+
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"num_updates": 1024, "rollout_steps": 256, "num_minibatches": 4,
+                  "update_epochs": 2, "log_every": 256, "checkpoint_every": 512},
+        "quick": {"num_updates": 200_000},
+    }
+
+
+class RunningMeanStd:
+    """Streaming mean/variance (Chan et al. parallel update), float64."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.mean = np.zeros(shape)
+        self.var = np.ones(shape)
+        self.count = 1e-4
+
+    def update(self, x: np.ndarray) -> None:
+        batch_mean, batch_var, n = x.mean(0), x.var(0), x.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean = self.mean + delta * n / total
+        self.var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
+        self.count = total
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.mean, self.var, self.count = np.array(d["mean"]), np.array(d["var"]), float(d["count"])
+
+
+def _layer(inp: int, out: int, std: float) -> nn.Linear:
+    layer = nn.Linear(inp, out)
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _mlp(inp: int, hidden: tuple[int, ...], out: int, out_std: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [_layer(inp, h, math.sqrt(2)), nn.Tanh()]
+        inp = h
+    return nn.Sequential(*layers, _layer(inp, out, out_std))
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, obs_dim: int, out_dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.actor_mean = _mlp(obs_dim, hidden, out_dim, 0.01)
+        self.actor_logstd = nn.Parameter(torch.zeros(out_dim))
+        self.critic = _mlp(obs_dim, hidden, 1, 1.0)
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs).squeeze(-1)
+
+    def dist(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.actor_mean(obs), self.actor_logstd.expand(obs.shape[0], -1)
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Sum over dimensions of independent Gaussian log-densities."""
+    return (-0.5 * ((x - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_value: np.ndarray,
+        gamma: float, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """Advantages and returns; ``dones[t]`` = episode ended after step t (T, N arrays)."""
+    T = len(rewards)
+    adv = np.zeros_like(rewards)
+    last = np.zeros_like(last_value)
+    for t in reversed(range(T)):
+        next_value = last_value if t == T - 1 else values[t + 1]
+        nonterminal = 1.0 - dones[t]
+        delta = rewards[t] + gamma * next_value * nonterminal - values[t]
+        last = delta + gamma * lam * nonterminal * last
+        adv[t] = last
+    return adv, adv + values
+
+
+@register("ppo", description="PPO, continuous actions (online; the baseline and reference-policy trainer)",
+          kind="online")
+class PPO(Algorithm):
+    Config = PPOConfig
+
+    def __init__(self, config: PPOConfig, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, spec, device)
+        self.net = ActorCritic(spec.obs_dim, self.policy_output_dim(), config.hidden).to(device)
+        self.optimizer = adamw(self.net.parameters(), config.lr)
+        self.obs_rms = RunningMeanStd((spec.obs_dim,))
+        self.ret_rms = RunningMeanStd(())
+        self.env_steps = 0
+        self.iteration = 0
+        self.envs: list[gym.Env] = []
+        self.rng = np.random.default_rng(0)
+
+    # -- extension points -----------------------------------------------------------------
+    def policy_output_dim(self) -> int:
+        return self.spec.act_dim
+
+    def to_env_action(self, policy_output: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        return np.clip(policy_output, self.spec.action_low, self.spec.action_high)
+
+    def extra_losses(self, minibatch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        return torch.zeros((), device=self.device), {}
+
+    # -- environment ----------------------------------------------------------------------
+    def setup(self, make_env: Callable[[], gym.Env], seed: int) -> None:
+        """Create the training envs; episode k of env i starts from its own seeded generator."""
+        self.envs = [make_env() for _ in range(self.config.num_envs)]
+        self.rng = np.random.default_rng(seed)
+        self._obs = np.stack([env.reset(seed=seed * 1000 + i)[0] for i, env in enumerate(self.envs)])
+        self._ret = np.zeros(self.config.num_envs)  # discounted return, for reward scaling
+        self._ep_return = np.zeros(self.config.num_envs)
+        self._ep_length = np.zeros(self.config.num_envs, dtype=np.int64)
+
+    def _normalize_obs(self, obs: np.ndarray) -> np.ndarray:
+        if not self.config.norm_obs:
+            return obs.astype(np.float32)
+        z = (obs - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8)
+        return np.clip(z, -self.config.clip_obs, self.config.clip_obs).astype(np.float32)
+
+    # -- training -------------------------------------------------------------------------
+    def train_iteration(self) -> dict[str, float]:
+        """One rollout + update; returns metrics. Advances ``env_steps``."""
+        c = self.config
+        T, N = c.rollout_steps, c.num_envs
+        if c.anneal_lr:
+            total_iters = max(1, c.num_updates // (T * N))
+            frac = 1.0 - self.iteration / total_iters
+            for group in self.optimizer.param_groups:
+                group["lr"] = frac * c.lr
+        obs_buf = np.zeros((T, N, self.spec.obs_dim), np.float32)
+        out_buf = np.zeros((T, N, self.policy_output_dim()), np.float32)
+        logp_buf = np.zeros((T, N), np.float32)
+        val_buf = np.zeros((T, N), np.float32)
+        rew_buf = np.zeros((T, N), np.float32)
+        done_buf = np.zeros((T, N), np.float32)
+        finished_returns: list[float] = []
+        finished_lengths: list[int] = []
+        self.net.eval()
+        for t in range(T):
+            if c.norm_obs:
+                self.obs_rms.update(self._obs)
+            obs_n = self._normalize_obs(self._obs)
+            with torch.inference_mode():
+                o = torch.as_tensor(obs_n, device=self.device)
+                mean, log_std = self.net.dist(o)
+                sample = mean + log_std.exp() * torch.randn_like(mean)
+                logp = gaussian_log_prob(sample, mean, log_std)
+                value = self.net.value(o)
+            sample_np = sample.cpu().numpy()
+            obs_buf[t], out_buf[t] = obs_n, sample_np
+            logp_buf[t], val_buf[t] = logp.cpu().numpy(), value.cpu().numpy()
+            actions = self.to_env_action(sample_np, self._obs)
+            rewards = np.zeros(N)
+            for i, env in enumerate(self.envs):
+                next_obs, reward, term, trunc, _ = env.step(actions[i])
+                self._ep_return[i] += reward
+                self._ep_length[i] += 1
+                rewards[i] = reward
+                if term or trunc:
+                    finished_returns.append(float(self._ep_return[i]))
+                    finished_lengths.append(int(self._ep_length[i]))
+                    self._ep_return[i], self._ep_length[i] = 0.0, 0
+                    done_buf[t, i] = 1.0
+                    if trunc and not term:  # time limit: bootstrap from the final observation
+                        with torch.inference_mode():
+                            final = torch.as_tensor(self._normalize_obs(next_obs[None]), device=self.device)
+                            rewards[i] += c.gamma * float(self.net.value(final)[0]) * self._reward_scale()
+                    next_obs, _ = env.reset()
+                self._obs[i] = next_obs
+            if c.norm_reward:
+                self._ret = self._ret * c.gamma * (1.0 - done_buf[t]) + rewards
+                self.ret_rms.update(self._ret)
+            rew_buf[t] = self._scale_reward(rewards)
+        with torch.inference_mode():
+            last_value = self.net.value(torch.as_tensor(self._normalize_obs(self._obs),
+                                                        device=self.device)).cpu().numpy()
+        adv, returns = gae(rew_buf, val_buf, done_buf, last_value, c.gamma, c.gae_lambda)
+        metrics = self._update(obs_buf, out_buf, logp_buf, val_buf, adv, returns)
+        self.env_steps += T * N
+        self.iteration += 1
+        if finished_returns:
+            metrics["train/episode_return"] = float(np.mean(finished_returns))
+            metrics["train/episode_length"] = float(np.mean(finished_lengths))
+        return metrics
+
+    def _reward_scale(self) -> float:
+        return float(np.sqrt(self.ret_rms.var + 1e-8)) if self.config.norm_reward else 1.0
+
+    def _scale_reward(self, rewards: np.ndarray) -> np.ndarray:
+        if not self.config.norm_reward:
+            return rewards
+        return np.clip(rewards / self._reward_scale(), -self.config.clip_reward, self.config.clip_reward)
+
+    def _update(self, obs, outputs, logp, values, adv, returns) -> dict[str, float]:
+        c = self.config
+        flat = lambda a: torch.as_tensor(a.reshape(-1, *a.shape[2:]), device=self.device)  # noqa: E731
+        b_obs, b_out, b_logp = flat(obs), flat(outputs), flat(logp)
+        b_val, b_adv, b_ret = flat(values), flat(adv), flat(returns)
+        n = b_obs.shape[0]
+        mb_size = n // c.num_minibatches
+        self.net.train()
+        stats: dict[str, float] = {}
+        count = 0
+        for _ in range(c.update_epochs):
+            order = torch.as_tensor(self.rng.permutation(n), device=self.device)
+            for start in range(0, mb_size * c.num_minibatches, mb_size):
+                idx = order[start:start + mb_size]
+                mean, log_std = self.net.dist(b_obs[idx])
+                new_logp = gaussian_log_prob(b_out[idx], mean, log_std)
+                entropy = (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1).mean()
+                log_ratio = new_logp - b_logp[idx]
+                ratio = log_ratio.exp()
+                mb_adv = b_adv[idx]
+                mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+                pg_loss = torch.max(-mb_adv * ratio,
+                                    -mb_adv * ratio.clamp(1 - c.clip_coef, 1 + c.clip_coef)).mean()
+                new_value = self.net.value(b_obs[idx])
+                if c.clip_value_loss:
+                    clipped = b_val[idx] + (new_value - b_val[idx]).clamp(-c.clip_coef, c.clip_coef)
+                    v_loss = 0.5 * torch.max((new_value - b_ret[idx]) ** 2,
+                                             (clipped - b_ret[idx]) ** 2).mean()
+                else:
+                    v_loss = 0.5 * ((new_value - b_ret[idx]) ** 2).mean()
+                aux, aux_stats = self.extra_losses({"obs": b_obs[idx], "outputs": b_out[idx]})
+                loss = pg_loss - c.ent_coef * entropy + c.vf_coef * v_loss + aux
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.net.parameters(), c.max_grad_norm)
+                self.optimizer.step()
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - log_ratio).mean()
+                    clipfrac = ((ratio - 1).abs() > c.clip_coef).float().mean()
+                for k, v in {"loss": loss, "policy_loss": pg_loss, "value_loss": v_loss,
+                             "entropy": entropy, "approx_kl": approx_kl, "clipfrac": clipfrac,
+                             **aux_stats}.items():
+                    stats[k] = stats.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
+                count += 1
+        return {k: v / count for k, v in stats.items()}
+
+    # -- acting ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        o = torch.as_tensor(self._normalize_obs(observations), device=self.device)
+        mean, _ = self.net.dist(o)
+        return self.to_env_action(mean.cpu().numpy(), observations), state
+
+    # -- persistence ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        snaps = [env_state.snapshot(env) for env in self.envs]
+        return {
+            "net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "obs_rms": self.obs_rms.state_dict(), "ret_rms": self.ret_rms.state_dict(),
+            "env_steps": self.env_steps, "iteration": self.iteration,
+            "rng": self.rng.bit_generator.state,
+            "envs": {"snapshots": snaps, "obs": getattr(self, "_obs", None),
+                     "ret": getattr(self, "_ret", None), "ep_return": getattr(self, "_ep_return", None),
+                     "ep_length": getattr(self, "_ep_length", None)},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.obs_rms.load_state_dict(state["obs_rms"])
+        self.ret_rms.load_state_dict(state["ret_rms"])
+        self.env_steps, self.iteration = state["env_steps"], state["iteration"]
+        self.rng.bit_generator.state = state["rng"]
+        saved = state.get("envs")
+        if saved and self.envs and all(s is not None for s in saved["snapshots"]):
+            for env, snap in zip(self.envs, saved["snapshots"]):
+                env_state.restore(env, snap)
+            self._obs, self._ret = saved["obs"].copy(), saved["ret"].copy()
+            self._ep_return, self._ep_length = saved["ep_return"].copy(), saved["ep_length"].copy()
