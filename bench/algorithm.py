@@ -50,6 +50,10 @@ class Algorithm:
         return state
 
     # -- persistence ----------------------------------------------------------------------
+    def export_policy(self) -> dict[str, Any]:
+        """A standalone, acting-only description of the policy (see ``bench.policies``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot export a standalone policy")
+
     def state_dict(self) -> dict[str, Any]:
         raise NotImplementedError
 

@@ -25,6 +25,7 @@ class TrainConfig:
     log_every: int = 500  # write a metrics line every N updates
     checkpoint_every: int = 5_000  # atomic checkpoint every N updates
     eval_every: int = 0  # evaluate during training every N updates (0: only at the end)
+    snapshot_every: int = 0  # write a standalone policy file every N updates (0: never)
 
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {}
 

@@ -7,11 +7,13 @@ Run directory ``<out>/<dataset>/<algo>/<variant>/seed_<n>/``::
     env.json        package versions, git commit, device, torch threads
     metrics.jsonl   one line per log interval (losses averaged over the interval, timings)
     checkpoint.pt   latest checkpoint (atomic: temp file + rename)
+    snapshots/      standalone policy files every ``snapshot_every`` steps (when set)
     result.json     written last: returns, normalized score, timings
     error.json      only if the run stopped on an error (e.g. a non-finite loss)
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +33,6 @@ import torch
 
 from bench import registry
 from bench.config import config_to_dict, make_config
-from functools import partial
-
 from bench.data import DatasetSpec, Sampler, load_flat, resolve
 from bench.data.generate import package_versions
 from bench.errors import BenchError, NonFiniteLossError, UsageError
@@ -235,8 +236,6 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
         "cpu_count": os.cpu_count()})
 
     def save_checkpoint(step: int) -> None:
-        import io
-
         buf = io.BytesIO()
         torch.save({"step": step, "algo": algo.state_dict(),
                     "sampler": sampler.state_dict() if sampler is not None else None,
@@ -301,6 +300,11 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
                 metrics_file.write(json.dumps(row) + "\n")
                 metrics_file.flush()
                 tick = time.perf_counter()
+            if crossed(config.snapshot_every, before, done) or (config.snapshot_every and done >= total):
+                # Standalone policy files (no optimizer), e.g. to pick reference policies from.
+                buf = io.BytesIO()
+                torch.save({"step": done, **algo.export_policy()}, buf)
+                atomic_write_bytes(directory / "snapshots" / f"step_{done:09d}.pt", buf.getvalue())
             if crossed(config.checkpoint_every, before, done) or done >= total:
                 save_checkpoint(done)
             if req.stop_after is not None and done >= req.stop_after:

@@ -97,3 +97,22 @@ def test_ppo_through_the_cli(tmp_path):
 def test_env_usage_errors(args, needle, tmp_path):
     proc = run_cli("run", *args, "--out", str(tmp_path))
     assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+
+
+def test_snapshots_act_like_the_trained_algorithm(tmp_path):
+    from bench.policies import GaussianMLPPolicy
+
+    kw = dict(algo="ppo", dataset=None, env="Hopper-v5", seed=0, budget="smoke",
+              overrides={"snapshot_every": "512"}, eval_episodes=2, out=tmp_path)
+    result = execute(RunRequest(**kw), log=lambda m: None)
+    snaps = sorted((run_dir(RunRequest(**kw)) / "snapshots").glob("step_*.pt"))
+    assert [p.name for p in snaps] == ["step_000000512.pt", "step_000001024.pt"]
+    policy = GaussianMLPPolicy.load(snaps[-1])
+    make = functools.partial(gym.make, "Hopper-v5")
+    from bench.run import eval_seed
+
+    replay = evaluate(PolicyAgent(policy), make, episodes=2, seed=eval_seed(0))
+    assert replay.returns.tolist() == result["episode_returns"]
+    noisy = GaussianMLPPolicy.load(snaps[-1], deterministic=False, seed=1)
+    obs = np.zeros((4, 11))
+    assert not np.allclose(noisy(obs), policy(obs))

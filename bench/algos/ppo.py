@@ -309,6 +309,21 @@ class PPO(Algorithm):
         return self.to_env_action(mean.cpu().numpy(), observations), state
 
     # -- persistence ----------------------------------------------------------------------
+    def export_policy(self) -> dict[str, Any]:
+        """The Gaussian actor with its frozen observation normalization (``bench.policies``)."""
+        c = self.config
+        return {
+            "format": "bench.gaussian_mlp.v1", "hidden": list(c.hidden),
+            "obs_dim": self.spec.obs_dim, "act_dim": self.policy_output_dim(),
+            "actor_mean": {k: v.detach().cpu().clone() for k, v in self.net.actor_mean.state_dict().items()},
+            "log_std": self.net.actor_logstd.detach().cpu().clone(),
+            "obs_mean": self.obs_rms.mean.copy() if c.norm_obs else None,
+            "obs_var": self.obs_rms.var.copy() if c.norm_obs else None,
+            "clip_obs": c.clip_obs,
+            "action_low": np.asarray(self.spec.action_low), "action_high": np.asarray(self.spec.action_high),
+            "env_steps": self.env_steps,
+        }
+
     def state_dict(self) -> dict[str, Any]:
         snaps = [env_state.snapshot(env) for env in self.envs]
         return {
