@@ -58,11 +58,94 @@ def make_random(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict
     )
 
 
-MAKERS: dict[str, Callable[..., dict[str, Any]]] = {"random": make_random}
+def make_with_reference_policy(which: str) -> Callable[..., dict[str, Any]]:
+    """Maker for ``expert`` / ``medium``: the committed reference policy acting stochastically."""
+
+    def make(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
+        from bench.reference import load_reference_policy
+
+        family = alias.env_id.split("-")[0].lower()
+        policy, card = load_reference_policy(family, which, seed=seed)
+        entry = card[which]
+
+        def make_env() -> gym.Env:
+            return gym.make(alias.env_id, **alias.env_kwargs)
+
+        buffers = collect_episodes(make_env, policy, num_transitions=num_transitions, seed=seed,
+                                   desc=alias.alias)
+        provenance = {
+            "generator": f"bench.data.makers.make_with_reference_policy({which!r})",
+            "policy": f"{family} {which} reference policy ({entry['file']}, PPO snapshot "
+                      f"{entry['snapshot']}), acting stochastically",
+            "policy_sha256": entry["sha256"], "seed": seed,
+            "episode_seeds": f"{seed} + episode index", "requested_transitions": num_transitions,
+            "alias": alias.alias,
+            "ref_scores_source": f"ref_min: uniform random policy, ref_max: {family} expert "
+                                 f"reference policy; both mean returns over {card['episodes']} "
+                                 "stochastic episodes (reference.json)",
+        }
+        return write_dataset(
+            alias.local_id, buffers, make_env(), ref_min=card["random"]["mean_return"],
+            ref_max=card["expert"]["mean_return"], provenance=provenance,
+            algorithm_name=f"ppo-{which}-reference",
+            description=f"Self-generated {alias.alias} on {alias.env_id}: {alias.description}. "
+                        "NOT the D4RL or Farama dataset.")
+
+    return make
+
+
+def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
+    """Maker for ``medium-expert``: the union of the suite's own component datasets (made first
+    if missing, with the same seed), combined with ``minari.combine_datasets``."""
+
+    def make(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
+        import minari
+
+        from bench.data import storage
+        from bench.data.catalog import ALIASES
+        from bench.data.resolve import make_alias
+
+        components = [ALIASES[p] for p in parts]
+        for c in components:
+            if not storage.is_present(c.local_id):
+                make_alias(c, num_transitions=num_transitions // len(parts), seed=seed)
+        metas = [storage.read_metadata(c.local_id) for c in components]
+        combined = minari.combine_datasets([minari.load_dataset(c.local_id) for c in components],
+                                           alias.local_id)
+        sha = storage.sha256_file(storage.data_file(alias.local_id))
+        flats = [storage.load_flat(c.local_id, m["data_sha256"]) for c, m in zip(components, metas)]
+        storage.save_flat(sha, storage.FlatEpisodes(
+            *(np.concatenate([getattr(f, k) for f in flats]) for k in storage._FIELDS)))
+        first = metas[0]
+        provenance = {
+            "source": "self-generated", "generator": f"bench.data.makers.make_combined{parts}",
+            "components": [{"dataset_id": c.local_id, "data_sha256": m["data_sha256"],
+                            "policy_sha256": m["bench_provenance"].get("policy_sha256")}
+                           for c, m in zip(components, metas)],
+            "alias": alias.alias, "ref_scores_source": first["bench_provenance"].get("ref_scores_source"),
+        }
+        combined.storage.update_metadata({
+            "bench_provenance": provenance, "data_sha256": sha,
+            "ref_min_score": first["ref_min_score"], "ref_max_score": first["ref_max_score"],
+            "description": f"Self-generated {alias.alias} on {alias.env_id}: "
+                           f"{' + '.join(c.local_id for c in components)}. NOT the D4RL or Farama dataset.",
+            "algorithm_name": "combined", "author": {"bench (self-generated)"}})
+        return storage.read_metadata(alias.local_id)
+
+    return make
+
+
+MAKERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "random": make_random,
+    "expert": make_with_reference_policy("expert"),
+    "medium": make_with_reference_policy("medium"),
+    "medium-expert": make_combined("hopper-medium", "hopper-expert"),
+}
 
 
 def unavailable_message(alias: DatasetAlias) -> str:
     official = (f" or put the official {alias.official_id} in your Minari root "
                 "(MINARI_DATASETS_PATH)") if alias.official_id else ""
-    return (f"{alias.alias} cannot be made yet: it needs the suite's trained reference policy, "
-            f"which this version does not ship. Use hopper-random{official}.")
+    return (f"{alias.alias} cannot be made yet: its recipe (PPO's training rollouts up to the "
+            f"medium reference policy) is not implemented in this version. Use another "
+            f"hopper alias{official}.")

@@ -1,0 +1,129 @@
+"""Reference policies: pick them from a training run's snapshots, record them, load them.
+
+``python -m bench.reference pick RUN_DIR --env Hopper-v5 --out datasets/hopper`` evaluates every
+snapshot of a PPO run (``--set snapshot_every=N``), picks the *expert* (the best snapshot) and the
+*medium* policy (the snapshot before it whose return is closest to a third of the expert's: the
+D4RL recipe), measures both and the uniform random policy over 100 episodes, and writes
+``expert.pt``, ``medium.pt`` and ``reference.json`` (files, sha256, returns, how they were made).
+
+Returns are measured with the policies acting *stochastically*, as they do when making datasets;
+``ref_max`` of the datasets is the expert's mean return measured this way.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from bench.data.generate import UniformRandomPolicy
+from bench.errors import DatasetError
+from bench.evaluate import PolicyAgent, evaluate
+from bench.io import atomic_write_json
+from bench.policies import GaussianMLPPolicy, file_sha256
+
+REFERENCE_EPISODES = 100
+SCREEN_EPISODES = 10
+# Reference measurements use their own seed range (datasets use 0.., evaluation 10**9..).
+REFERENCE_SEED = 2_000_000_000
+
+
+def reference_dir() -> Path:
+    """``$BENCH_REFERENCE_DIR`` or the repository's ``datasets/`` directory."""
+    env = os.environ.get("BENCH_REFERENCE_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "datasets"
+
+
+def load_card(family: str) -> dict[str, Any]:
+    path = reference_dir() / family / "reference.json"
+    if not path.exists():
+        raise DatasetError(f"no reference policy for {family}: {path} is missing. Train one "
+                           f"(`bench run --algo ppo --env ... --set snapshot_every=50000`) and pick "
+                           f"it (`python -m bench.reference pick RUN_DIR --env ... --out "
+                           f"{reference_dir() / family}`), or use an official dataset.")
+    return json.loads(path.read_text())
+
+
+def load_reference_policy(family: str, which: str, *, seed: int) -> tuple[GaussianMLPPolicy, dict]:
+    """The stochastic reference policy ``which`` of ``family``, after checking its sha256."""
+    card = load_card(family)
+    entry = card[which]
+    path = reference_dir() / family / entry["file"]
+    actual = file_sha256(path)
+    if actual != entry["sha256"]:
+        raise DatasetError(f"reference policy {path} does not match its recorded sha256 "
+                           f"({actual[:16]}… vs {entry['sha256'][:16]}…); restore it from git.")
+    return GaussianMLPPolicy.load(path, deterministic=False, seed=seed), card
+
+
+def _returns(policy, env_id: str, episodes: int, seed: int) -> np.ndarray:
+    make = functools.partial(gym.make, env_id)
+    return evaluate(PolicyAgent(policy), make, episodes=episodes, seed=seed,
+                    desc="measuring").returns
+
+
+def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
+    snapshots = sorted((run_dir / "snapshots").glob("step_*.pt"))
+    if not snapshots:
+        raise DatasetError(f"{run_dir} has no snapshots/; train with --set snapshot_every=N.")
+    screened = []
+    for path in snapshots:
+        policy = GaussianMLPPolicy.load(path, deterministic=False, seed=0)
+        mean = float(_returns(policy, env_id, SCREEN_EPISODES, REFERENCE_SEED).mean())
+        screened.append((path, mean))
+        log(f"{path.name}: {mean:.0f}")
+    best = max(range(len(screened)), key=lambda i: screened[i][1])
+    target = screened[best][1] / 3
+    medium = min(range(best), key=lambda i: abs(screened[i][1] - target)) if best > 0 else best
+    out.mkdir(parents=True, exist_ok=True)
+    card: dict[str, Any] = {"env_id": env_id, "episodes": REFERENCE_EPISODES,
+                            "seeds": f"{REFERENCE_SEED} + episode index",
+                            "acting": "stochastic (Gaussian samples, as when making datasets)",
+                            "source_run": str(run_dir),
+                            "screening": [{"file": p.name, "mean_return_10": m} for p, m in screened]}
+    config = json.loads((run_dir / "config.json").read_text())
+    for which, index in (("expert", best), ("medium", medium)):
+        src = screened[index][0]
+        dst = out / f"{which}.pt"
+        shutil.copyfile(src, dst)
+        returns = _returns(GaussianMLPPolicy.load(dst, deterministic=False, seed=0), env_id,
+                           REFERENCE_EPISODES, REFERENCE_SEED)
+        card[which] = {"file": dst.name, "sha256": file_sha256(dst), "snapshot": src.name,
+                       "env_steps": int(src.stem.split("_")[1]),
+                       "mean_return": float(returns.mean()), "std_return": float(returns.std()),
+                       "train_command": " ".join(config.get("command", [])),
+                       "train_seed": config.get("seed"), "train_overrides": config.get("overrides")}
+        log(f"{which}: {src.name}, return {returns.mean():.1f} ± {returns.std():.1f}")
+    env = gym.make(env_id)
+    rnd = _returns(UniformRandomPolicy(env.action_space.low, env.action_space.high, seed=0), env_id,
+                   REFERENCE_EPISODES, REFERENCE_SEED)
+    card["random"] = {"mean_return": float(rnd.mean()), "std_return": float(rnd.std())}
+    atomic_write_json(out / "reference.json", card)
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.reference")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pick", help="pick expert and medium reference policies from a run's snapshots")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--env", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        pick(args.run_dir, args.env, args.out)
+    except DatasetError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from bench import reference
+from bench.data import storage
+from bench.data.catalog import ALIASES
+from bench.data.resolve import make_alias, resolve
+from bench.errors import DatasetError
+from bench.run import RunRequest, execute, run_dir
+
+
+@pytest.fixture(scope="module")
+def picked(tmp_path_factory):
+    """A (tiny, barely trained) PPO run's snapshots picked as hopper reference policies."""
+    tmp = tmp_path_factory.mktemp("ref")
+    req = RunRequest(algo="ppo", dataset=None, env="Hopper-v5", seed=0, budget="smoke",
+                     overrides={"snapshot_every": "256"}, eval_episodes=2, out=tmp / "runs")
+    execute(req, log=lambda m: None)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(reference, "REFERENCE_EPISODES", 4)
+    mp.setattr(reference, "SCREEN_EPISODES", 2)
+    card = reference.pick(run_dir(req), "Hopper-v5", tmp / "refs" / "hopper", log=lambda m: None)
+    mp.setenv("BENCH_REFERENCE_DIR", str(tmp / "refs"))
+    yield card, tmp
+    mp.undo()
+
+
+def test_pick_records_policies_with_checksums_and_returns(picked):
+    card, tmp = picked
+    assert [s["file"] for s in card["screening"]] == [f"step_{n:09d}.pt" for n in (256, 512, 768, 1024)]
+    best = max(card["screening"], key=lambda s: s["mean_return_10"])
+    assert card["expert"]["snapshot"] == best["file"]
+    assert card["medium"]["env_steps"] <= card["expert"]["env_steps"]
+    for which in ("expert", "medium"):
+        assert card[which]["sha256"] == reference.file_sha256(tmp / "refs" / "hopper" / f"{which}.pt")
+    assert "random" in card and card["episodes"] == 4
+
+
+def test_policy_datasets_and_their_union(picked, tmp_path, monkeypatch):
+    card, _ = picked
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    make_alias(ALIASES["hopper-medium-expert"], num_transitions=400, seed=0)
+    meta = {k: storage.read_metadata(ALIASES[k].local_id) for k in ("hopper-medium", "hopper-expert",
+                                                                    "hopper-medium-expert")}
+    for k, m in meta.items():
+        assert m["ref_min_score"] == card["random"]["mean_return"]
+        assert m["ref_max_score"] == card["expert"]["mean_return"]
+        assert m["bench_provenance"]["source"] == "self-generated"
+    assert meta["hopper-expert"]["bench_provenance"]["policy_sha256"] == card["expert"]["sha256"]
+    assert meta["hopper-medium"]["bench_provenance"]["policy_sha256"] == card["medium"]["sha256"]
+    # medium-expert = medium ∪ expert, episode for episode.
+    flats = {k: storage.load_flat(ALIASES[k].local_id, m["data_sha256"]) for k, m in meta.items()}
+    both = flats["hopper-medium-expert"]
+    np.testing.assert_array_equal(both.actions, np.concatenate([flats["hopper-medium"].actions,
+                                                                flats["hopper-expert"].actions]))
+    assert both.num_episodes == flats["hopper-medium"].num_episodes + flats["hopper-expert"].num_episodes
+    cold = storage._read_episodes(storage.data_file(ALIASES["hopper-medium-expert"].local_id))
+    np.testing.assert_array_equal(cold.observations, both.observations)
+    assert resolve("hopper-medium-expert").ref_scores.ref_max == card["expert"]["mean_return"]
+
+
+def test_tampered_reference_policy_is_refused(picked, tmp_path, monkeypatch):
+    _, tmp = picked
+    src = tmp / "refs" / "hopper"
+    dst = tmp_path / "refs" / "hopper"
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        dst.joinpath(f.name).write_bytes(f.read_bytes())
+    data = bytearray(dst.joinpath("expert.pt").read_bytes())
+    data[-10] ^= 0xFF
+    dst.joinpath("expert.pt").write_bytes(bytes(data))
+    monkeypatch.setenv("BENCH_REFERENCE_DIR", str(tmp_path / "refs"))
+    with pytest.raises(DatasetError, match="sha256"):
+        reference.load_reference_policy("hopper", "expert", seed=0)
