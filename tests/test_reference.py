@@ -73,3 +73,16 @@ def test_tampered_reference_policy_is_refused(picked, tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_REFERENCE_DIR", str(tmp_path / "refs"))
     with pytest.raises(DatasetError, match="sha256"):
         reference.load_reference_policy("hopper", "expert", seed=0)
+
+
+def test_random_dataset_and_online_runs_use_the_family_reference_scores(picked, tmp_path, monkeypatch):
+    from bench.data.catalog import env_reference_scores
+
+    card, _ = picked
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    meta = make_alias(ALIASES["hopper-random"], num_transitions=200, seed=0, log=lambda m: None)
+    assert (meta["ref_min_score"], meta["ref_max_score"]) == (card["random"]["mean_return"],
+                                                              card["expert"]["mean_return"])
+    assert "reference.json" in meta["bench_provenance"]["ref_scores_source"]
+    assert env_reference_scores("Hopper-v5").ref_max == card["expert"]["mean_return"]

@@ -23,6 +23,21 @@ def mean_return(make_env: Callable[[], gym.Env], policy, *, episodes: int, seed:
     return float(np.mean([sum(b.rewards) for b in buffers]))
 
 
+def _family_reference_scores(alias: DatasetAlias) -> tuple[float, float, dict[str, str]] | None:
+    from bench.errors import DatasetError
+    from bench.reference import load_card
+
+    family = alias.env_id.split("-")[0].lower()
+    try:
+        card = load_card(family)
+    except DatasetError:
+        return None
+    source = (f"ref_min: uniform random policy, ref_max: {family} expert reference policy; mean "
+              f"returns over {card['episodes']} stochastic episodes (reference.json)")
+    return card["random"]["mean_return"], card["expert"]["mean_return"], {
+        "ref_min_source": source, "ref_max_source": source, "ref_scores_source": source}
+
+
 def make_random(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
     def make_env() -> gym.Env:
         return gym.make(alias.env_id, **alias.env_kwargs)
@@ -31,9 +46,23 @@ def make_random(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict
     low, high = env.action_space.low, env.action_space.high
     buffers = collect_episodes(make_env, UniformRandomPolicy(low, high, seed=seed),
                                num_transitions=num_transitions, seed=seed, desc=alias.alias)
+    family_refs = _family_reference_scores(alias)
     ref_seed = seed + REF_SEED_OFFSET
-    ref_min = mean_return(make_env, UniformRandomPolicy(low, high, seed=ref_seed),
-                          episodes=REF_EPISODES, seed=ref_seed)
+    if family_refs is not None:
+        # The family's reference policies exist: normalize like every other dataset of it.
+        ref_min, ref_max, ref_sources = family_refs
+    else:
+        ref_min = mean_return(make_env, UniformRandomPolicy(low, high, seed=ref_seed),
+                              episodes=REF_EPISODES, seed=ref_seed)
+        ref_max = D4RL_HOPPER_EXPERT
+        ref_sources = {
+            "ref_min_source": f"mean return of the uniform random policy over {REF_EPISODES} "
+                              f"episodes (seeds {ref_seed}+)",
+            "ref_max_source": "D4RL hopper expert reference return 3234.3 (Fu et al. 2020), "
+                              "provisional: no reference policies were committed when this was made",
+            "ref_scores_source": "ref_min: own random policy, 100 episodes; ref_max: D4RL hopper "
+                                 "expert 3234.3 (provisional)",
+        }
     provenance = {
         "generator": "bench.data.makers.make_random",
         "policy": "uniform random actions in the action box",
@@ -42,16 +71,10 @@ def make_random(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict
         "episode_seeds": f"{seed} + episode index",
         "requested_transitions": num_transitions,
         "alias": alias.alias,
-        "ref_min_source": f"mean return of the uniform random policy over {REF_EPISODES} "
-                          f"episodes (seeds {ref_seed}+)",
-        # Provisional until the suite's own expert policy lands; says so wherever it is shown.
-        "ref_max_source": "D4RL hopper expert reference return 3234.3 (Fu et al. 2020), "
-                          "provisional until the suite's expert policy is committed",
-        "ref_scores_source": "ref_min: own random policy, 100 episodes; ref_max: D4RL hopper "
-                             "expert 3234.3 (provisional)",
+        **ref_sources,
     }
     return write_dataset(
-        alias.local_id, buffers, env, ref_min=ref_min, ref_max=D4RL_HOPPER_EXPERT,
+        alias.local_id, buffers, env, ref_min=ref_min, ref_max=ref_max,
         provenance=provenance, algorithm_name="uniform-random",
         description=f"Self-generated {alias.alias} on {alias.env_id}: {alias.description}. "
                     "NOT the D4RL or Farama dataset.",
