@@ -89,6 +89,10 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
                             "source_run": str(run_dir),
                             "screening": [{"file": p.name, "mean_return_10": m} for p, m in screened]}
     config = json.loads((run_dir / "config.json").read_text())
+    threads = json.loads((run_dir / "env.json").read_text()).get("torch_threads")
+    # Everything needed to replay the training (the medium-replay dataset is its rollouts).
+    card["training"] = {"algo": config["algo"], "env_id": env_id, "seed": config["seed"],
+                        "config": config["config"], "torch_threads": threads}
     for which, index in (("expert", best), ("medium", medium)):
         src = screened[index][0]
         dst = out / f"{which}.pt"

@@ -86,3 +86,20 @@ def test_random_dataset_and_online_runs_use_the_family_reference_scores(picked, 
                                                               card["expert"]["mean_return"])
     assert "reference.json" in meta["bench_provenance"]["ref_scores_source"]
     assert env_reference_scores("Hopper-v5").ref_max == card["expert"]["mean_return"]
+
+
+def test_medium_replay_is_the_training_that_led_to_the_medium_policy(picked, tmp_path, monkeypatch):
+    card, _ = picked
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    meta = make_alias(ALIASES["hopper-medium-replay"], seed=0, log=lambda m: None)
+    assert meta["bench_provenance"]["policy_sha256"] == card["medium"]["sha256"]
+    flat = storage.load_flat(ALIASES["hopper-medium-replay"].local_id, meta["data_sha256"])
+    # Complete episodes from training order: at most the medium snapshot's env steps.
+    assert 0 < flat.num_transitions <= card["medium"]["env_steps"]
+    assert (flat.terminations | flat.truncations).sum() == flat.num_episodes
+    # Made twice, the same arrays (the replay is deterministic).
+    make_alias(ALIASES["hopper-medium-replay"], seed=0, force=True, log=lambda m: None)
+    again = storage.load_flat(ALIASES["hopper-medium-replay"].local_id,
+                              storage.read_metadata(ALIASES["hopper-medium-replay"].local_id)["data_sha256"])
+    np.testing.assert_array_equal(again.observations, flat.observations)

@@ -154,6 +154,9 @@ class PPO(Algorithm):
         self.iteration = 0
         self.envs: list[gym.Env] = []
         self.rng = np.random.default_rng(0)
+        # Called as hook(env_index, obs, action, reward, terminated, truncated, next_obs) for
+        # every training transition (the medium-replay dataset records training this way).
+        self.transition_hook: Callable[..., None] | None = None
 
     # -- extension points -----------------------------------------------------------------
     def policy_output_dim(self) -> int:
@@ -217,6 +220,8 @@ class PPO(Algorithm):
             rewards = np.zeros(N)
             for i, env in enumerate(self.envs):
                 next_obs, reward, term, trunc, _ = env.step(actions[i])
+                if self.transition_hook is not None:
+                    self.transition_hook(i, self._obs[i].copy(), actions[i], reward, term, trunc, next_obs)
                 self._ep_return[i] += reward
                 self._ep_length[i] += 1
                 rewards[i] = reward
