@@ -142,3 +142,24 @@ def test_made_datasets_are_cached_flat_and_match_a_cold_read(tiny_dataset):
     for field in ("observations", "actions", "rewards", "terminations", "truncations",
                   "episode_lengths"):
         np.testing.assert_array_equal(getattr(cached, field), getattr(cold, field))
+
+
+def test_async_and_sync_collection_give_identical_episodes():
+    import gymnasium as gym
+
+    from bench.data.generate import UniformRandomPolicy, collect_episodes
+
+    def make_env():
+        return gym.make("Hopper-v5", max_episode_steps=40)
+
+    low, high = -np.ones(3, np.float32), np.ones(3, np.float32)
+    runs = [collect_episodes(make_env, UniformRandomPolicy(low, high, seed=3), num_transitions=500,
+                             seed=7, num_envs=4, vectorization=mode) for mode in ("sync", "async")]
+    assert len(runs[0]) == len(runs[1]) and sum(len(b.actions) for b in runs[0]) >= 500
+    for a, b in zip(*runs):
+        assert a.seed == b.seed
+        np.testing.assert_array_equal(a.observations, b.observations)
+        np.testing.assert_array_equal(a.actions, b.actions)
+    # Episode i is reset with seed + i: the first episode starts where a plain reset does.
+    first_obs, _ = make_env().reset(seed=7)
+    np.testing.assert_array_equal(runs[0][0].observations[0], first_obs)

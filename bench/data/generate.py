@@ -7,6 +7,7 @@ Provenance is written into the dataset's metadata so it can never pass for an of
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -48,61 +49,80 @@ def collect_episodes(
     num_episodes: int | None = None,
     seed: int = 0,
     num_envs: int = 8,
+    vectorization: str = "auto",
     desc: str = "collecting",
 ) -> list:
     """Collect whole episodes until ``num_transitions`` steps or ``num_episodes`` episodes.
 
     Episodes still running when the target is met are dropped, so every episode is complete.
+    ``vectorization``: "async" steps the envs in worker processes (both cores), "sync" in this
+    one; "auto" picks async on a multi-core machine for big jobs. Both give identical data:
+    episode i starts from ``reset(seed=seed + i)`` and the policy sees the same batches.
     """
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
     if (num_transitions is None) == (num_episodes is None):
         raise ValueError("give exactly one of num_transitions or num_episodes")
-    envs = [make_env() for _ in range(num_envs)]
     target = num_transitions if num_transitions is not None else num_episodes
+    if vectorization == "auto":
+        big = (num_transitions or 0) >= 50_000
+        vectorization = "async" if big and (os.cpu_count() or 1) > 1 else "sync"
+    vector_cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
+    kwargs = {"context": "fork"} if vectorization == "async" else {}
+    # Resets are ours (each with its episode's seed), so the vector env never autoresets.
+    envs = vector_cls([make_env] * num_envs, autoreset_mode=gym.vector.AutoresetMode.DISABLED,
+                      **kwargs)
     done_steps = 0
     finished: list[EpisodeBuffer] = []
     next_episode = 0
-    # Per env: episode index, seed and lists of the episode so far.
-    slots: list[dict[str, Any] | None] = [None] * num_envs
+    slots: list[dict[str, Any]] = [{} for _ in range(num_envs)]
+    last_obs = np.zeros((num_envs, *envs.single_observation_space.shape))
 
-    def start(j: int) -> None:
+    def start(mask: np.ndarray) -> None:
         nonlocal next_episode
-        ep_seed = seed + next_episode
-        obs, _ = envs[j].reset(seed=ep_seed)
-        slots[j] = {"id": next_episode, "seed": ep_seed, "obs": [obs], "act": [], "rew": [],
-                    "term": [], "trunc": []}
-        next_episode += 1
+        seeds = [0] * num_envs
+        for j in np.flatnonzero(mask):
+            seeds[j] = seed + next_episode
+            slots[j] = {"id": next_episode, "seed": seed + next_episode, "obs": [], "act": [],
+                        "rew": [], "term": [], "trunc": []}
+            next_episode += 1
+        obs, _ = envs.reset(seed=seeds, options={"reset_mask": mask})
+        for j in np.flatnonzero(mask):
+            slots[j]["obs"].append(obs[j])
+            last_obs[j] = obs[j]
 
     def reached() -> bool:
         return (done_steps if num_transitions is not None else len(finished)) >= target
 
-    for j in range(num_envs):
-        start(j)
-    with progress_bar(total=target, desc=desc, unit="step" if num_transitions else "ep") as bar:
-        while not reached():
-            batch_obs = np.stack([s["obs"][-1] for s in slots])
-            actions = np.asarray(policy(batch_obs))
-            for j, env in enumerate(envs):
-                s = slots[j]
-                obs, rew, term, trunc, _ = env.step(actions[j])
-                s["obs"].append(obs)
-                s["act"].append(actions[j])
-                s["rew"].append(float(rew))
-                s["term"].append(bool(term))
-                s["trunc"].append(bool(trunc))
-                if term or trunc:
-                    finished.append(EpisodeBuffer(
-                        id=s["id"], seed=s["seed"], observations=np.asarray(s["obs"]),
-                        actions=np.asarray(s["act"]), rewards=s["rew"], terminations=s["term"],
-                        truncations=s["trunc"]))
-                    done_steps += len(s["act"])
-                    bar.update(len(s["act"]) if num_transitions is not None else 1)
-                    if reached():
-                        break
-                    start(j)
-    for env in envs:
-        env.close()
+    try:
+        start(np.ones(num_envs, dtype=bool))
+        with progress_bar(total=target, desc=desc, unit="step" if num_transitions else "ep") as bar:
+            while not reached():
+                actions = np.asarray(policy(last_obs.copy()))
+                obs, rew, term, trunc, _ = envs.step(actions)
+                ended = np.zeros(num_envs, dtype=bool)
+                for j in range(num_envs):
+                    s = slots[j]
+                    s["obs"].append(obs[j])
+                    s["act"].append(actions[j])
+                    s["rew"].append(float(rew[j]))
+                    s["term"].append(bool(term[j]))
+                    s["trunc"].append(bool(trunc[j]))
+                    last_obs[j] = obs[j]
+                    if term[j] or trunc[j]:
+                        finished.append(EpisodeBuffer(
+                            id=s["id"], seed=s["seed"], observations=np.asarray(s["obs"]),
+                            actions=np.asarray(s["act"]), rewards=s["rew"],
+                            terminations=s["term"], truncations=s["trunc"]))
+                        done_steps += len(s["act"])
+                        bar.update(len(s["act"]) if num_transitions is not None else 1)
+                        if reached():
+                            break
+                        ended[j] = True
+                if ended.any() and not reached():
+                    start(ended)
+    finally:
+        envs.close()
     # Episode ids follow completion order in the file; sort so the file order is the seed order.
     finished.sort(key=lambda b: b.id)
     return [dataclasses.replace(buf, id=new_id) for new_id, buf in enumerate(finished)]
