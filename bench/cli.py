@@ -50,8 +50,9 @@ def _add_datasets(sub: argparse._SubParsersAction) -> None:
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--force", action="store_true",
                       help="make it again; the existing one is moved to a backup, not deleted")
-    verify = dsub.add_parser("verify", help="check the data file against its recorded sha256")
-    verify.add_argument("name")
+    verify = dsub.add_parser("verify", help="check data files against their recorded sha256 "
+                                            "(one dataset, or every local one the suite made)")
+    verify.add_argument("name", nargs="?", help="alias or Minari id (default: all local datasets)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,26 +131,46 @@ def cmd_datasets(args: argparse.Namespace) -> int:
               f"{meta['total_steps']} steps, ref_min {meta['ref_min_score']:.1f}, "
               f"ref_max {meta['ref_max_score']:.1f}, sha256 {meta['data_sha256'][:16]}…")
         return 0
+    if args.datasets_cmd == "verify":
+        return _verify(args.name)
     ds = resolve(args.name, make_missing=False, download=False)
-    if args.datasets_cmd == "info":
-        info = ds.provenance()
-        info["path"] = str(ds.path)
-        info["description"] = ds.metadata.get("description")
-        info["env_spec"] = ds.metadata.get("env_spec")
-        print(json.dumps(info, indent=2, default=str))
-        return 0
-    # verify
-    recorded = ds.metadata.get("data_sha256")
-    if recorded is None:
-        raise BenchError(f"{ds.dataset_id} records no checksum (not made by bench); nothing to verify against.")
-    actual = storage.sha256_file(storage.data_file(ds.dataset_id))
-    if actual != recorded:
-        print(f"MISMATCH {ds.dataset_id}: recorded {recorded}, file {actual} "
-              f"({storage.data_file(ds.dataset_id)}). Make it again with "
-              f"`bench datasets make {args.name} --force` (keeps a backup).")
-        return 1
-    print(f"ok {ds.dataset_id} sha256 {actual}")
+    info = ds.provenance()
+    info["path"] = str(ds.path)
+    info["description"] = ds.metadata.get("description")
+    info["env_spec"] = ds.metadata.get("env_spec")
+    print(json.dumps(info, indent=2, default=str))
     return 0
+
+
+def _verify(name: str | None) -> int:
+    """Recompute sha256 of one dataset or of every local dataset that records one."""
+    from bench.data import storage
+    from bench.data.resolve import resolve
+
+    if name is not None:
+        ids = [resolve(name, make_missing=False, download=False).dataset_id]
+    else:
+        root = storage.minari_root()
+        ids = sorted(str(p.parent.parent.relative_to(root))
+                     for p in root.glob("*/*/*/data/metadata.json"))
+    bad = 0
+    for dataset_id in ids:
+        recorded = storage.read_metadata(dataset_id).get("data_sha256")
+        if recorded is None:
+            if name is not None:
+                raise BenchError(f"{dataset_id} records no checksum (not made by bench); nothing "
+                                 "to verify against.")
+            print(f"skip {dataset_id} (no recorded checksum: not made by bench)")
+            continue
+        actual = storage.sha256_file(storage.data_file(dataset_id))
+        if actual != recorded:
+            bad += 1
+            print(f"MISMATCH {dataset_id}: recorded {recorded}, file {actual} "
+                  f"({storage.data_file(dataset_id)}). Make it again with `bench datasets make "
+                  f"<alias> --force` (keeps a backup).")
+        else:
+            print(f"ok {dataset_id} sha256 {actual}")
+    return 1 if bad else 0
 
 
 def cmd_results(args: argparse.Namespace) -> int:

@@ -58,3 +58,27 @@ def test_results_table_formats(tiny_dataset, tmp_path):
     assert csv.splitlines()[0].startswith("dataset,algo,variant,mean,ci95,seeds")
     missing = run_cli("results", "--out", str(tmp_path / "nope"))
     assert missing.returncode == 2
+
+
+def test_verify_all_local_datasets_detects_a_flipped_byte(tiny_dataset, tmp_path):
+    import os
+    import shutil
+
+    root = tmp_path / "minari"
+    shutil.copytree(os.path.join(os.environ["MINARI_TEST_ROOT"], tiny_dataset), root / tiny_dataset)
+    env = dict(os.environ, MINARI_DATASETS_PATH=str(root))
+    import subprocess
+    import sys
+
+    def verify():
+        return subprocess.run([sys.executable, "-m", "bench", "datasets", "verify"],
+                              capture_output=True, text=True, env=env)
+
+    ok = verify()
+    assert ok.returncode == 0 and f"ok {tiny_dataset}" in ok.stdout
+    data = root / tiny_dataset / "data" / "main_data.hdf5"
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+    bad = verify()
+    assert bad.returncode == 1 and f"MISMATCH {tiny_dataset}" in bad.stdout
