@@ -163,3 +163,13 @@ def test_async_and_sync_collection_give_identical_episodes():
     # Episode i is reset with seed + i: the first episode starts where a plain reset does.
     first_obs, _ = make_env().reset(seed=7)
     np.testing.assert_array_equal(runs[0][0].observations[0], first_obs)
+
+
+def test_making_a_dataset_twice_gives_byte_identical_files(tmp_path, monkeypatch):
+    shas = []
+    for name in ("a", "b"):
+        monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / name))
+        monkeypatch.setenv("BENCH_CACHE", str(tmp_path / name / "cache"))
+        meta = make_alias(ALIASES["hopper-random"], num_transitions=400, seed=5, log=lambda m: None)
+        shas.append(meta["data_sha256"])
+    assert shas[0] == shas[1]
