@@ -16,11 +16,14 @@ TINY_ID = "test/hopper/tiny-v0"
 @pytest.fixture(scope="session", autouse=True)
 def isolated_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every test sees its own Minari root and cache; nothing touches ~/.minari."""
-    roots = {"minari": tmp_path_factory.mktemp("minari"), "cache": tmp_path_factory.mktemp("cache")}
+    roots = {"minari": tmp_path_factory.mktemp("minari"), "cache": tmp_path_factory.mktemp("cache"),
+             "reference": tmp_path_factory.mktemp("no-reference-policies")}
     os.environ["MINARI_DATASETS_PATH"] = str(roots["minari"])
     os.environ["MINARI_TEST_ROOT"] = str(roots["minari"])  # stays put when a test moves the root
     os.environ["BENCH_CACHE"] = str(roots["cache"])
     os.environ["BENCH_OFFLINE"] = "1"
+    # Tests never see the repository's committed reference policies unless they ask for them.
+    os.environ["BENCH_REFERENCE_DIR"] = str(roots["reference"])
     os.environ["BENCH_PROGRESS"] = "0"
     return roots
 
