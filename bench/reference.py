@@ -110,7 +110,63 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
                    REFERENCE_EPISODES, REFERENCE_SEED)
     card["random"] = {"mean_return": float(rnd.mean()), "std_return": float(rnd.std())}
     atomic_write_json(out / "reference.json", card)
+    (out / "README.md").write_text(render_card(card))
     return card
+
+
+def render_card(card: dict[str, Any]) -> str:
+    """A human-readable card for a family's reference policies (written next to them)."""
+    t = card["training"]
+    lines = [
+        f"# Reference policies for {card['env_id']}",
+        "",
+        "Made by `python -m bench.reference pick` from the policy snapshots of one PPO run; "
+        "`reference.json` holds the same facts in machine-readable form. The dataset makers "
+        "refuse a policy whose sha256 differs from the one recorded there.",
+        "",
+        "| policy | file | sha256 | PPO env steps | mean ± std return |",
+        "|---|---|---|---|---|",
+    ]
+    for which in ("expert", "medium"):
+        e = card[which]
+        lines.append(f"| {which} | `{e['file']}` | `{e['sha256']}` | {e['env_steps']:,} | "
+                     f"{e['mean_return']:.1f} ± {e['std_return']:.1f} |")
+    r = card["random"]
+    lines += [
+        f"| uniform random | — | — | — | {r['mean_return']:.1f} ± {r['std_return']:.1f} |",
+        "",
+        f"Returns: {card['episodes']} episodes each, acting {card['acting']}, reset seeds "
+        f"{card['seeds']}. The datasets use ref_min = the random policy's and ref_max = the "
+        "expert's mean return.",
+        "",
+        "## Training",
+        "",
+        f"- algorithm `{t['algo']}` on `{t['env_id']}`, seed {t['seed']}, torch threads "
+        f"{t['torch_threads']}; config overrides `{card['expert']['train_overrides']}`",
+        f"- command: `{card['expert']['train_command']}`",
+        "- medium = the snapshot before the expert whose 10-episode return is closest to a third "
+        "of the expert's (D4RL's recipe); expert = the best snapshot.",
+        "",
+        "## Retraining",
+        "",
+        "```bash",
+        f"OMP_NUM_THREADS={t['torch_threads']} bench run --algo ppo --env {t['env_id']} --budget full "
+        f"--seed {t['seed']} " + " ".join(f"--set {k}={v}" for k, v in
+                                         (card['expert']['train_overrides'] or {}).items()),
+        f"python -m bench.reference pick results/{t['env_id']}/ppo/<variant>/seed_{t['seed']} "
+        f"--env {t['env_id']} --out datasets/{t['env_id'].split('-')[0].lower()}",
+        "```",
+        "",
+        "Training is deterministic for a given machine, thread count and library versions; "
+        "`hopper-medium-replay` replays it and checks that it ends at exactly `medium.pt`.",
+        "",
+        "## Snapshot screening (10 stochastic episodes each)",
+        "",
+        "| snapshot | mean return |",
+        "|---|---|",
+    ]
+    lines += [f"| {s['file']} | {s['mean_return_10']:.1f} |" for s in card["screening"]]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,8 @@ def test_pick_records_policies_with_checksums_and_returns(picked):
     for which in ("expert", "medium"):
         assert card[which]["sha256"] == reference.file_sha256(tmp / "refs" / "hopper" / f"{which}.pt")
     assert "random" in card and card["episodes"] == 4
+    text = (tmp / "refs" / "hopper" / "README.md").read_text()
+    assert card["expert"]["sha256"] in text and "Retraining" in text
 
 
 def test_policy_datasets_and_their_union(picked, tmp_path, monkeypatch):
