@@ -193,20 +193,13 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
     ref = source.ref
     seed_everything(req.seed)
     probe_env = source.make_env()
-    low, high = probe_env.action_space.low, probe_env.action_space.high
-    max_steps = probe_env.spec.max_episode_steps if probe_env.spec else None
-    obs_dim = int(np.prod(probe_env.observation_space.shape))
+    spec = DatasetSpec.for_env(probe_env)
     probe_env.close()
     sampler = None
     if entry.kind == "offline":
         ds = source.dataset
         sampler = Sampler(load_flat(ds.dataset_id, ds.sha256), seed=req.seed)
-        spec = sampler.spec(low, high, max_steps or 1000)
-    else:  # online: normalization lives in the algorithm, the spec carries only sizes
-        act_dim = int(np.prod(low.shape))
-        spec = DatasetSpec(obs_dim, act_dim, np.zeros(obs_dim, np.float32),
-                           np.ones(obs_dim, np.float32), low.astype(np.float32),
-                           high.astype(np.float32), max_steps or 1000)
+        spec = sampler.spec(spec.action_low, spec.action_high, spec.max_episode_steps)
     algo = entry.cls(config, spec, device)
     if entry.kind == "online":
         algo.setup(source.make_env, req.seed)

@@ -188,13 +188,7 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
     torch.set_num_threads(int(training["torch_threads"] or threads))
     try:
         seed_everything(training["seed"])  # exactly as `bench run` seeds a run
-        env = make_env()
-        low, high = env.action_space.low, env.action_space.high
-        obs_dim, act_dim = env.observation_space.shape[0], low.shape[0]
-        spec = DatasetSpec(obs_dim, act_dim, np.zeros(obs_dim, np.float32),
-                           np.ones(obs_dim, np.float32), low.astype(np.float32),
-                           high.astype(np.float32), env.spec.max_episode_steps or 1000)
-        algo = PPO(config, spec, torch.device("cpu"))
+        algo = PPO(config, DatasetSpec.for_env(make_env()), torch.device("cpu"))
         algo.setup(make_env, training["seed"])
         episodes: list[EpisodeBuffer] = []
         running: dict[int, dict[str, list]] = {}

@@ -30,6 +30,17 @@ class DatasetSpec:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
 
     @classmethod
+    def for_env(cls, env: Any) -> "DatasetSpec":
+        """Sizes and action bounds of ``env``, identity normalization (online algorithms keep
+        their own running statistics)."""
+        low = np.asarray(env.action_space.low, np.float32)
+        obs_dim = int(np.prod(env.observation_space.shape))
+        max_steps = env.spec.max_episode_steps if env.spec else None
+        return cls(obs_dim, int(np.prod(low.shape)), np.zeros(obs_dim, np.float32),
+                   np.ones(obs_dim, np.float32), low,
+                   np.asarray(env.action_space.high, np.float32), max_steps or 1000)
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DatasetSpec":
         arrays = ("obs_mean", "obs_std", "action_low", "action_high")
         return cls(**{k: (np.asarray(v, dtype=np.float32) if k in arrays else v) for k, v in d.items()})
