@@ -7,7 +7,6 @@ Provenance is written into the dataset's metadata so it can never pass for an of
 from __future__ import annotations
 
 import dataclasses
-import os
 import platform
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -55,9 +54,11 @@ def collect_episodes(
     """Collect whole episodes until ``num_transitions`` steps or ``num_episodes`` episodes.
 
     Episodes still running when the target is met are dropped, so every episode is complete.
-    ``vectorization``: "async" steps the envs in worker processes (both cores), "sync" in this
-    one; "auto" picks async on a multi-core machine for big jobs. Both give identical data:
-    episode i starts from ``reset(seed=seed + i)`` and the policy sees the same batches.
+    ``vectorization``: "sync" steps the envs in this process, "async" in worker processes; both
+    give identical data (episode i starts from ``reset(seed=seed + i)`` and the policy sees the
+    same batches). "auto" is sync: for MuJoCo-sized envs the IPC of worker processes costs more
+    than the stepping (Hopper with the expert policy, 8 envs: 6,600 steps/s in-process vs 2,700
+    with workers); async is for expensive simulators.
     """
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
@@ -65,8 +66,7 @@ def collect_episodes(
         raise ValueError("give exactly one of num_transitions or num_episodes")
     target = num_transitions if num_transitions is not None else num_episodes
     if vectorization == "auto":
-        big = (num_transitions or 0) >= 50_000
-        vectorization = "async" if big and (os.cpu_count() or 1) > 1 else "sync"
+        vectorization = "sync"
     vector_cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
     kwargs = {"context": "fork"} if vectorization == "async" else {}
     # Resets are ours (each with its episode's seed), so the vector env never autoresets.
