@@ -143,7 +143,7 @@ def _read_episodes(path: Path) -> FlatEpisodes:
     )
 
 
-_FIELDS = ("observations", "actions", "rewards", "terminations", "truncations", "episode_lengths")
+FLAT_FIELDS = ("observations", "actions", "rewards", "terminations", "truncations", "episode_lengths")
 
 
 def cache_dir() -> Path:
@@ -158,7 +158,7 @@ def save_flat(sha256: str, flat: FlatEpisodes) -> None:
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **{k: getattr(flat, k) for k in _FIELDS})
+    np.savez(buf, **{k: getattr(flat, k) for k in FLAT_FIELDS})
     atomic_write_bytes(_cache_path(sha256), buf.getvalue())
 
 
@@ -181,7 +181,7 @@ def load_flat(dataset_id: str, sha256: str) -> FlatEpisodes:
     if cache.exists():
         try:
             with np.load(cache) as z:
-                return FlatEpisodes(**{k: z[k] for k in _FIELDS})
+                return FlatEpisodes(**{k: z[k] for k in FLAT_FIELDS})
         except (OSError, ValueError, KeyError):
             pass  # a broken cache entry is rebuilt below; the dataset itself is untouched
     flat = _read_episodes(data_file(dataset_id))
