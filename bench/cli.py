@@ -93,7 +93,10 @@ def _dataset_status(alias) -> tuple[str, str]:
         return "official (local)", alias.official_id
     if storage.is_present(alias.local_id):
         return "self-generated (local)", alias.local_id
-    return "missing (made on first use)" if alias.generator == "random" else "missing", alias.local_id
+    from bench.data.makers import MAKERS
+
+    made = alias.generator in MAKERS
+    return "missing (made on first use)" if made else "missing", alias.local_id
 
 
 def cmd_list(args: argparse.Namespace) -> int:
