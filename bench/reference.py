@@ -36,6 +36,19 @@ MEDIUM_CANDIDATES = 5
 REFERENCE_SEED = 2_000_000_000
 
 
+def family_of(env_id: str) -> str:
+    """The reference-policy family of an env id: ``Hopper-v5`` → ``hopper``."""
+    return env_id.split("-")[0].lower()
+
+
+def card_scores(card: dict[str, Any]) -> tuple[float, float, str]:
+    """(ref_min, ref_max, source) that every dataset of a family normalizes with."""
+    source = (f"ref_min: uniform random policy, ref_max: {family_of(card['env_id'])} expert "
+              f"reference policy; mean returns over {card['episodes']} stochastic episodes "
+              "(reference.json)")
+    return card["random"]["mean_return"], card["expert"]["mean_return"], source
+
+
 def reference_dir() -> Path:
     """``$BENCH_REFERENCE_DIR`` or the repository's ``datasets/`` directory."""
     env = os.environ.get("BENCH_REFERENCE_DIR")

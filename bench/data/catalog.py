@@ -86,13 +86,12 @@ ENV_REFERENCE_SCORES: dict[str, RefScores] = {
 def env_reference_scores(env_id: str) -> RefScores | None:
     """The env family's reference policies when committed, else the static table."""
     from bench.errors import DatasetError
-    from bench.reference import load_card
+    from bench.reference import card_scores, family_of, load_card
 
     try:
-        card = load_card(env_id.split("-")[0].lower())
+        card = load_card(family_of(env_id))
         if card.get("env_id") == env_id:
-            return RefScores(card["random"]["mean_return"], card["expert"]["mean_return"],
-                             "uniform random / expert reference policies (reference.json)")
+            return RefScores(*card_scores(card))
     except DatasetError:
         pass
     return ENV_REFERENCE_SCORES.get(env_id)

@@ -12,30 +12,22 @@ import numpy as np
 
 from bench.data.catalog import D4RL_HOPPER_EXPERT, DatasetAlias
 from bench.data.generate import UniformRandomPolicy, collect_episodes, write_dataset
+from bench.evaluate import PolicyAgent, evaluate
 
 REF_EPISODES = 100  # episodes used to measure a reference return
 REF_SEED_OFFSET = 1_000_000  # reference episodes use seeds disjoint from the dataset's
 
 
-def mean_return(make_env: Callable[[], gym.Env], policy, *, episodes: int, seed: int) -> float:
-    buffers = collect_episodes(make_env, policy, num_episodes=episodes, seed=seed,
-                               desc="reference return")
-    return float(np.mean([sum(b.rewards) for b in buffers]))
-
-
 def _family_reference_scores(alias: DatasetAlias) -> tuple[float, float, dict[str, str]] | None:
     from bench.errors import DatasetError
-    from bench.reference import load_card
+    from bench.reference import card_scores, family_of, load_card
 
-    family = alias.env_id.split("-")[0].lower()
     try:
-        card = load_card(family)
+        ref_min, ref_max, source = card_scores(load_card(family_of(alias.env_id)))
     except DatasetError:
         return None
-    source = (f"ref_min: uniform random policy, ref_max: {family} expert reference policy; mean "
-              f"returns over {card['episodes']} stochastic episodes (reference.json)")
-    return card["random"]["mean_return"], card["expert"]["mean_return"], {
-        "ref_min_source": source, "ref_max_source": source, "ref_scores_source": source}
+    return ref_min, ref_max, {"ref_min_source": source, "ref_max_source": source,
+                              "ref_scores_source": source}
 
 
 def make_random(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
@@ -52,8 +44,8 @@ def make_random(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict
         # The family's reference policies exist: normalize like every other dataset of it.
         ref_min, ref_max, ref_sources = family_refs
     else:
-        ref_min = mean_return(make_env, UniformRandomPolicy(low, high, seed=ref_seed),
-                              episodes=REF_EPISODES, seed=ref_seed)
+        ref_min = evaluate(PolicyAgent(UniformRandomPolicy(low, high, seed=ref_seed)), make_env,
+                           episodes=REF_EPISODES, seed=ref_seed, desc="reference return").mean_return
         ref_max = D4RL_HOPPER_EXPERT
         ref_sources = {
             "ref_min_source": f"mean return of the uniform random policy over {REF_EPISODES} "
@@ -85,10 +77,11 @@ def make_with_reference_policy(which: str) -> Callable[..., dict[str, Any]]:
     """Maker for ``expert`` / ``medium``: the committed reference policy acting stochastically."""
 
     def make(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
-        from bench.reference import load_reference_policy
+        from bench.reference import card_scores, family_of, load_reference_policy
 
-        family = alias.env_id.split("-")[0].lower()
+        family = family_of(alias.env_id)
         policy, card = load_reference_policy(family, which, seed=seed)
+        ref_min, ref_max, ref_source = card_scores(card)
         entry = card[which]
 
         def make_env() -> gym.Env:
@@ -102,14 +95,11 @@ def make_with_reference_policy(which: str) -> Callable[..., dict[str, Any]]:
                       f"{entry['snapshot']}), acting stochastically",
             "policy_sha256": entry["sha256"], "seed": seed,
             "episode_seeds": f"{seed} + episode index", "requested_transitions": num_transitions,
-            "alias": alias.alias,
-            "ref_scores_source": f"ref_min: uniform random policy, ref_max: {family} expert "
-                                 f"reference policy; both mean returns over {card['episodes']} "
-                                 "stochastic episodes (reference.json)",
+            "alias": alias.alias, "ref_scores_source": ref_source,
         }
         return write_dataset(
-            alias.local_id, buffers, make_env(), ref_min=card["random"]["mean_return"],
-            ref_max=card["expert"]["mean_return"], provenance=provenance,
+            alias.local_id, buffers, make_env(), ref_min=ref_min, ref_max=ref_max,
+            provenance=provenance,
             algorithm_name=f"ppo-{which}-reference",
             description=f"Self-generated {alias.alias} on {alias.env_id}: {alias.description}. "
                         "NOT the D4RL or Farama dataset.")
@@ -172,11 +162,12 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
     from bench.algos.ppo import PPO, PPOConfig
     from bench.data.sampler import DatasetSpec
     from bench.errors import DatasetError
-    from bench.reference import load_card, reference_dir
+    from bench.reference import card_scores, family_of, load_card, reference_dir
     from bench.run import seed_everything
 
-    family = alias.env_id.split("-")[0].lower()
+    family = family_of(alias.env_id)
     card = load_card(family)
+    ref_min, ref_max, ref_source = card_scores(card)
     training, medium = card["training"], card["medium"]
     config = PPOConfig(**{k: tuple(v) if isinstance(v, list) else v
                           for k, v in training["config"].items()})
@@ -231,12 +222,11 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
                   f"reference policy, {medium['file']}); complete episodes only",
         "policy_sha256": medium["sha256"], "seed": training["seed"], "alias": alias.alias,
         "replay_verified": "the replayed policy equals the medium reference policy exactly",
-        "ref_scores_source": f"ref_min: uniform random policy, ref_max: {family} expert reference "
-                             f"policy; mean returns over {card['episodes']} stochastic episodes",
+        "ref_scores_source": ref_source,
     }
     return write_dataset(
-        alias.local_id, episodes, make_env(), ref_min=card["random"]["mean_return"],
-        ref_max=card["expert"]["mean_return"], provenance=provenance,
+        alias.local_id, episodes, make_env(), ref_min=ref_min, ref_max=ref_max,
+        provenance=provenance,
         algorithm_name="ppo-training-replay",
         description=f"Self-generated {alias.alias} on {alias.env_id}: {alias.description}. "
                     "NOT the D4RL or Farama dataset.")
