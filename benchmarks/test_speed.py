@@ -35,6 +35,9 @@ D3RLPY_PYTHON = ROOT / ".venv-d3rlpy" / "bin" / "python"
 MEASURED: dict[str, float] = {}
 
 
+EVAL_ROUNDS = int(os.environ.get("BENCH_EVAL_ROUNDS", "3"))
+
+
 def _hopper_shaped_flat(episodes: int = 50, length: int = 200) -> FlatEpisodes:
     rng = np.random.default_rng(0)
     n = episodes * length
@@ -113,15 +116,23 @@ def test_eval_vectorized_vs_sequential(benchmark, dt_setup):
     algo, _ = dt_setup
     make_env = functools.partial(gym.make, "Hopper-v5", terminate_when_unhealthy=False)
     kwargs = dict(episodes=10, seed=0, condition="target=3600")
-    vec = benchmark.pedantic(lambda: evaluate(algo, make_env, mode="sync", **kwargs),
-                             rounds=1, iterations=1)
-    seq = evaluate_sequential(algo, make_env, **kwargs)
-    assert (vec.lengths == 1000).all()
-    speedup = seq.seconds / vec.seconds
-    benchmark.extra_info.update(vectorized_s=vec.seconds, sequential_s=seq.seconds, speedup=speedup)
-    print(f"\neval 10x1000 steps: vectorized {vec.seconds:.1f}s, sequential {seq.seconds:.1f}s, "
-          f"{speedup:.2f}x")
-    np.testing.assert_array_equal(vec.returns, seq.returns)
+    # The two loops alternate and each keeps its fastest round: this VM's speed drifts by tens of
+    # percent over a minute, and timing one loop after the other would measure the drift.
+    vec_s, seq_s = [], []
+
+    def one_round():
+        vec = evaluate(algo, make_env, mode="sync", **kwargs)
+        seq = evaluate_sequential(algo, make_env, **kwargs)
+        assert (vec.lengths == 1000).all()
+        np.testing.assert_array_equal(vec.returns, seq.returns)
+        vec_s.append(vec.seconds)
+        seq_s.append(seq.seconds)
+
+    benchmark.pedantic(one_round, rounds=EVAL_ROUNDS, iterations=1)
+    speedup = min(seq_s) / min(vec_s)
+    benchmark.extra_info.update(vectorized_s=vec_s, sequential_s=seq_s, speedup=speedup)
+    print(f"\neval 10x1000 steps, best of {EVAL_ROUNDS}: vectorized {min(vec_s):.2f}s, "
+          f"sequential {min(seq_s):.2f}s, {speedup:.2f}x (rounds: vec {vec_s}, seq {seq_s})")
     assert speedup >= 3.0
 
 

@@ -58,3 +58,19 @@ def test_partial_last_round_and_seeds():
     np.testing.assert_array_equal(a.returns, b.returns)
     c = evaluate(agent, _short_hopper, episodes=5, seed=1, mode="sync")
     assert not np.array_equal(a.returns, c.returns)
+
+
+class _CountingWrapper(gym.Wrapper):
+    steps = 0
+
+    def step(self, action):
+        _CountingWrapper.steps += 1
+        return self.env.step(action)
+
+
+def test_finished_episodes_are_not_simulated_further():
+    _CountingWrapper.steps = 0
+    res = evaluate(PolicyAgent(_elementwise_policy), lambda: _CountingWrapper(_short_hopper()),
+                   episodes=6, seed=5, mode="sync")
+    assert len(set(res.lengths.tolist())) > 1
+    assert _CountingWrapper.steps == res.lengths.sum()

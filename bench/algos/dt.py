@@ -134,6 +134,8 @@ class DecisionTransformer(Algorithm):
         return sampler.windows(self.config.batch_size, self.config.context_len)
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        if not self.net.training:
+            self.net.train()
         mask = torch.as_tensor(batch["mask"], device=self.device)
         states = self.normalize(self.tensor(batch["states"]))
         actions = (self.tensor(batch["actions"]) - self.act_shift) / self.act_scale
@@ -175,11 +177,11 @@ class DecisionTransformer(Algorithm):
         steps = torch.arange(t - K + 1, t + 1, device=self.device)
         n = len(observations)
         mask = (steps >= 0).expand(n, K)
-        self.net.eval()
+        if self.net.training:  # switched once per evaluation, not per step (it walks every module)
+            self.net.eval()
         pred = self.net(state.states[:, t:t + K], state.actions[:, t:t + K],
                         state.returns[:, t:t + K], steps.clamp(min=0).expand(n, K), mask,
                         last=min(K, 4))[:, -1]
-        self.net.train()
         state.actions[:, t + K - 1] = pred
         state.t += 1
         return (pred * self.act_scale + self.act_shift).cpu().numpy(), state

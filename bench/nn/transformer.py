@@ -78,7 +78,11 @@ class TransformerBlock(nn.Module):
                 queries: torch.Tensor | None = None) -> torch.Tensor:
         attended = self.attn(self.ln1(x), attn_mask, queries)
         x = (x if queries is None else x[:, queries]) + attended
-        return x + self.dropout(self.out(self.activation(self.fc(self.ln2(x)))))
+        hidden = self.fc(self.ln2(x))
+        # Without autograd (acting, evaluation) the ReLU can reuse its input's buffer.
+        hidden = (F.relu_(hidden) if self.activation is F.relu and torch.is_inference_mode_enabled()
+                  else self.activation(hidden))
+        return x + self.dropout(self.out(hidden))
 
 
 class CausalTransformer(nn.Module):

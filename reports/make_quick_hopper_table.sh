@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Reproduces reports/quick-hopper-table/: bc, dt and dt_noreturn at the `quick` budget on the suite's
+# hopper-medium, -medium-replay, -medium-expert and -expert datasets, seeds 0-2 (36 runs).
+# Makes the four datasets first (about 10 minutes), then runs JOBS trainings at once with one torch
+# thread each (default 2, one per core; about 2 hours on 2 cores). Safe to stop and re-run: finished
+# runs are skipped and interrupted ones resume from their last checkpoint.
+# Usage: bash reports/make_quick_hopper_table.sh [RESULTS_ROOT] [JOBS]
+set -euo pipefail
+root="${1:-results}"
+jobs="${2:-2}"
+here="$(cd "$(dirname "$0")" && pwd)"
+datasets=(hopper-medium hopper-medium-replay hopper-medium-expert hopper-expert)
+algos=(dt dt_noreturn bc)
+seeds=(0 1 2)
+
+for ds in "${datasets[@]}"; do
+  python -m bench datasets info "$ds" >/dev/null 2>&1 || python -m bench datasets make "$ds"
+done
+
+# One line per run, longest first so the two workers finish together.
+for algo in "${algos[@]}"; do
+  for seed in "${seeds[@]}"; do
+    for ds in "${datasets[@]}"; do
+      echo "$algo $ds $seed"
+    done
+  done
+done | OMP_NUM_THREADS=1 BENCH_PROGRESS=0 xargs -P "$jobs" -L 1 bash -c '
+  log="$0/logs/$1-$2-seed$3.log"; mkdir -p "$0/logs"
+  if [ -f "$0/$2/$1/quick/seed_$3/result.json" ]; then exit 0; fi
+  python -m bench run --algo "$1" --dataset "$2" --budget quick --seed "$3" --out "$0" --resume >"$log" 2>&1 \
+    && echo "done $1 $2 seed $3" || { echo "FAILED $1 $2 seed $3 (see $log)"; exit 1; }
+' "$root"
+
+out="$here/quick-hopper-table"
+mkdir -p "$out"
+python -m bench results --out "$root" --format markdown > "$out/table.md"
+python -m bench results --out "$root" --format csv > "$out/table.csv"
+for ds in "${datasets[@]}"; do
+  for algo in "${algos[@]}"; do
+    for seed in "${seeds[@]}"; do
+      run="$root/$ds/$algo/quick/seed_$seed"
+      mkdir -p "$out/$ds/$algo/seed_$seed"
+      cp "$run"/{result.json,metrics.jsonl,config.json,dataset.json,env.json} "$out/$ds/$algo/seed_$seed/"
+    done
+  done
+done
+echo "wrote $out"
