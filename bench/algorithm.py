@@ -24,6 +24,10 @@ class Algorithm:
         self.obs_std = torch.as_tensor(spec.obs_std, device=device)
 
     # -- training (offline) ---------------------------------------------------------------
+    def attach_dataset(self, sampler: Sampler) -> None:
+        """Called once with the training data before training and evaluation (also on resume):
+        for what acting needs from the dataset itself, e.g. an index of goal states."""
+
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
         """Draw the batch this algorithm trains on (transitions, windows or goal pairs)."""
         raise NotImplementedError

@@ -201,6 +201,8 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
         sampler = Sampler(load_flat(ds.dataset_id, ds.sha256), seed=req.seed)
         spec = sampler.spec(spec.action_low, spec.action_high, spec.max_episode_steps)
     algo = entry.cls(config, spec, device)
+    if sampler is not None:
+        algo.attach_dataset(sampler)
     if entry.kind == "online":
         algo.setup(source.make_env, req.seed)
 

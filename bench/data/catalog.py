@@ -61,6 +61,8 @@ ALIASES: dict[str, DatasetAlias] = {
         official_id=official,
         generator=kind,
         description=desc,
+        # D4RL's medium-expert is both 1M-transition parts (2M); the others are 1M each.
+        default_transitions=2_000_000 if kind == "medium-expert" else 1_000_000,
     )
     for kind, (official, desc) in HOPPER_KINDS.items()
 }

@@ -1,5 +1,6 @@
-"""A GPT-2 style causal transformer (pre-LayerNorm blocks, ReLU or GELU MLP), without position embeddings:
-callers add their own (DT adds a timestep embedding to every token)."""
+"""A GPT-2 style transformer (pre-LayerNorm blocks, ReLU or GELU MLP), without position embeddings:
+callers add their own (DT adds a timestep embedding to every token). Causal by default;
+``causal=False`` gives the bidirectional encoder the masked inverse-dynamics model needs."""
 from __future__ import annotations
 
 import torch
@@ -10,8 +11,9 @@ from bench.nn.layers import FastDropout, fast_dropout
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, embed_dim: int, n_heads: int, dropout: float) -> None:
+    def __init__(self, embed_dim: int, n_heads: int, dropout: float, causal: bool = True) -> None:
         super().__init__()
+        self.causal = causal
         if embed_dim % n_heads:
             raise ValueError(f"embed_dim {embed_dim} is not divisible by n_heads {n_heads}")
         self.n_heads = n_heads
@@ -35,22 +37,26 @@ class CausalSelfAttention(nn.Module):
             w, b = self.qkv.weight, self.qkv.bias
             q = self._heads(F.linear(x[:, queries], w[:E], b[:E]), 1)[0]
             k, v = self._heads(F.linear(x, w[E:], b[E:]), 2)
-            causal = queries[:, None] >= torch.arange(L, device=x.device)[None, :]
-            attn_mask = causal if attn_mask is None else attn_mask[..., queries, :] & causal
+            if attn_mask is not None:
+                attn_mask = attn_mask[..., queries, :]
+            if self.causal:
+                causal = queries[:, None] >= torch.arange(L, device=x.device)[None, :]
+                attn_mask = causal if attn_mask is None else attn_mask & causal
         if self.training and self.attn_dropout > 0 and x.device.type == "cpu":
             # SDPA's CPU dropout draws Bernoulli masks element by element (+7 ms per layer at
             # DT size, fwd+bwd); with short sequences the explicit product plus the cheap mask
             # is faster.
             scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
-            if attn_mask is None:
+            if attn_mask is None and self.causal:
                 attn_mask = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
-            scores = scores.masked_fill(~attn_mask, float("-inf"))
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
             weights = fast_dropout(scores.softmax(-1), self.attn_dropout, True)
             y = weights @ v
         else:
             p = self.attn_dropout if self.training else 0.0
             if attn_mask is None:
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, dropout_p=p)
             else:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
         y = y.transpose(1, 2).reshape(B, q.shape[2], E)
@@ -64,11 +70,11 @@ ACTIVATIONS = {"relu": F.relu, "gelu": lambda x: F.gelu(x, approximate="tanh")}
 
 class TransformerBlock(nn.Module):
     def __init__(self, embed_dim: int, n_heads: int, dropout: float,
-                 activation: str = "relu") -> None:
+                 activation: str = "relu", causal: bool = True) -> None:
         super().__init__()
         self.activation = ACTIVATIONS[activation]
         self.ln1 = nn.LayerNorm(embed_dim)
-        self.attn = CausalSelfAttention(embed_dim, n_heads, dropout)
+        self.attn = CausalSelfAttention(embed_dim, n_heads, dropout, causal)
         self.ln2 = nn.LayerNorm(embed_dim)
         self.fc = nn.Linear(embed_dim, 4 * embed_dim)
         self.out = nn.Linear(4 * embed_dim, embed_dim)
@@ -90,20 +96,21 @@ class CausalTransformer(nn.Module):
     hidden from every query, and a padded query sees only itself (so no row is all -inf)."""
 
     def __init__(self, embed_dim: int, n_layers: int, n_heads: int, dropout: float,
-                 activation: str = "relu") -> None:
+                 activation: str = "relu", causal: bool = True) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(TransformerBlock(embed_dim, n_heads, dropout, activation)
+        self.causal = causal
+        self.blocks = nn.ModuleList(TransformerBlock(embed_dim, n_heads, dropout, activation, causal)
                                     for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(embed_dim)
 
-    @staticmethod
-    def attention_mask(token_mask: torch.Tensor | None, length: int,
+    def attention_mask(self, token_mask: torch.Tensor | None, length: int,
                        device: torch.device) -> torch.Tensor | None:
         if token_mask is None or bool(token_mask.all()):
-            return None  # plain causal attention, the fused fast path
-        causal = torch.ones(length, length, dtype=torch.bool, device=device).tril()
+            return None  # plain causal (or full) attention, the fused fast path
         eye = torch.eye(length, dtype=torch.bool, device=device)
-        allowed = causal & (token_mask[:, None, :] | eye)  # (B, L, L)
+        allowed = token_mask[:, None, :] | eye  # (B, L, L)
+        if self.causal:
+            allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=device).tril()
         return allowed[:, None]  # broadcast over heads
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None,

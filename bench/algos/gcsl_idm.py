@@ -1,0 +1,111 @@
+"""GCSL inverse dynamics: a small MLP (s_t, s_{t+k}) → a_t, goals relabelled from the same episode.
+
+Goal-conditioned supervised learning (Ghosh et al. 2019) relabels every logged action with a state
+the trajectory actually reached later: whatever a_t was meant to do, it is a good action for
+getting from s_t towards s_{t+k}. Here k is uniform in 1..K (``max_offset``, default 10: long
+enough that the goal says where to go, short enough that one action still matters for it), never
+crossing the episode's end. Both states are normalized with the dataset statistics; the action is
+regressed in [-1, 1] (tanh) with MSE.
+
+At evaluation a goal source (``bench.goals``) names the state to reach ``goal_offset`` steps
+ahead (default 5, inside the trained range): ``dataset`` (nearest good dataset state, its
+successor), ``learned`` (a goal model conditioned on a target return) or ``self`` (the current
+state: a sanity floor).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.algorithm import Algorithm
+from bench.data.sampler import DatasetSpec, Sampler
+from bench.goals import GoalConfig, GoalSetter, GoalState
+from bench.nn import MLP
+from bench.nn.optim import adamw
+from bench.registry import register
+
+
+@dataclass
+class GCSLIDMConfig(GoalConfig):
+    num_updates: int = 1_000_000
+    batch_size: int = 256
+    lr: float = 3e-4
+    hidden: tuple[int, ...] = (256, 256)
+    max_offset: int = 10  # K: relabelled goals are 1..K steps ahead
+    log_every: int = 1000
+    checkpoint_every: int = 50_000
+
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"num_updates": 20, "log_every": 5, "checkpoint_every": 10, "batch_size": 32,
+                  "goal_batch_size": 32},
+        "quick": {"num_updates": 20_000, "log_every": 500, "checkpoint_every": 5_000},
+    }
+
+
+@register("gcsl_idm", description="GCSL inverse dynamics (s_t, s_t+k) -> a_t with a goal source")
+class GCSLInverseDynamics(Algorithm):
+    Config = GCSLIDMConfig
+
+    def __init__(self, config: GCSLIDMConfig, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, spec, device)
+        if config.max_offset < 1:
+            from bench.errors import UsageError
+
+            raise UsageError(f"max_offset must be >= 1, got {config.max_offset}")
+        self.policy = MLP(2 * spec.obs_dim, config.hidden, spec.act_dim, torch.nn.Tanh()).to(device)
+        self.optimizer = adamw(self.policy.parameters(), config.lr)
+        self.goal_setter = GoalSetter(config, spec, device)
+        self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
+        self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
+
+    def attach_dataset(self, sampler: Sampler) -> None:
+        self.goal_setter.attach_dataset(sampler)
+
+    # -- training -------------------------------------------------------------------------
+    def sample(self, sampler: Sampler) -> dict[str, Any]:
+        return {"pairs": sampler.goal_pairs(self.config.batch_size, self.config.max_offset),
+                "goal_model": self.goal_setter.sample(sampler)}
+
+    def predict(self, states: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+        """Normalized actions in [-1, 1] for raw-unit states and goals."""
+        return self.policy(torch.cat([self.normalize(states), self.normalize(goals)], dim=-1))
+
+    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+        pairs = batch["pairs"]
+        target = (self.tensor(pairs["actions"]) - self.act_shift) / self.act_scale
+        loss = F.mse_loss(self.predict(self.tensor(pairs["observations"]),
+                                       self.tensor(pairs["goals"])), target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.item(), **self.goal_setter.update(batch["goal_model"])}
+
+    # -- acting ---------------------------------------------------------------------------
+    def eval_conditions(self) -> list[str]:
+        return self.goal_setter.conditions()
+
+    def initial_state(self, num_envs: int, condition: str = "default") -> GoalState:
+        return self.goal_setter.initial_state(num_envs, condition)
+
+    @torch.inference_mode()
+    def act(self, observations: np.ndarray, state: GoalState) -> tuple[np.ndarray, GoalState]:
+        goals = self.goal_setter.goals(observations, state)
+        out = self.predict(self.tensor(observations), self.tensor(goals))
+        return (out * self.act_scale + self.act_shift).cpu().numpy(), state
+
+    def observe(self, state: GoalState, actions: np.ndarray, rewards: np.ndarray) -> GoalState:
+        return self.goal_setter.observe(state, rewards)
+
+    # -- persistence ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "goal_setter": self.goal_setter.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.goal_setter.load_state_dict(state["goal_setter"])

@@ -1,0 +1,251 @@
+"""Transformer inverse dynamics over (s_0, a_0, s_1, a_1, …, s_K): causal and masked variants.
+
+Both read windows of K + 1 consecutive states and the K actions between them (K = ``context_len``,
+20 by default, DT's size: embed 128, 3 layers, 1 head, dropout 0.1). Tokens are linear embeddings
+plus a learned embedding of their position in the window (no episode timestep: reaching a state
+does not depend on the clock).
+
+``transformer_idm`` (causal): tokens ``[g, s_0, a_0, s_1, a_1, …, s_{K-1}, a_{K-1}]`` with the goal
+token ``g = s_K`` in front, causal attention; a_j is predicted at the s_j token, so it sees the goal,
+the states up to s_j and the actions before it. Window position j's goal lies K - j steps ahead, so
+to act with a goal k steps ahead the current state is placed at position K - k: the model reads
+the last K - k + 1 steps of history (left-padded early in an episode, as in training).
+
+``transformer_idm_masked``: tokens ``[s_0, a_0, …, s_{K-1}, a_{K-1}, s_K]`` with *bidirectional*
+attention. Each training window draws ``mask_pos`` uniformly in 0..K-1 and replaces every token
+from state ``mask_pos`` onward by a learned mask token, except the final state s_K; the loss is
+the MSE of the masked actions, predicted at their own tokens. The model must infer the actions
+that lead from the visible past to s_K. To act with a goal k steps ahead, the last K - k steps are
+the visible past, the next k steps are masked and the goal is s_K; the action is read at the
+first masked action token. As in training, the state at ``mask_pos`` — the current state when
+acting — is masked: the model infers it from the last visible state and action, which is why the
+causal variant (which does see the current state) is the default of the family.
+
+The goal comes from a goal source (``bench.goals``: ``dataset``, ``learned`` or ``self``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.algorithm import Algorithm
+from bench.data.sampler import DatasetSpec, Sampler
+from bench.errors import UsageError
+from bench.goals import GoalConfig, GoalSetter, GoalState
+from bench.nn import CausalTransformer, FastDropout
+from bench.nn.optim import adamw
+from bench.registry import register
+
+
+@dataclass
+class TransformerIDMConfig(GoalConfig):
+    num_updates: int = 100_000
+    batch_size: int = 64
+    context_len: int = 20  # K: windows hold s_0..s_K and a_0..a_{K-1}
+    embed_dim: int = 128
+    n_layers: int = 3
+    n_heads: int = 1
+    dropout: float = 0.1
+    activation: Literal["relu", "gelu"] = "relu"
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 10_000
+    grad_clip: float = 0.25
+    masked: bool = False
+    log_every: int = 500
+    checkpoint_every: int = 5_000
+
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"num_updates": 10, "batch_size": 8, "context_len": 6, "embed_dim": 32,
+                  "n_layers": 1, "warmup_steps": 5, "log_every": 2, "checkpoint_every": 5,
+                  "goal_batch_size": 32, "goal_offset": 3},
+        "quick": {"num_updates": 3_000, "warmup_steps": 300, "log_every": 100,
+                  "checkpoint_every": 500},
+    }
+
+
+def hidden_steps(mask_pos: torch.Tensor, context: int) -> torch.Tensor:
+    """(B,) mask positions → (B, K) bool: step j's state and action are masked iff j >= mask_pos."""
+    return torch.arange(context, device=mask_pos.device)[None, :] >= mask_pos[:, None]
+
+
+def masked_token_layout(hidden: torch.Tensor) -> torch.Tensor:
+    """(B, K) masked steps → (B, 2K + 1) bool over tokens [s_0, a_0, …, s_{K-1}, a_{K-1}, s_K]:
+    True where a token is replaced by the mask token (never the final state)."""
+    tokens = hidden.repeat_interleave(2, dim=1)
+    return torch.cat([tokens, torch.zeros_like(hidden[:, :1])], dim=1)
+
+
+class TransformerIDMNet(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, config: TransformerIDMConfig) -> None:
+        super().__init__()
+        E, K = config.embed_dim, config.context_len
+        self.masked = config.masked
+        self.embed_state = nn.Linear(obs_dim, E)
+        self.embed_action = nn.Linear(act_dim, E)
+        self.embed_goal = None if config.masked else nn.Linear(obs_dim, E)
+        self.mask_state = nn.Parameter(torch.zeros(E)) if config.masked else None
+        self.mask_action = nn.Parameter(torch.zeros(E)) if config.masked else None
+        self.embed_position = nn.Embedding(2 * K + 1, E)
+        self.embed_ln = nn.LayerNorm(E)
+        self.embed_dropout = FastDropout(config.dropout)
+        self.transformer = CausalTransformer(E, config.n_layers, config.n_heads, config.dropout,
+                                             config.activation, causal=not config.masked)
+        self.predict_action = nn.Sequential(nn.Linear(E, act_dim), nn.Tanh())
+
+    def forward(self, states: torch.Tensor, actions: torch.Tensor, goals: torch.Tensor,
+                step_mask: torch.Tensor, hidden: torch.Tensor | None = None,
+                steps: torch.Tensor | None = None) -> torch.Tensor:
+        """states (B, J, obs), actions (B, J, act), goals (B, obs), step_mask (B, J) real steps,
+        hidden (B, J) masked steps (masked variant) → predicted normalized actions (B, J, act)
+        for every step, or (B, len(steps), act) for the window steps listed in ``steps``."""
+        B, J, _ = states.shape
+        s, a = self.embed_state(states), self.embed_action(actions)
+        if self.masked:
+            h = hidden[..., None]
+            s = torch.where(h, self.mask_state, s)
+            a = torch.where(h, self.mask_action, a)
+        x = torch.stack([s, a], dim=2).reshape(B, 2 * J, -1)
+        real = step_mask.repeat_interleave(2, dim=1)
+        always = torch.ones(B, 1, dtype=torch.bool, device=states.device)
+        if self.masked:  # [s_0, a_0, …, s_{J-1}, a_{J-1}, s_K]
+            x = torch.cat([x, self.embed_state(goals)[:, None]], dim=1)
+            token_mask = torch.cat([real, always], dim=1)
+            read = 2 * torch.arange(J, device=x.device) + 1  # each action at its own token
+        else:  # [g, s_0, a_0, …, s_{J-1}, a_{J-1}]
+            x = torch.cat([self.embed_goal(goals)[:, None], x], dim=1)
+            token_mask = torch.cat([always, real], dim=1)
+            read = 2 * torch.arange(J, device=x.device) + 1  # each action at its state's token
+        x = x + self.embed_position(torch.arange(x.shape[1], device=x.device))
+        x = self.embed_dropout(self.embed_ln(x))
+        if steps is not None:
+            read = read[steps]
+        return self.predict_action(self.transformer(x, token_mask, outputs=read))
+
+
+class _History:
+    """Per-env states and actions of the current episodes, with K zero slots in front and behind
+    so that every window is a plain slice (left padding early in an episode, masked as in
+    training; the masked variant's window reaches k - 1 steps past the present)."""
+
+    def __init__(self, n: int, horizon: int, context: int, obs_dim: int, act_dim: int,
+                 goal_state: GoalState, device: torch.device) -> None:
+        self.states = torch.zeros(n, context + horizon + context, obs_dim, device=device)
+        self.actions = torch.zeros(n, context + horizon + context, act_dim, device=device)
+        self.pad = context
+        self.horizon = horizon
+        self.t = 0
+        self.goal_state = goal_state
+
+
+@register("transformer_idm", description="Transformer inverse dynamics, causal, goal token in front")
+@register("transformer_idm_masked", description="Transformer inverse dynamics, masked actions up to s_K",
+          defaults={"masked": True})
+class TransformerInverseDynamics(Algorithm):
+    Config = TransformerIDMConfig
+
+    def __init__(self, config: TransformerIDMConfig, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, spec, device)
+        if not 1 <= config.goal_offset <= config.context_len:
+            raise UsageError(f"goal_offset must be in 1..context_len ({config.context_len}) for a "
+                             f"transformer IDM, got {config.goal_offset}")
+        self.net = TransformerIDMNet(spec.obs_dim, spec.act_dim, config).to(device)
+        self.optimizer = adamw(self.net.parameters(), config.lr, config.weight_decay)
+        warmup = max(1, config.warmup_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        self.goal_setter = GoalSetter(config, spec, device)
+        self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
+        self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
+
+    def attach_dataset(self, sampler: Sampler) -> None:
+        self.goal_setter.attach_dataset(sampler)
+
+    # -- training -------------------------------------------------------------------------
+    def sample(self, sampler: Sampler) -> dict[str, Any]:
+        return {"windows": sampler.windows(self.config.batch_size, self.config.context_len + 1),
+                "goal_model": self.goal_setter.sample(sampler)}
+
+    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+        if not self.net.training:
+            self.net.train()
+        w, K = batch["windows"], self.config.context_len
+        states = self.normalize(self.tensor(w["states"]))
+        actions = (self.tensor(w["actions"][:, :K]) - self.act_shift) / self.act_scale
+        real = torch.as_tensor(w["mask"][:, :K], device=self.device)
+        hidden = None
+        if self.config.masked:
+            mask_pos = torch.randint(0, K, (len(states),), device=self.device)
+            hidden = hidden_steps(mask_pos, K)
+        pred = self.net(states[:, :K], actions, states[:, K], real, hidden)
+        weight = real if hidden is None else real & hidden
+        err = ((pred - actions) ** 2).mean(-1)
+        loss = (err * weight).sum() / weight.sum().clamp(min=1)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return {"loss": loss.item(), "lr": self.scheduler.get_last_lr()[0],
+                **self.goal_setter.update(batch["goal_model"])}
+
+    # -- acting ---------------------------------------------------------------------------
+    def eval_conditions(self) -> list[str]:
+        return self.goal_setter.conditions()
+
+    def initial_state(self, num_envs: int, condition: str = "default") -> _History:
+        return _History(num_envs, self.spec.max_episode_steps + 1, self.config.context_len,
+                        self.spec.obs_dim, self.spec.act_dim,
+                        self.goal_setter.initial_state(num_envs, condition), self.device)
+
+    @torch.inference_mode()
+    def act(self, observations: np.ndarray, state: _History) -> tuple[np.ndarray, _History]:
+        if self.net.training:
+            self.net.eval()
+        K, k = self.config.context_len, self.config.goal_offset
+        n, now = len(observations), state.pad + min(state.t, state.horizon - 1)
+        state.states[:, now] = self.normalize(self.tensor(observations))
+        goals = self.normalize(self.tensor(self.goal_setter.goals(observations, state.goal_state)))
+        if self.config.masked:
+            # Visible past: the K - k steps before now; steps now .. now + k - 1 masked; goal s_K.
+            first = now - (K - k)
+            slots = torch.arange(first, first + K, device=self.device)
+            real = (slots >= state.pad).expand(n, K)
+            hidden = (slots >= now).expand(n, K)
+            window_states = torch.where(hidden[..., None], 0.0, state.states[:, first:first + K])
+            window_actions = torch.where(hidden[..., None], 0.0, state.actions[:, first:first + K])
+            read = K - k
+        else:
+            # The current state at window position K - k (its goal is k steps ahead).
+            first = now - (K - k)
+            slots = torch.arange(first, now + 1, device=self.device)
+            real = (slots >= state.pad).expand(n, len(slots))
+            hidden = None
+            window_states = state.states[:, first:now + 1]
+            window_actions = state.actions[:, first:now + 1]  # the last one is not seen (causal)
+            read = K - k
+        pred = self.net(window_states, window_actions, goals, real, hidden,
+                        steps=torch.tensor([read], device=self.device))[:, 0]
+        state.actions[:, now] = pred
+        state.t += 1
+        return (pred * self.act_scale + self.act_shift).cpu().numpy(), state
+
+    def observe(self, state: _History, actions: np.ndarray, rewards: np.ndarray) -> _History:
+        self.goal_setter.observe(state.goal_state, rewards)
+        return state
+
+    # -- persistence ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "goal_setter": self.goal_setter.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.goal_setter.load_state_dict(state["goal_setter"])

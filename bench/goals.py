@@ -1,0 +1,179 @@
+"""Goal sources: what tells a goal-conditioned inverse-dynamics model (IDM) which state to reach.
+
+An IDM maps (where I am, where I want to be) to an action; at evaluation something has to supply
+"where I want to be". Every IDM in the suite takes its goals from one of these, chosen per run with
+``--set goal_source=…`` and recorded in the evaluation condition of the result (``goal=dataset``,
+``goal=learned,target=3600``, …):
+
+- ``self``: the current state. Asking to stay put is not a task, so this is a sanity floor (the
+  original research notes evaluated IDMs this way).
+- ``dataset``: the nearest state (Euclidean, in normalized units) among the dataset's
+  highest-return episodes, found with a k-d tree; the goal is that episode's state ``goal_offset``
+  steps later (or its last state). The agent follows good trajectories it finds itself near.
+- ``learned``: an offline goal model (s_t, return-to-go) → s_{t+k}, a diagonal Gaussian over the
+  normalized state trained on the dataset alongside the IDM. At evaluation a target return asks
+  for good goals, as DT's return-to-go asks for good actions; the mean is the goal.
+
+``GoalConfig`` holds the fields every IDM config shares; ``GoalSetter`` is the object an IDM owns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.config import TrainConfig
+from bench.data.sampler import DatasetSpec, Sampler
+from bench.errors import UsageError
+from bench.nn import MLP
+from bench.nn.optim import adamw
+
+GOAL_SOURCES = ("self", "dataset", "learned")
+
+
+@dataclass
+class GoalConfig(TrainConfig):
+    goal_source: Literal["self", "dataset", "learned"] = "dataset"
+    goal_offset: int = 5  # k: goals are states this many steps ahead of the current one
+    goal_top_fraction: float = 0.1  # `dataset`: search the best 10% of episodes by return
+    goal_hidden: tuple[int, ...] = (256, 256)  # `learned`: the goal model's MLP
+    goal_lr: float = 3e-4
+    goal_batch_size: int = 256
+    goal_reward_scale: float = 0.001  # `learned`: return-to-go input scale (as DT's)
+    target_returns: tuple[float, ...] = (3600.0, 1800.0)  # `learned`: evaluation conditions
+
+
+class GoalModel(nn.Module):
+    """(normalized s_t, scaled return-to-go) → mean and log-std of normalized s_{t+k}."""
+
+    def __init__(self, obs_dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.obs_dim = obs_dim
+        self.net = MLP(obs_dim + 1, hidden, 2 * obs_dim)
+
+    def forward(self, states: torch.Tensor, returns_to_go: torch.Tensor):
+        out = self.net(torch.cat([states, returns_to_go[:, None]], dim=-1))
+        mean, log_std = out.split(self.obs_dim, dim=-1)
+        return mean, log_std.clamp(-5.0, 2.0)
+
+
+@dataclass
+class GoalState:
+    """Per-env state of a goal source during one evaluation round."""
+
+    returns_to_go: np.ndarray | None = None  # `learned`: remaining target return, raw units
+
+
+class GoalSetter:
+    """The goal source of one IDM: built from its config, fed the dataset, asked for goals."""
+
+    def __init__(self, config: GoalConfig, spec: DatasetSpec, device: torch.device) -> None:
+        if config.goal_source not in GOAL_SOURCES:
+            raise UsageError(f"unknown goal_source {config.goal_source!r}; choose one of "
+                             f"{', '.join(GOAL_SOURCES)} (--set goal_source=dataset)")
+        if config.goal_offset < 1:
+            raise UsageError(f"goal_offset must be >= 1, got {config.goal_offset}")
+        if not 0.0 < config.goal_top_fraction <= 1.0:
+            raise UsageError(f"goal_top_fraction must be in (0, 1], got {config.goal_top_fraction}")
+        self.config = config
+        self.source = config.goal_source
+        self.device = device
+        self.obs_mean = np.asarray(spec.obs_mean, np.float32)
+        self.obs_std = np.asarray(spec.obs_std, np.float32)
+        self._tree = None
+        self.model: GoalModel | None = None
+        if self.source == "learned":
+            self.model = GoalModel(spec.obs_dim, config.goal_hidden).to(device)
+            self.optimizer = adamw(self.model.parameters(), config.goal_lr)
+
+    # -- conditions -----------------------------------------------------------------------
+    def conditions(self) -> list[str]:
+        if self.source == "learned":
+            return [f"goal=learned,target={r:g}" for r in self.config.target_returns]
+        return [f"goal={self.source}"]
+
+    def initial_state(self, num_envs: int, condition: str) -> GoalState:
+        if self.source != "learned":
+            return GoalState()
+        target = self.config.target_returns[0]
+        for part in condition.split(","):
+            if part.startswith("target="):
+                target = float(part.split("=", 1)[1])
+        return GoalState(np.full(num_envs, target, dtype=np.float64))
+
+    def observe(self, state: GoalState, rewards: np.ndarray) -> GoalState:
+        if state.returns_to_go is not None:
+            state.returns_to_go = state.returns_to_go - np.asarray(rewards, np.float64)
+        return state
+
+    # -- the dataset ------------------------------------------------------------------------
+    def attach_dataset(self, sampler: Sampler) -> None:
+        """Index the best episodes for ``dataset`` goals (a no-op for the other sources)."""
+        if self.source != "dataset" or self._tree is not None:
+            return
+        from scipy.spatial import cKDTree
+
+        flat = sampler.flat
+        n_best = max(1, int(round(self.config.goal_top_fraction * flat.num_episodes)))
+        # Highest return first; ties broken by episode index so the choice is deterministic.
+        best = np.lexsort((np.arange(flat.num_episodes), -flat.episode_returns))[:n_best]
+        starts = flat.episode_starts[best] + best  # first observation row of each episode
+        lengths = flat.episode_lengths[best]
+        rows = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths)])
+        last = np.repeat(starts + lengths, lengths)  # the episode's final observation row
+        self._goal_rows = np.minimum(rows + self.config.goal_offset, last)
+        self._observations = flat.observations
+        self._tree = cKDTree((flat.observations[rows] - self.obs_mean) / self.obs_std)
+        self.indexed_episodes, self.indexed_states = int(n_best), int(len(rows))
+
+    # -- goals ------------------------------------------------------------------------------
+    def goals(self, observations: np.ndarray, state: GoalState) -> np.ndarray:
+        """Raw-unit goal states (n, obs_dim) for raw observations (n, obs_dim)."""
+        if self.source == "self":
+            return np.asarray(observations, np.float32).copy()
+        normalized = (np.asarray(observations, np.float32) - self.obs_mean) / self.obs_std
+        if self.source == "dataset":
+            if self._tree is None:
+                raise RuntimeError("dataset goals need attach_dataset(sampler) first")
+            _, nearest = self._tree.query(normalized, k=1)
+            return self._observations[self._goal_rows[nearest]].astype(np.float32)
+        with torch.inference_mode():
+            mean, _ = self.model(torch.as_tensor(normalized, device=self.device),
+                                 torch.as_tensor(state.returns_to_go * self.config.goal_reward_scale,
+                                                 dtype=torch.float32, device=self.device))
+        return mean.cpu().numpy() * self.obs_std + self.obs_mean
+
+    # -- training (`learned` only) ----------------------------------------------------------
+    def sample(self, sampler: Sampler) -> dict[str, np.ndarray] | None:
+        if self.source != "learned":
+            return None
+        return sampler.goal_pairs(self.config.goal_batch_size, self.config.goal_offset,
+                                  fixed_offset=True)
+
+    def update(self, batch: dict[str, np.ndarray] | None) -> dict[str, float]:
+        """One Gaussian negative-log-likelihood step of the goal model."""
+        if batch is None:
+            return {}
+        t = lambda a: torch.as_tensor((a - self.obs_mean) / self.obs_std, device=self.device)
+        rtg = torch.as_tensor(batch["returns_to_go"] * self.config.goal_reward_scale,
+                              dtype=torch.float32, device=self.device)
+        mean, log_std = self.model(t(batch["observations"]), rtg)
+        target = t(batch["goals"])
+        nll = (0.5 * ((target - mean) / log_std.exp()) ** 2 + log_std).sum(-1).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        nll.backward()
+        self.optimizer.step()
+        return {"goal_nll": nll.item(), "goal_mse": ((mean.detach() - target) ** 2).mean().item()}
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.model is None:
+            return {}
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.model is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
