@@ -36,7 +36,8 @@ GOAL_SOURCES = ("self", "dataset", "learned")
 
 @dataclass
 class GoalConfig(TrainConfig):
-    goal_source: Literal["self", "dataset", "learned"] = "dataset"
+    # The best source on hopper-medium (gcsl_idm, quick, seed 0: learned 86.4, dataset 39.7, self 12.9).
+    goal_source: Literal["self", "dataset", "learned"] = "learned"
     goal_offset: int = 5  # k: goals are states this many steps ahead of the current one
     goal_top_fraction: float = 0.1  # `dataset`: search the best 10% of episodes by return
     goal_hidden: tuple[int, ...] = (256, 256)  # `learned`: the goal model's MLP

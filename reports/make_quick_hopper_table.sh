@@ -24,12 +24,7 @@ for algo in "${algos[@]}"; do
       echo "$algo $ds $seed"
     done
   done
-done | OMP_NUM_THREADS=1 BENCH_PROGRESS=0 xargs -P "$jobs" -L 1 bash -c '
-  log="$0/logs/$1-$2-seed$3.log"; mkdir -p "$0/logs"
-  if [ -f "$0/$2/$1/quick/seed_$3/result.json" ]; then exit 0; fi
-  python -m bench run --algo "$1" --dataset "$2" --budget quick --seed "$3" --out "$0" --resume >"$log" 2>&1 \
-    && echo "done $1 $2 seed $3" || { echo "FAILED $1 $2 seed $3 (see $log)"; exit 1; }
-' "$root"
+done | bash "$here/run_grid.sh" "$root" "$jobs" quick
 
 out="$here/quick-hopper-table"
 mkdir -p "$out"
