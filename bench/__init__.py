@@ -5,3 +5,5 @@ Public API (stable): :func:`bench.data.get_dataset`, :func:`bench.data.qlearning
 :func:`bench.evaluate.evaluate`, :func:`bench.results.load_results`.
 """
 __version__ = "0.1.0"
+
+from bench import carracing as _carracing  # noqa: E402,F401  (registers bench/CarRacingLatent-v0)

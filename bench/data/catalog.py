@@ -67,6 +67,26 @@ ALIASES: dict[str, DatasetAlias] = {
     for kind, (official, desc) in HOPPER_KINDS.items()
 }
 
+CARRACING_KINDS = {
+    "medium": "the track driver at target speed 70 with Gaussian action noise (std 0.1)",
+    "expert": "the track driver at target speed 120, exact actions",
+    "medium-expert": "carracing-medium + carracing-expert, concatenated",
+}
+
+ALIASES.update({
+    f"carracing-{kind}": DatasetAlias(
+        alias=f"carracing-{kind}",
+        env_id="bench/CarRacingLatent-v0",
+        local_id=f"bench/carracing/{kind}-v0",
+        official_id=None,
+        generator=f"carracing-{kind}",
+        description=desc + "; observations are 64-d latents of the frozen encoder",
+        # About 300 episodes: the expert finishes its lap in ~850-1000 steps, medium runs 1,000.
+        default_transitions=600_000 if kind == "medium-expert" else 300_000,
+    )
+    for kind, desc in CARRACING_KINDS.items()
+})
+
 
 def reference_scores(dataset_id: str, metadata: dict[str, Any]) -> RefScores | None:
     """Reference scores of a dataset: its own metadata first, then the registry."""

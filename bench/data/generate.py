@@ -19,9 +19,25 @@ from bench.progress import progress_bar
 
 
 class BatchPolicy(Protocol):
-    """Maps a batch of observations (n, obs_dim) to a batch of actions (n, act_dim)."""
+    """Maps a batch of observations (n, obs_dim) to a batch of actions (n, act_dim).
+
+    A policy with ``uses_info = True`` is called as ``policy(observations, infos)`` with the
+    latest info of every env (a dict of (n, ...) arrays): e.g. a driver that runs inside the env
+    process and reports its action there (``bench.carracing.driver``)."""
 
     def __call__(self, observations: np.ndarray) -> np.ndarray: ...
+
+
+class InfoActionPolicy:
+    """Acts with the action each env put into ``info[key]``."""
+
+    uses_info = True
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, observations: np.ndarray, infos: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(infos[self.key], dtype=np.float32)
 
 
 @dataclass
@@ -50,6 +66,7 @@ def collect_episodes(
     num_envs: int = 8,
     vectorization: str = "auto",
     desc: str = "collecting",
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list:
     """Collect whole episodes until ``num_transitions`` steps or ``num_episodes`` episodes.
 
@@ -59,6 +76,8 @@ def collect_episodes(
     same batches). "auto" is sync: for MuJoCo-sized envs the IPC of worker processes costs more
     than the stepping (Hopper with the expert policy, 8 envs: 6,600 steps/s in-process vs 2,700
     with workers); async is for expensive simulators.
+    ``transform`` maps a batch of the envs' raw observations to what is stored and shown to the
+    policy (e.g. frames → latents with a frozen encoder, batched in this process).
     """
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
@@ -76,7 +95,30 @@ def collect_episodes(
     finished: list[EpisodeBuffer] = []
     next_episode = 0
     slots: list[dict[str, Any]] = [{} for _ in range(num_envs)]
-    last_obs = np.zeros((num_envs, *envs.single_observation_space.shape))
+    last_obs: np.ndarray | None = None
+    last_infos: dict[str, np.ndarray] = {}
+    uses_info = getattr(policy, "uses_info", False)
+
+    def remember(obs: np.ndarray, infos: dict[str, Any], rows: np.ndarray) -> np.ndarray:
+        """Transform the observations of ``rows``, store them as the envs' latest, keep infos."""
+        nonlocal last_obs
+        new = np.asarray(obs if transform is None else transform(np.asarray(obs)[rows]))
+        if transform is None:
+            new = new[rows]
+        if last_obs is None:
+            last_obs = np.zeros((num_envs, *new.shape[1:]), dtype=new.dtype)
+        last_obs[rows] = new
+        for key, value in infos.items():
+            if key.startswith("_") or not isinstance(value, np.ndarray):
+                continue
+            if key not in last_infos:
+                last_infos[key] = np.zeros_like(value)
+            valid = infos.get("_" + key, np.ones(num_envs, dtype=bool))
+            take = np.zeros(num_envs, dtype=bool)
+            take[rows] = True
+            take &= valid
+            last_infos[key][take] = value[take]
+        return new
 
     def start(mask: np.ndarray) -> None:
         nonlocal next_episode
@@ -86,10 +128,11 @@ def collect_episodes(
             slots[j] = {"id": next_episode, "seed": seed + next_episode, "obs": [], "act": [],
                         "rew": [], "term": [], "trunc": []}
             next_episode += 1
-        obs, _ = envs.reset(seed=seeds, options={"reset_mask": mask})
-        for j in np.flatnonzero(mask):
-            slots[j]["obs"].append(obs[j])
-            last_obs[j] = obs[j]
+        obs, infos = envs.reset(seed=seeds, options={"reset_mask": mask})
+        rows = np.flatnonzero(mask)
+        new = remember(obs, infos, rows)
+        for i, j in enumerate(rows):
+            slots[j]["obs"].append(new[i])
 
     def reached() -> bool:
         return (done_steps if num_transitions is not None else len(finished)) >= target
@@ -98,17 +141,21 @@ def collect_episodes(
         start(np.ones(num_envs, dtype=bool))
         with progress_bar(total=target, desc=desc, unit="step" if num_transitions else "ep") as bar:
             while not reached():
-                actions = np.asarray(policy(last_obs.copy()))
-                obs, rew, term, trunc, _ = envs.step(actions)
+                if uses_info:
+                    infos_now = {k: v.copy() for k, v in last_infos.items()}
+                    actions = np.asarray(policy(last_obs.copy(), infos_now))
+                else:
+                    actions = np.asarray(policy(last_obs.copy()))
+                obs, rew, term, trunc, infos = envs.step(actions)
+                new = remember(obs, infos, np.arange(num_envs))
                 ended = np.zeros(num_envs, dtype=bool)
                 for j in range(num_envs):
                     s = slots[j]
-                    s["obs"].append(obs[j])
+                    s["obs"].append(new[j])
                     s["act"].append(actions[j])
                     s["rew"].append(float(rew[j]))
                     s["term"].append(bool(term[j]))
                     s["trunc"].append(bool(trunc[j]))
-                    last_obs[j] = obs[j]
                     if term[j] or trunc[j]:
                         finished.append(EpisodeBuffer(
                             id=s["id"], seed=s["seed"], observations=np.asarray(s["obs"]),

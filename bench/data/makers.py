@@ -238,7 +238,20 @@ MAKERS: dict[str, Callable[..., dict[str, Any]]] = {
     "expert": make_with_reference_policy("expert"),
     "medium": make_with_reference_policy("medium"),
     "medium-expert": make_combined("hopper-medium", "hopper-expert"),
+    "carracing-medium-expert": make_combined("carracing-medium", "carracing-expert"),
 }
+
+
+def _carracing_maker(level: str) -> Callable[..., dict[str, Any]]:
+    def make(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
+        from bench.carracing.data import maker
+
+        return maker(level)(alias, num_transitions=num_transitions, seed=seed)
+
+    return make
+
+
+MAKERS.update({f"carracing-{level}": _carracing_maker(level) for level in ("medium", "expert")})
 
 
 def unavailable_message(alias: DatasetAlias) -> str:

@@ -1,0 +1,146 @@
+"""Car Racer: driver, encoder, latent env and a tiny latent dataset made here.
+
+The tests use a randomly initialised encoder saved into a temporary reference directory (the
+committed one is not needed to check the plumbing) and a reference card written by the test."""
+from __future__ import annotations
+
+import json
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+
+TINY_CAR = "test/carracing/tiny-v0"
+
+
+@pytest.fixture(scope="module")
+def car_reference_dir(tmp_path_factory):
+    from bench.carracing import encoder as enc
+
+    root = tmp_path_factory.mktemp("car-reference")
+    saved = os.environ.get("BENCH_REFERENCE_DIR")
+    os.environ["BENCH_REFERENCE_DIR"] = str(root)
+    torch.manual_seed(0)
+    enc.save_encoder(enc.FrameEncoder(), root / "carracing" / "encoder.pt",
+                     {"objective": "none: random weights for tests"})
+    (root / "carracing" / "reference.json").write_text(json.dumps({
+        "episodes": 2, "random": {"mean_return": -50.0}, "expert": {"mean_return": 900.0}}))
+    enc._LOADED.clear()
+    yield root
+    enc._LOADED.clear()
+    if saved is None:
+        os.environ.pop("BENCH_REFERENCE_DIR", None)
+    else:
+        os.environ["BENCH_REFERENCE_DIR"] = saved
+
+
+@pytest.fixture(scope="module")
+def tiny_car_dataset(car_reference_dir):
+    from bench.carracing.data import make_carracing_dataset
+
+    make_carracing_dataset(TINY_CAR, "expert", num_episodes=3, seed=0, max_episode_steps=40,
+                           num_envs=2)
+    return TINY_CAR
+
+
+def test_driver_reports_actions_and_driving_state_reproducibly():
+    from bench.carracing.data import driver_env
+
+    def episode():
+        env = driver_env("medium", max_episode_steps=30)
+        _, info = env.reset(seed=3)
+        actions = []
+        for _ in range(30):
+            actions.append(info["driver_action"])
+            _, _, term, trunc, info = env.step(info["driver_action"])
+            if term or trunc:
+                break
+        assert info["driving"].shape == (4,)
+        return np.array(actions)
+
+    a, b = episode(), episode()
+    np.testing.assert_array_equal(a, b)  # the noise is seeded from the reset seed
+    assert a.shape[1] == 3 and (a[:, 1:] >= 0).all() and (np.abs(a) <= 1).all()
+
+
+def test_encoder_is_deterministic_and_batch_consistent(car_reference_dir):
+    from bench.carracing.encoder import encode_frames, load_encoder
+
+    encoder, sha = load_encoder()
+    frames = np.random.default_rng(0).integers(0, 256, (5, 96, 96, 3), dtype=np.uint8)
+    z1, z2 = encode_frames(encoder, frames), encode_frames(encoder, frames)
+    assert z1.shape == (5, 64) and z1.dtype == np.float32
+    np.testing.assert_array_equal(z1, z2)
+    np.testing.assert_allclose(encode_frames(encoder, frames[2:3])[0], z1[2], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="uint8"):
+        encode_frames(encoder, frames.astype(np.float32))
+    assert len(sha) == 64
+
+
+def test_encoder_checksum_is_verified(tmp_path):
+    from bench.carracing import encoder as enc
+    from bench.errors import DatasetError
+
+    path = tmp_path / "carracing" / "encoder.pt"
+    enc.save_encoder(enc.FrameEncoder(), path, {"objective": "test"})
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match="sha256"):
+        enc.load_encoder(path)
+
+
+def test_latent_env_observations_are_encoded_frames(car_reference_dir):
+    from bench.carracing.encoder import encode_frames, load_encoder
+
+    env = gym.make("bench/CarRacingLatent-v0")
+    raw = gym.make("CarRacing-v3", continuous=True)
+    obs, _ = env.reset(seed=5)
+    frame, _ = raw.reset(seed=5)
+    assert env.observation_space.shape == (64,) and obs.shape == (64,)
+    encoder, _ = load_encoder()
+    np.testing.assert_allclose(obs, encode_frames(encoder, frame[None])[0], rtol=1e-5, atol=1e-6)
+    action = np.array([0.1, 0.5, 0.0], np.float32)
+    obs, r1, *_ = env.step(action)
+    frame, r2, *_ = raw.step(action)
+    np.testing.assert_allclose(obs, encode_frames(encoder, frame[None])[0], rtol=1e-5, atol=1e-6)
+    assert r1 == r2
+    assert env.spec.max_episode_steps == 1000
+
+
+def test_tiny_dataset_opens_with_minari_and_recovers_the_latent_env(tiny_car_dataset):
+    import minari
+
+    from bench.data.storage import read_metadata
+
+    ds = minari.load_dataset(tiny_car_dataset)
+    assert ds.total_episodes == 3
+    episode = next(iter(ds.iterate_episodes()))
+    assert episode.observations.shape[1] == 64 and episode.actions.shape[1] == 3
+    env = ds.recover_environment()
+    assert env.observation_space.shape == (64,)
+    meta = read_metadata(tiny_car_dataset)
+    prov = meta["bench_provenance"]
+    assert prov["source"] == "self-generated" and len(prov["encoder_sha256"]) == 64
+    assert prov["driver"]["level"] == "expert"
+    assert meta["ref_min_score"] == -50.0 and meta["ref_max_score"] == 900.0
+
+
+def test_tiny_dataset_verifies(tiny_car_dataset):
+    proc = run_cli("datasets", "verify", tiny_car_dataset)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("algo", ["dt", "gcsl_idm"])
+def test_algorithms_run_on_the_latent_dataset(tmp_path, tiny_car_dataset, algo):
+    proc = run_cli("run", "--algo", algo, "--dataset", tiny_car_dataset, "--budget", "smoke",
+                   "--eval-episodes", "2", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(next(tmp_path.rglob("result.json")).read_text())
+    assert result["dataset_id"] == tiny_car_dataset
+    assert all(n <= 40 for n in result["conditions"][result["condition"]]["episode_lengths"])
+    assert np.isfinite(result["normalized_score"])
