@@ -73,20 +73,40 @@ class _EnvBatch:
             env.close()
 
 
+def worker_split(env: gym.Env) -> tuple[MakeEnv, Callable[[np.ndarray], np.ndarray]] | None:
+    """``(make_inner_env, batch_transform)`` if ``env`` can be split for worker processes.
+
+    An env whose observations are a learned transform of an expensive simulator's (the Car Racer
+    latent env: frames → encoder) offers ``split_for_workers(max_episode_steps)``: the workers then run only the
+    simulator and the transform runs here, batched over all envs, instead of once per env and
+    step inside each worker (and no worker process needs torch)."""
+    try:
+        split = env.get_wrapper_attr("split_for_workers")
+    except AttributeError:
+        return None
+    return split(env.spec.max_episode_steps if env.spec is not None else None)
+
+
 class _WorkerEnvs:
     """``n`` envs in worker processes (gymnasium's AsyncVectorEnv); every env steps every time
-    and finished ones auto-reset, which the caller's ``running`` mask discards."""
+    and finished ones auto-reset, which the caller's ``running`` mask discards. With a
+    ``transform`` the workers run the inner simulator and observations are transformed here."""
 
-    def __init__(self, make_env: MakeEnv, n: int) -> None:
+    def __init__(self, make_env: MakeEnv, n: int,
+                 transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         # fork keeps start-up cheap; workers only step the simulator (no torch work).
         self.envs = gym.vector.AsyncVectorEnv([make_env] * n, context="fork")
+        self.transform = transform
+
+    def _obs(self, obs: np.ndarray) -> np.ndarray:
+        return np.asarray(obs if self.transform is None else self.transform(obs), dtype=np.float32)
 
     def reset(self, seeds: list[int]) -> np.ndarray:
-        return np.asarray(self.envs.reset(seed=seeds)[0], dtype=np.float32)
+        return self._obs(self.envs.reset(seed=seeds)[0])
 
     def step(self, actions: np.ndarray, running: np.ndarray):
         obs, rew, term, trunc, _ = self.envs.step(actions)
-        return np.asarray(obs, dtype=np.float32), rew, term, trunc
+        return self._obs(obs), rew, term, trunc
 
     def close(self) -> None:
         self.envs.close()
@@ -103,14 +123,26 @@ def evaluate(
     mode: Literal["async", "sync", "auto"] = "auto",
     desc: str = "evaluating",
 ) -> EvalResult:
-    """Run ``episodes`` episodes, ``num_envs`` at a time (default: all of them, at most 32)."""
+    """Run ``episodes`` episodes, ``num_envs`` at a time (default: all of them, at most 32).
+
+    ``mode="auto"`` steps the envs in this process, except for envs that offer a worker split
+    (``worker_split``): those run in worker processes with the observation transform batched
+    here."""
     n = min(episodes, num_envs or 32)
-    if mode == "auto":
-        mode = "sync"
     start = time.perf_counter()
+    split = None
+    if mode != "sync" and n > 1:
+        probe = make_env()
+        split = worker_split(probe)
+        probe.close()
+        if mode == "auto":
+            mode = "async" if split is not None else "sync"
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
-    envs = _WorkerEnvs(make_env, n) if mode == "async" and n > 1 else _EnvBatch(make_env, n)
+    if mode == "async" and n > 1:
+        envs = _WorkerEnvs(make_env, n) if split is None else _WorkerEnvs(split[0], n, split[1])
+    else:
+        envs = _EnvBatch(make_env, n)
     try:
         with progress_bar(total=episodes, desc=desc, unit="ep") as bar:
             for first in range(0, episodes, n):

@@ -1,12 +1,13 @@
 """The frozen vision encoder of the Car Racer family: a 96×96×3 CarRacing frame → a 64-d latent.
 
-Architecture: four stride-2 4×4 convolutions (32, 64, 128, 256 channels, ReLU; 96 → 47 → 22 →
-10 → 4 pixels) and a linear map of the 4,096 features to 64 numbers, about 41M multiply-adds a
-frame. One frame is enough: CarRacing draws its dashboard (speed bar, ABS lights, steering and
+Architecture: four stride-2 4×4 convolutions (16, 32, 64, 128 channels, ReLU; 96 → 47 → 22 →
+10 → 4 pixels) and a linear map of the 2,048 features to 64 numbers, about 11M multiply-adds a
+frame (the channel widths of the World Models encoder, halved: a quarter of the cost, so that
+training on a laptop CPU takes minutes and encoding never limits data generation). One frame is enough: CarRacing draws its dashboard (speed bar, ABS lights, steering and
 gyroscope bars) into the bottom of every frame.
 
 Objective (trained once, then frozen): a convolutional autoencoder. A decoder mirrors the encoder
-(linear to 256×4×4, four transposed convolutions back to 96×96×3, sigmoid) and the pair minimises
+(linear to 128×4×4, four transposed convolutions back to 96×96×3, sigmoid) and the pair minimises
 the mean squared error of the frame in [0, 1], with the dashboard rows weighted ×10 so that the
 few pixels carrying speed and steering are not drowned out by the grass. Only the encoder is kept;
 its weights are committed under ``datasets/carracing/`` with their sha256 and a card, and a linear
@@ -34,12 +35,12 @@ class FrameEncoder(nn.Module):
     def __init__(self, latent_dim: int = LATENT_DIM) -> None:
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(3, 32, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(3, 16, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(16, 32, 4, stride=2), nn.ReLU(),
             nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
             nn.Conv2d(64, 128, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(128, 256, 4, stride=2), nn.ReLU(),
         )
-        self.head = nn.Linear(256 * 4 * 4, latent_dim)
+        self.head = nn.Linear(128 * 4 * 4, latent_dim)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, 96, 96, 3) uint8 → (B, latent_dim) float32."""
@@ -52,17 +53,17 @@ class FrameDecoder(nn.Module):
 
     def __init__(self, latent_dim: int = LATENT_DIM) -> None:
         super().__init__()
-        self.head = nn.Linear(latent_dim, 256 * 4 * 4)
+        self.head = nn.Linear(latent_dim, 128 * 4 * 4)
         self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(256, 128, 4, stride=2), nn.ReLU(),  # 4 → 10
-            nn.ConvTranspose2d(128, 64, 4, stride=2), nn.ReLU(),  # 10 → 22
-            nn.ConvTranspose2d(64, 32, 4, stride=2, output_padding=1), nn.ReLU(),  # 22 → 47
-            nn.ConvTranspose2d(32, 3, 4, stride=2, output_padding=0), nn.Sigmoid(),  # 47 → 96
+            nn.ConvTranspose2d(128, 64, 4, stride=2), nn.ReLU(),  # 4 → 10
+            nn.ConvTranspose2d(64, 32, 4, stride=2), nn.ReLU(),  # 10 → 22
+            nn.ConvTranspose2d(32, 16, 4, stride=2, output_padding=1), nn.ReLU(),  # 22 → 47
+            nn.ConvTranspose2d(16, 3, 4, stride=2, output_padding=0), nn.Sigmoid(),  # 47 → 96
         )
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, latent_dim) → (B, 3, 96, 96) in [0, 1]."""
-        return self.deconv(self.head(latents).view(-1, 256, 4, 4))
+        return self.deconv(self.head(latents).view(-1, 128, 4, 4))
 
 
 def reconstruction_loss(frames: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
@@ -127,7 +128,7 @@ def load_encoder(path: Path | None = None) -> tuple[FrameEncoder, str]:
         return _LOADED[key]
     if not path.exists():
         raise DatasetError(f"the Car Racer vision encoder is missing at {path}; train it with "
-                           "`python -m bench.carracing.train_encoder` (or set BENCH_REFERENCE_DIR "
+                           "`python -m bench.carracing train-encoder` (or set BENCH_REFERENCE_DIR "
                            "to a directory holding carracing/encoder.pt).")
     data = path.read_bytes()
     sha = sha256_bytes(data)

@@ -7,6 +7,7 @@ CarRacing-v3's; the reward, termination and action box are CarRacing's own.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import gymnasium as gym
@@ -31,6 +32,17 @@ class CarRacingLatent(gym.ObservationWrapper):
         from bench.carracing.encoder import encode_frames
 
         return encode_frames(self.encoder, frame[None])[0]
+
+    def split_for_workers(self, max_episode_steps: int | None):
+        """For ``bench.evaluate``: worker processes run plain CarRacing-v3 (same arguments, the
+        outer env's step limit) and the frames of all envs are encoded here in one batch."""
+        from bench.carracing.encoder import encode_frames
+
+        kwargs = {"continuous": self.env.unwrapped.continuous,
+                  "max_episode_steps": max_episode_steps}
+        encoder = self.encoder
+        return (functools.partial(gym.make, "CarRacing-v3", **kwargs),
+                lambda frames: encode_frames(encoder, np.asarray(frames)))
 
 
 def make_latent_env(encoder_path: str | None = None, render_mode: str | None = None,
