@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from bench.config import TrainConfig
-from bench.data.sampler import DatasetSpec, Sampler
+from bench.data.sampler import DatasetSpec, Sampler, default_target_returns
 from bench.errors import UsageError
 from bench.nn import MLP
 from bench.nn.optim import adamw
@@ -44,7 +44,8 @@ class GoalConfig(TrainConfig):
     goal_lr: float = 3e-4
     goal_batch_size: int = 256
     goal_reward_scale: float = 0.001  # `learned`: return-to-go input scale (as DT's)
-    target_returns: tuple[float, ...] = (3600.0, 1800.0)  # `learned`: evaluation conditions
+    # `learned`: evaluation targets; empty = bench.data.sampler.default_target_returns (DT's)
+    target_returns: tuple[float, ...] = ()
 
 
 class GoalModel(nn.Module):
@@ -80,6 +81,7 @@ class GoalSetter:
         if not 0.0 < config.goal_top_fraction <= 1.0:
             raise UsageError(f"goal_top_fraction must be in (0, 1], got {config.goal_top_fraction}")
         self.config = config
+        self.spec = spec
         self.source = config.goal_source
         self.device = device
         self.obs_mean = np.asarray(spec.obs_mean, np.float32)
@@ -93,17 +95,20 @@ class GoalSetter:
     # -- conditions -----------------------------------------------------------------------
     def conditions(self) -> list[str]:
         if self.source == "learned":
-            return [f"goal=learned,target={r:g}" for r in self.config.target_returns]
+            return [f"goal=learned,target={r:g}" for r in self.targets()]
         return [f"goal={self.source}"]
 
     def initial_state(self, num_envs: int, condition: str) -> GoalState:
         if self.source != "learned":
             return GoalState()
-        target = self.config.target_returns[0]
+        target = self.targets()[0]
         for part in condition.split(","):
             if part.startswith("target="):
                 target = float(part.split("=", 1)[1])
         return GoalState(np.full(num_envs, target, dtype=np.float64))
+
+    def targets(self) -> tuple[float, ...]:
+        return tuple(self.config.target_returns) or default_target_returns(self.spec)
 
     def observe(self, state: GoalState, rewards: np.ndarray) -> GoalState:
         if state.returns_to_go is not None:

@@ -199,7 +199,7 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
     if entry.kind == "offline":
         ds = source.dataset
         sampler = Sampler(load_flat(ds.dataset_id, ds.sha256), seed=req.seed)
-        spec = sampler.spec(spec.action_low, spec.action_high, spec.max_episode_steps)
+        spec = sampler.spec(spec.action_low, spec.action_high, spec.max_episode_steps, spec.env_id)
     algo = entry.cls(config, spec, device)
     if sampler is not None:
         algo.attach_dataset(sampler)

@@ -9,7 +9,7 @@ from bench.nn import fast_dropout
 from conftest import make_flat
 
 SPEC = DatasetSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
-                   -np.ones(3, np.float32), np.ones(3, np.float32), 1000)
+                   -np.ones(3, np.float32), np.ones(3, np.float32), 1000, "Hopper-v5")
 
 
 def _inputs(B=4, K=6, seed=0):
@@ -119,3 +119,17 @@ def test_dt_actions_do_not_depend_on_the_batch_size():
             a, single[i] = algo.act(obs[t, i:i + 1], single[i])
             single[i] = algo.observe(single[i], a, obs[t, i:i + 1, 0])
             np.testing.assert_array_equal(a[0], batch_actions[i])
+
+
+def test_target_returns_default_to_the_paper_on_hopper_and_to_the_data_elsewhere():
+    import dataclasses
+
+    from bench.data.sampler import default_target_returns
+
+    assert default_target_returns(SPEC) == (3600.0, 1800.0)
+    car = dataclasses.replace(SPEC, env_id="bench/CarRacingLatent-v0", best_return=931.4)
+    assert default_target_returns(car) == (931.0, 466.0)
+    algo = DecisionTransformer(make_config(DTConfig, "smoke"), car, torch.device("cpu"))
+    assert algo.eval_conditions() == ["target=931", "target=466"]
+    with pytest.raises(ValueError, match="target_returns"):
+        default_target_returns(dataclasses.replace(car, best_return=None))

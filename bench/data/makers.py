@@ -119,9 +119,11 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
         from bench.data.resolve import make_alias
 
         components = [ALIASES[p] for p in parts]
+        # Missing parts are made at their own defaults, scaled if a size was asked for.
+        share = num_transitions / alias.default_transitions
         for c in components:
             if not storage.is_present(c.local_id):
-                make_alias(c, num_transitions=num_transitions // len(parts), seed=seed)
+                make_alias(c, num_transitions=int(round(c.default_transitions * share)), seed=seed)
         metas = [storage.read_metadata(c.local_id) for c in components]
         combined = minari.combine_datasets([minari.load_dataset(c.local_id) for c in components],
                                            alias.local_id)

@@ -25,6 +25,8 @@ class DatasetSpec:
     action_low: np.ndarray
     action_high: np.ndarray
     max_episode_steps: int
+    env_id: str = ""
+    best_return: float | None = None  # the highest episode return in the dataset
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
@@ -38,7 +40,8 @@ class DatasetSpec:
         max_steps = env.spec.max_episode_steps if env.spec else None
         return cls(obs_dim, int(np.prod(low.shape)), np.zeros(obs_dim, np.float32),
                    np.ones(obs_dim, np.float32), low,
-                   np.asarray(env.action_space.high, np.float32), max_steps or 1000)
+                   np.asarray(env.action_space.high, np.float32), max_steps or 1000,
+                   env.spec.id if env.spec else "")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "DatasetSpec":
@@ -63,13 +66,14 @@ class Sampler:
 
     # -- statistics -----------------------------------------------------------------------
     def spec(self, action_low: np.ndarray, action_high: np.ndarray,
-             max_episode_steps: int) -> DatasetSpec:
+             max_episode_steps: int, env_id: str = "") -> DatasetSpec:
         obs = self.flat.state_observations()
         mean = obs.mean(0, dtype=np.float64).astype(np.float32)
         std = (obs.std(0, dtype=np.float64) + 1e-6).astype(np.float32)
         return DatasetSpec(obs.shape[1], self.flat.actions.shape[1], mean, std,
                            np.asarray(action_low, np.float32), np.asarray(action_high, np.float32),
-                           int(max_episode_steps))
+                           int(max_episode_steps), env_id,
+                           float(np.max(self.flat.episode_returns)))
 
     # -- batches --------------------------------------------------------------------------
     def transitions(self, batch_size: int) -> dict[str, np.ndarray]:
@@ -128,3 +132,22 @@ class Sampler:
             "offsets": k,
             "returns_to_go": f.returns_to_go[idx].astype(np.float32),
         }
+
+
+# The DT paper's evaluation targets for Hopper (Chen et al. 2021; the authors' gym code evaluates
+# hopper at 3600 and 1800).
+PUBLISHED_TARGET_RETURNS = {"Hopper": (3600.0, 1800.0)}
+
+
+def default_target_returns(spec: DatasetSpec) -> tuple[float, ...]:
+    """Return-to-go targets for return-conditioned acting when a config leaves them empty: the
+    DT paper's for Hopper, otherwise the dataset's best episode return and half of it (targets
+    far outside the data's returns ask the model for returns it has never seen)."""
+    family = spec.env_id.split("-")[0]
+    if family in PUBLISHED_TARGET_RETURNS:
+        return PUBLISHED_TARGET_RETURNS[family]
+    if spec.best_return is None:
+        raise ValueError("no target returns configured and no dataset to derive them from; "
+                         "pass --set target_returns=...")
+    best = float(np.round(spec.best_return))
+    return (best, float(np.round(best / 2)))
