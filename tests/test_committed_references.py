@@ -23,3 +23,26 @@ def test_hopper_reference_policies_match_their_card():
     ratio = card["medium"]["mean_return"] / card["expert"]["mean_return"]
     assert 0.2 < ratio < 0.5
     assert card["random"]["mean_return"] < card["medium"]["mean_return"]
+
+
+CARRACING = Path(__file__).resolve().parents[1] / "datasets" / "carracing"
+
+
+def test_committed_carracing_encoder_matches_its_card_and_carries_speed():
+    """The frozen encoder loads, matches its sha256, and its card reports what training
+    measured: a linear probe reads speed from the latents almost perfectly."""
+    import torch
+
+    from bench.carracing.encoder import encode_frames, load_encoder
+
+    card = json.loads((CARRACING / "encoder.json").read_text())
+    encoder, sha = load_encoder(CARRACING / "encoder.pt")
+    assert sha == card["sha256"]
+    assert card["linear_probe_r2"]["speed"] > 0.9
+    losses = card["training"]["loss_per_epoch"]
+    assert losses[-1] < losses[0] / 5
+    frames = np.random.default_rng(0).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    z = encode_frames(encoder, frames)
+    assert z.shape == (3, 64) and np.isfinite(z).all()
+    assert not any(p.requires_grad for p in encoder.parameters())
+    assert isinstance(encoder, torch.nn.Module)
