@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     res = sub.add_parser("results", help="normalized-score table over a results root")
     res.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
     res.add_argument("--format", default="markdown", choices=["markdown", "csv", "json"])
+    res.add_argument("--dataset", action="append", default=None, metavar="ALIAS",
+                     help="only these datasets (repeatable; default all)")
+    res.add_argument("--algo", action="append", default=None, metavar="NAME",
+                     help="only these algorithms (repeatable; default all)")
     return parser
 
 
@@ -103,14 +107,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     from bench import registry
     from bench.data.catalog import ALIASES
 
+    algorithms = registry.all_algorithms()
+    width = max(map(len, algorithms))
     print("Algorithms:")
-    for name, entry in registry.all_algorithms().items():
-        print(f"  {name:<14} {entry.kind:<8} {entry.description}")
+    for name, entry in algorithms.items():
+        print(f"  {name:<{width}} {entry.kind:<8} {entry.description}")
     print("\nDatasets:")
+    width = max(map(len, ALIASES))
     for name, alias in ALIASES.items():
         status, dataset_id = _dataset_status(alias)
         official = alias.official_id or "none"
-        print(f"  {name:<20} {status:<28} {dataset_id}  (official: {official}) — {alias.description}")
+        print(f"  {name:<{width}} {status:<28} {dataset_id}  (official: {official}) — "
+              f"{alias.description}")
     return 0
 
 
@@ -121,9 +129,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from bench.errors import unknown_name
 
     if args.datasets_cmd == "list":
+        width = max(map(len, ALIASES))
         for name, alias in ALIASES.items():
             status, dataset_id = _dataset_status(alias)
-            print(f"{name:<20} {status:<28} {dataset_id}  path: {storage.dataset_dir(dataset_id)}")
+            print(f"{name:<{width}} {status:<28} {dataset_id}  path: {storage.dataset_dir(dataset_id)}")
         return 0
     if args.datasets_cmd == "make":
         if args.name not in ALIASES:
@@ -181,7 +190,12 @@ def cmd_results(args: argparse.Namespace) -> int:
 
     if not args.out.exists():
         raise UsageError(f"results root {args.out} does not exist (runs write to --out, default ./results).")
-    print(format_table(score_table(load_results(args.out)), args.format))
+    runs = load_results(args.out)
+    if args.dataset:
+        runs = runs[runs["dataset"].isin(args.dataset)]
+    if args.algo:
+        runs = runs[runs["algo"].isin(args.algo)]
+    print(format_table(score_table(runs), args.format))
     return 0
 
 

@@ -58,6 +58,11 @@ def test_results_table_formats(tiny_dataset, tmp_path):
     assert csv.splitlines()[0].startswith("dataset,algo,variant,mean,ci95,seeds")
     missing = run_cli("results", "--out", str(tmp_path / "nope"))
     assert missing.returncode == 2
+    only_bc = json.loads(run_cli("results", "--out", str(tmp_path), "--format", "json",
+                                 "--algo", "bc", "--dataset", tiny_dataset).stdout)
+    assert len(only_bc) == 1 and only_bc[0]["seeds"] == 3
+    assert json.loads(run_cli("results", "--out", str(tmp_path), "--format", "json",
+                              "--algo", "dt").stdout) == []
 
 
 def test_verify_all_local_datasets_detects_a_flipped_byte(tiny_dataset, tmp_path):
