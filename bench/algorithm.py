@@ -23,6 +23,13 @@ class Algorithm:
         self.obs_mean = torch.as_tensor(spec.obs_mean, device=device)
         self.obs_std = torch.as_tensor(spec.obs_std, device=device)
 
+    @classmethod
+    def dataset_use(cls, config: Any) -> str:
+        """Whether an *online* algorithm reads ``--dataset``'s transitions (through
+        ``attach_dataset``): "none" (it only uses the dataset's env), "optional" or "required".
+        Offline algorithms always do."""
+        return "none"
+
     # -- training (offline) ---------------------------------------------------------------
     def attach_dataset(self, sampler: Sampler) -> None:
         """Called once with the training data before training and evaluation (also on resume):

@@ -134,6 +134,9 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
         raise UsageError("give exactly one of --dataset or --env.")
     if req.env is not None and entry.kind == "offline":
         raise UsageError(f"{req.algo} learns offline from a dataset: use --dataset, not --env.")
+    if req.env is not None and entry.kind == "online" and entry.cls.dataset_use(config) == "required":
+        raise UsageError(f"{req.algo} with these settings learns from a dataset: pass "
+                         f"--dataset (e.g. --dataset hopper-expert) instead of --env.")
     if req.eval_episodes < 1:
         raise UsageError("--eval-episodes must be at least 1.")
     device = pick_device(req.device)
@@ -196,7 +199,8 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
     spec = DatasetSpec.for_env(probe_env)
     probe_env.close()
     sampler = None
-    if entry.kind == "offline":
+    use = "required" if entry.kind == "offline" else entry.cls.dataset_use(config)
+    if use != "none" and source.dataset is not None:
         ds = source.dataset
         sampler = Sampler(load_flat(ds.dataset_id, ds.sha256), seed=req.seed)
         spec = sampler.spec(spec.action_low, spec.action_high, spec.max_episode_steps, spec.env_id)
@@ -241,7 +245,7 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
 
     def advance() -> tuple[dict[str, float], int]:
         """One unit of training: an update (offline) or a rollout + update (online)."""
-        if sampler is not None:
+        if entry.kind == "offline":
             return algo.update(algo.sample(sampler)), 1
         before = algo.env_steps
         return algo.train_iteration(), algo.env_steps - before
@@ -250,8 +254,8 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
         return every > 0 and after // every > before // every
 
     total = config.num_updates
-    unit = "upd" if sampler is not None else "env step"
-    rate_key = "updates_per_s" if sampler is not None else "env_steps_per_s"
+    unit = "upd" if entry.kind == "offline" else "env step"
+    rate_key = "updates_per_s" if entry.kind == "offline" else "env_steps_per_s"
     eval_conditions = algo.eval_conditions()
     make_env = source.make_env
     with open(metrics_path, "a") as metrics_file, \

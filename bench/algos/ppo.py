@@ -12,7 +12,11 @@ bootstrapped with the value of their final observation instead of being treated 
 Extension points (used by the goal-setter family, without copying this file):
 - ``policy_output_dim`` / ``to_env_action``: what the Gaussian policy emits and how it becomes the
   env action (identity here; a goal state decoded by an IDM there).
-- ``extra_losses(minibatch)``: auxiliary loss terms added to the PPO loss (VICReg, closeness, …).
+- ``ratio_dims``: which output dimensions the PPO ratio and entropy cover (all here; a policy
+  with an output that never reaches the env leaves it out).
+- ``extra_losses(minibatch)``: auxiliary loss terms added to the PPO loss (VICReg, closeness, …);
+  the minibatch holds normalized and raw observations and the policy outputs.
+- ``transition_hook``: called with every training transition (replay buffers, dataset recording).
 - ``extra_state`` / ``load_extra_state``: anything else a subclass must checkpoint.
 """
 from __future__ import annotations
@@ -165,8 +169,16 @@ class PPO(Algorithm):
     def to_env_action(self, policy_output: np.ndarray, obs: np.ndarray) -> np.ndarray:
         return np.clip(policy_output, self.spec.action_low, self.spec.action_high)
 
+    def ratio_dims(self) -> slice:
+        return slice(None)
+
     def extra_losses(self, minibatch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         return torch.zeros((), device=self.device), {}
+
+    def _log_prob(self, outputs: torch.Tensor, mean: torch.Tensor,
+                  log_std: torch.Tensor) -> torch.Tensor:
+        d = self.ratio_dims()
+        return gaussian_log_prob(outputs[:, d], mean[:, d], log_std[:, d])
 
     # -- environment ----------------------------------------------------------------------
     def setup(self, make_env: Callable[[], gym.Env], seed: int) -> None:
@@ -195,6 +207,7 @@ class PPO(Algorithm):
             for group in self.optimizer.param_groups:
                 group["lr"] = frac * c.lr
         obs_buf = np.zeros((T, N, self.spec.obs_dim), np.float32)
+        raw_buf = np.zeros((T, N, self.spec.obs_dim), np.float32)
         out_buf = np.zeros((T, N, self.policy_output_dim()), np.float32)
         logp_buf = np.zeros((T, N), np.float32)
         val_buf = np.zeros((T, N), np.float32)
@@ -211,10 +224,10 @@ class PPO(Algorithm):
                 o = torch.as_tensor(obs_n, device=self.device)
                 mean, log_std = self.net.dist(o)
                 sample = mean + log_std.exp() * torch.randn_like(mean)
-                logp = gaussian_log_prob(sample, mean, log_std)
+                logp = self._log_prob(sample, mean, log_std)
                 value = self.net.value(o)
             sample_np = sample.cpu().numpy()
-            obs_buf[t], out_buf[t] = obs_n, sample_np
+            obs_buf[t], out_buf[t], raw_buf[t] = obs_n, sample_np, self._obs
             logp_buf[t], val_buf[t] = logp.cpu().numpy(), value.cpu().numpy()
             actions = self.to_env_action(sample_np, self._obs)
             rewards = np.zeros(N)
@@ -244,7 +257,7 @@ class PPO(Algorithm):
             last_value = self.net.value(torch.as_tensor(self._normalize_obs(self._obs),
                                                         device=self.device)).cpu().numpy()
         adv, returns = gae(rew_buf, val_buf, done_buf, last_value, c.gamma, c.gae_lambda)
-        metrics = self._update(obs_buf, out_buf, logp_buf, val_buf, adv, returns)
+        metrics = self._update(obs_buf, out_buf, logp_buf, val_buf, adv, returns, raw_buf)
         self.env_steps += T * N
         self.iteration += 1
         if finished_returns:
@@ -260,10 +273,10 @@ class PPO(Algorithm):
             return rewards
         return np.clip(rewards / self._reward_scale(), -self.config.clip_reward, self.config.clip_reward)
 
-    def _update(self, obs, outputs, logp, values, adv, returns) -> dict[str, float]:
+    def _update(self, obs, outputs, logp, values, adv, returns, raw_obs) -> dict[str, float]:
         c = self.config
         flat = lambda a: torch.as_tensor(a.reshape(-1, *a.shape[2:]), device=self.device)  # noqa: E731
-        b_obs, b_out, b_logp = flat(obs), flat(outputs), flat(logp)
+        b_obs, b_out, b_logp, b_raw = flat(obs), flat(outputs), flat(logp), flat(raw_obs)
         b_val, b_adv, b_ret = flat(values), flat(adv), flat(returns)
         n = b_obs.shape[0]
         mb_size = n // c.num_minibatches
@@ -275,8 +288,9 @@ class PPO(Algorithm):
             for start in range(0, mb_size * c.num_minibatches, mb_size):
                 idx = order[start:start + mb_size]
                 mean, log_std = self.net.dist(b_obs[idx])
-                new_logp = gaussian_log_prob(b_out[idx], mean, log_std)
-                entropy = (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1).mean()
+                new_logp = self._log_prob(b_out[idx], mean, log_std)
+                entropy = (log_std[:, self.ratio_dims()]
+                           + 0.5 * math.log(2 * math.pi * math.e)).sum(-1).mean()
                 log_ratio = new_logp - b_logp[idx]
                 ratio = log_ratio.exp()
                 mb_adv = b_adv[idx]
@@ -290,7 +304,8 @@ class PPO(Algorithm):
                                              (clipped - b_ret[idx]) ** 2).mean()
                 else:
                     v_loss = 0.5 * ((new_value - b_ret[idx]) ** 2).mean()
-                aux, aux_stats = self.extra_losses({"obs": b_obs[idx], "outputs": b_out[idx]})
+                aux, aux_stats = self.extra_losses({"obs": b_obs[idx], "outputs": b_out[idx],
+                                                    "raw_obs": b_raw[idx]})
                 loss = pg_loss - c.ent_coef * entropy + c.vf_coef * v_loss + aux
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -1,0 +1,303 @@
+"""Goal-setter PPO: a PPO policy whose action is a goal state, decoded into the env action by an
+inverse-dynamics model (IDM) — frozen, trained jointly (a GCSL loop), or "V0".
+
+The idea under test: instead of choosing actions, the policy chooses *where to be* a few steps
+from now, g (one independent Gaussian per state dimension), and a goal-conditioned IDM
+(s_t, g) → a_t turns that into the action. The env reward trains the goal setter with PPO
+(``bench.algos.ppo``: same rollouts, GAE, clipped objective, value function, normalization);
+only what the policy outputs and how it reaches the env differ.
+
+Goal space and scale. The IDM is the GCSL IDM of ``bench.algos.gcsl_idm`` (an MLP on normalized
+(s_t, s_{t+k}), tanh action). Goals live in the IDM's normalized state space: the policy output z
+*is* the normalized goal, g = mean + std · z, with the dataset's per-dimension mean and std
+(identity without a dataset). PPO's initial policy, N(0, 1) per dimension, therefore already
+proposes goals spread over the dataset's states. Goals are not clipped to an action box (there is
+none): before the IDM sees them they are clamped to ±``goal_clip`` (default 5) standard
+deviations, the range the IDM was trained on; the PPO log-probability is that of the unclamped
+sample, as PPO does for clipped actions.
+
+Variants (registered configurations of this one class):
+
+- ``gs_ppo`` (``idm_training="frozen"``): the IDM is pretrained offline on ``--dataset`` (GCSL
+  relabelling, k uniform in 1..K, ``idm_pretrain_updates`` steps) before the first rollout, then
+  frozen: no IDM parameter changes afterwards. PPO learns the goal distribution.
+- ``gs_ppo_joint`` (``idm_training="joint"``): after every rollout the IDM takes
+  ``idm_updates_per_iteration`` GCSL steps on a replay buffer of the goal setter's own transitions
+  (``buffer_size`` per env, goals relabelled from states the same episode reached 1..K steps later,
+  never across an episode's end). Pretrained on ``--dataset`` first when one is given (warm start).
+- ``gs_ppo_v0`` (``emit_actions=True``, joint IDM): the policy's Gaussian covers (goal, action);
+  the env executes the *action* part, so the PPO ratio and entropy cover only the action
+  dimensions (the goal never reaches the env, its likelihood ratio would carry no reward signal).
+  The closeness loss C = ‖IDM(s, g) − a‖² (a = the action PPO took, g = the goal mean) reaches:
+    * the IDM's parameters, through ‖IDM(s, sg(g)) − sg(a)‖², its own optimizer step (added to
+      its GCSL step on the replay buffer);
+    * the goal head of the policy (the goal-mean outputs of the actor), through
+      ``closeness_coef`` · ‖IDM_sg(s, g) − sg(a)‖² added to the PPO loss, with the IDM's
+      parameters held fixed in that term: goal generation minimises the closeness loss;
+    * not the action head: a is detached everywhere, PPO alone trains it.
+  Evaluated two ways: ``act=policy`` (the action head: what the env saw in training) and
+  ``act=idm`` (the IDM decoding the goal head: does the goal setter + IDM pair act as well?).
+
+Reward: the env reward, unshaped (there is no shaping option yet).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.algos.ppo import PPO, PPOConfig
+from bench.data.sampler import DatasetSpec, Sampler
+from bench.errors import UsageError
+from bench.nn import MLP
+from bench.nn.optim import adamw
+from bench.progress import progress_bar
+from bench.registry import register
+
+
+@dataclass
+class GoalSetterPPOConfig(PPOConfig):
+    idm_training: Literal["frozen", "joint"] = "frozen"
+    emit_actions: bool = False  # V0: the policy also emits the env action
+    max_offset: int = 5  # K: the IDM is trained on goals 1..K steps ahead
+    idm_hidden: tuple[int, ...] = (256, 256)
+    idm_lr: float = 3e-4
+    idm_batch_size: int = 256
+    idm_pretrain_updates: int = 20_000  # offline GCSL steps on --dataset before the first rollout
+    idm_updates_per_iteration: int = 200  # joint: GCSL steps on the replay buffer per rollout
+    buffer_size: int = 200_000  # joint: transitions kept per env
+    goal_clip: float = 5.0  # |normalized goal| the IDM sees, in dataset standard deviations
+    closeness_coef: float = 1.0  # V0: weight of the closeness loss on the goal head
+
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {**PPOConfig.BUDGETS["smoke"], "idm_pretrain_updates": 20,
+                  "idm_updates_per_iteration": 5, "idm_batch_size": 32, "buffer_size": 2048},
+        "quick": {**PPOConfig.BUDGETS["quick"], "idm_pretrain_updates": 5_000},
+    }
+
+
+class ReplayBuffer:
+    """Per-env circular buffers of (s_t, a_t, s_{t+1}, episode id) for GCSL relabelling.
+
+    Each env writes its own ring, so consecutive slots are consecutive steps of one env and a goal
+    k steps ahead is the next state of the transition k-1 slots later, if that slot holds the same
+    episode and has been written."""
+
+    def __init__(self, num_envs: int, capacity: int, obs_dim: int, act_dim: int) -> None:
+        self.capacity = capacity
+        self.obs = np.zeros((num_envs, capacity, obs_dim), np.float32)
+        self.next_obs = np.zeros((num_envs, capacity, obs_dim), np.float32)
+        self.actions = np.zeros((num_envs, capacity, act_dim), np.float32)
+        self.episode = np.full((num_envs, capacity), -1, np.int64)
+        self.written = np.zeros(num_envs, np.int64)  # total transitions each env has written
+        self.current_episode = np.arange(num_envs, dtype=np.int64)
+        self.next_episode_id = num_envs
+
+    def __len__(self) -> int:
+        return int(np.minimum(self.written, self.capacity).sum())
+
+    def add(self, env: int, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray,
+            done: bool) -> None:
+        slot = self.written[env] % self.capacity
+        self.obs[env, slot], self.actions[env, slot], self.next_obs[env, slot] = obs, action, next_obs
+        self.episode[env, slot] = self.current_episode[env]
+        self.written[env] += 1
+        if done:
+            self.current_episode[env] = self.next_episode_id
+            self.next_episode_id += 1
+
+    def goal_pairs(self, batch_size: int, max_offset: int,
+                   rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """(s_t, a_t, s_{t+k}), k uniform in 1..min(K, steps recorded after t in its episode)."""
+        filled = np.minimum(self.written, self.capacity)
+        env = rng.choice(len(filled), batch_size, p=filled / filled.sum())
+        age = np.floor(rng.random(batch_size) * filled[env]).astype(np.int64)  # 0 = oldest
+        first = self.written[env] - filled[env]  # absolute index of each ring's oldest slot
+        start = first + age
+        ahead = start[:, None] + np.arange(max_offset)[None, :]  # transitions t .. t+K-1
+        same = (ahead < self.written[env][:, None]) & (
+            self.episode[env[:, None], ahead % self.capacity]
+            == self.episode[env, start % self.capacity][:, None])
+        reach = np.cumprod(same, axis=1).sum(1)  # >= 1: transition t itself
+        k = 1 + np.floor(rng.random(batch_size) * reach).astype(np.int64)
+        slot, goal_slot = start % self.capacity, (start + k - 1) % self.capacity
+        return {"observations": self.obs[env, slot], "actions": self.actions[env, slot],
+                "goals": self.next_obs[env, goal_slot], "offsets": k}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k).copy() if isinstance(getattr(self, k), np.ndarray)
+                else getattr(self, k)
+                for k in ("obs", "next_obs", "actions", "episode", "written", "current_episode",
+                          "next_episode_id")}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v.copy() if isinstance(v, np.ndarray) else v)
+
+
+@register("gs_ppo", kind="online",
+          description="goal-setter PPO: Gaussian goal states decoded by a frozen pretrained IDM")
+@register("gs_ppo_joint", kind="online", defaults={"idm_training": "joint"},
+          description="goal-setter PPO with the IDM trained jointly on its own rollouts (GCSL)")
+@register("gs_ppo_v0", kind="online", defaults={"idm_training": "joint", "emit_actions": True},
+          description="goal-setter PPO 'V0': PPO also emits actions, IDM and goals pulled together")
+class GoalSetterPPO(PPO):
+    Config = GoalSetterPPOConfig
+
+    def __init__(self, config: GoalSetterPPOConfig, spec: DatasetSpec, device: torch.device) -> None:
+        if config.max_offset < 1:
+            raise UsageError(f"max_offset must be >= 1, got {config.max_offset}")
+        if config.goal_clip <= 0:
+            raise UsageError(f"goal_clip must be > 0, got {config.goal_clip}")
+        super().__init__(config, spec, device)
+        self.idm = MLP(2 * spec.obs_dim, config.idm_hidden, spec.act_dim, torch.nn.Tanh()).to(device)
+        self.idm_optimizer = adamw(self.idm.parameters(), config.idm_lr)
+        self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
+        self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
+        self.pretrained = False
+        self.dataset: Sampler | None = None
+        self.idm_rng = np.random.default_rng(0)
+        self.buffer: ReplayBuffer | None = None
+        if config.idm_training == "frozen":
+            self.idm.requires_grad_(False)
+        else:
+            self.buffer = ReplayBuffer(config.num_envs, config.buffer_size, spec.obs_dim,
+                                       spec.act_dim)
+            self.transition_hook = self._record
+
+    @classmethod
+    def dataset_use(cls, config: GoalSetterPPOConfig) -> str:
+        return "required" if config.idm_training == "frozen" else "optional"
+
+    def attach_dataset(self, sampler: Sampler) -> None:
+        self.dataset = sampler
+
+    def setup(self, make_env, seed: int) -> None:
+        super().setup(make_env, seed)
+        self.idm_rng = np.random.default_rng([seed, 1])
+
+    # -- what the policy emits ------------------------------------------------------------
+    def policy_output_dim(self) -> int:
+        return self.spec.obs_dim + (self.spec.act_dim if self.config.emit_actions else 0)
+
+    def ratio_dims(self) -> slice:
+        return slice(self.spec.obs_dim, None) if self.config.emit_actions else slice(None)
+
+    def decode(self, observations: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+        """IDM action in [-1, 1] for raw observations and normalized goals (clamped)."""
+        z = goals.clamp(-self.config.goal_clip, self.config.goal_clip)
+        return self.idm(torch.cat([self.normalize(observations), z], dim=-1))
+
+    def to_env_action(self, policy_output: np.ndarray, obs: np.ndarray) -> np.ndarray:
+        if self.config.emit_actions:
+            action = policy_output[:, self.spec.obs_dim:]
+        else:
+            with torch.inference_mode():
+                action = self.decode(self.tensor(obs), self.tensor(policy_output))
+                action = (action * self.act_scale + self.act_shift).cpu().numpy()
+        return np.clip(action, self.spec.action_low, self.spec.action_high)
+
+    # -- the IDM --------------------------------------------------------------------------
+    def _record(self, env: int, obs, action, reward, terminated, truncated, next_obs) -> None:
+        self.buffer.add(env, obs, action, next_obs, bool(terminated or truncated))
+
+    def _gcsl_step(self, pairs: dict[str, np.ndarray]) -> float:
+        target = (self.tensor(pairs["actions"]) - self.act_shift) / self.act_scale
+        pred = self.idm(torch.cat([self.normalize(self.tensor(pairs["observations"])),
+                                   self.normalize(self.tensor(pairs["goals"]))], dim=-1))
+        loss = F.mse_loss(pred, target)
+        self.idm_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.idm_optimizer.step()
+        return loss.item()
+
+    def _pretrain(self) -> dict[str, float]:
+        """GCSL on the dataset before the first rollout (the frozen IDM; the joint warm start)."""
+        self.pretrained = True
+        c = self.config
+        if self.dataset is None or c.idm_pretrain_updates <= 0:
+            return {}
+        self.idm.requires_grad_(True)
+        losses = []
+        with progress_bar(total=c.idm_pretrain_updates, desc="pretraining the IDM",
+                          unit="upd") as bar:
+            for _ in range(c.idm_pretrain_updates):
+                losses.append(self._gcsl_step(self.dataset.goal_pairs(c.idm_batch_size,
+                                                                      c.max_offset)))
+                bar.update(1)
+        if c.idm_training == "frozen":
+            self.idm.requires_grad_(False)
+        return {"idm/pretrain_loss_first": float(np.mean(losses[:10])),
+                "idm/pretrain_loss_last": float(np.mean(losses[-100:]))}
+
+    def train_iteration(self) -> dict[str, float]:
+        metrics = {} if self.pretrained else self._pretrain()
+        metrics.update(super().train_iteration())
+        if self.config.idm_training == "joint" and len(self.buffer) > 0:
+            losses = [self._gcsl_step(self.buffer.goal_pairs(
+                self.config.idm_batch_size, self.config.max_offset, self.idm_rng))
+                for _ in range(self.config.idm_updates_per_iteration)]
+            metrics["idm/gcsl_loss"] = float(np.mean(losses)) if losses else float("nan")
+        return metrics
+
+    def extra_losses(self, minibatch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        if not self.config.emit_actions:
+            return super().extra_losses(minibatch)
+        d = self.spec.obs_dim
+        raw = minibatch["raw_obs"]
+        goal_mean = self.net.actor_mean(minibatch["obs"])[:, :d]
+        # The action PPO took (clipped into the box as the env saw it), rescaled to [-1, 1].
+        low, high = self.tensor(self.spec.action_low), self.tensor(self.spec.action_high)
+        taken = ((minibatch["outputs"][:, d:].clamp(low, high) - self.act_shift)
+                 / self.act_scale).detach()
+        stats = {}
+        if self.config.idm_training != "frozen":
+            # The IDM toward PPO's action: its own optimizer step, goals detached ...
+            idm_closeness = F.mse_loss(self.decode(raw, goal_mean.detach()), taken)
+            self.idm_optimizer.zero_grad(set_to_none=True)
+            idm_closeness.backward()
+            self.idm_optimizer.step()
+            self.idm_optimizer.zero_grad(set_to_none=True)
+            stats["closeness/idm"] = idm_closeness.item()
+        # ... and the goal head toward goals that the IDM, held fixed, decodes into that action.
+        self.idm.requires_grad_(False)
+        goal_closeness = F.mse_loss(self.decode(raw, goal_mean), taken)
+        self.idm.requires_grad_(self.config.idm_training != "frozen")
+        stats["closeness/goal"] = goal_closeness.item()
+        return self.config.closeness_coef * goal_closeness, stats
+
+    # -- acting ---------------------------------------------------------------------------
+    def eval_conditions(self) -> list[str]:
+        return ["act=policy", "act=idm"] if self.config.emit_actions else ["default"]
+
+    def initial_state(self, num_envs: int, condition: str = "default") -> str:
+        return condition
+
+    @torch.inference_mode()
+    def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        o = torch.as_tensor(self._normalize_obs(observations), device=self.device)
+        mean = self.net.actor_mean(o)
+        if self.config.emit_actions and state != "act=idm":
+            return self.to_env_action(mean.cpu().numpy(), observations), state
+        goals = mean[:, :self.spec.obs_dim]
+        action = self.decode(self.tensor(observations), goals) * self.act_scale + self.act_shift
+        return np.clip(action.cpu().numpy(), self.spec.action_low, self.spec.action_high), state
+
+    # -- persistence ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "idm": self.idm.state_dict(),
+                "idm_optimizer": self.idm_optimizer.state_dict(), "pretrained": self.pretrained,
+                "idm_rng": self.idm_rng.bit_generator.state,
+                "buffer": self.buffer.state_dict() if self.buffer is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.idm.load_state_dict(state["idm"])
+        self.idm_optimizer.load_state_dict(state["idm_optimizer"])
+        self.pretrained = state["pretrained"]
+        self.idm_rng.bit_generator.state = state["idm_rng"]
+        if self.buffer is not None and state["buffer"] is not None:
+            self.buffer.load_state_dict(state["buffer"])

@@ -1,0 +1,170 @@
+"""Goal-setter PPO: goal action space, frozen / joint / V0 IDM training, the replay buffer's
+relabelling, and every variant through the CLI."""
+from __future__ import annotations
+
+import functools
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from bench.algos.gs_ppo import GoalSetterPPO, GoalSetterPPOConfig, ReplayBuffer
+from bench.config import make_config
+from bench.data import Sampler
+from bench.data.sampler import DatasetSpec
+from conftest import make_flat, run_cli
+
+make_hopper = functools.partial(gym.make, "Hopper-v5", max_episode_steps=60)
+
+
+def _spec(dataset: Sampler | None = None) -> DatasetSpec:
+    env = make_hopper()
+    spec = DatasetSpec.for_env(env)
+    if dataset is not None:
+        spec = dataset.spec(spec.action_low, spec.action_high, spec.max_episode_steps, spec.env_id)
+    return spec
+
+
+def _algo(variant_fields: dict, overrides: dict | None = None, dataset: Sampler | None = None):
+    torch.manual_seed(0)
+    cfg = make_config(GoalSetterPPOConfig, "smoke", {k: str(v) for k, v in (overrides or {}).items()},
+                      variant_fields)
+    algo = GoalSetterPPO(cfg, _spec(dataset), torch.device("cpu"))
+    if dataset is not None:
+        algo.attach_dataset(dataset)
+    algo.setup(make_hopper, 0)
+    return algo
+
+
+@pytest.fixture(scope="module")
+def hopper_sampler(tiny_dataset):
+    from bench.data import load_flat, resolve
+
+    ds = resolve(tiny_dataset, make_missing=False, download=False)
+    return Sampler(load_flat(ds.dataset_id, ds.sha256), seed=0)
+
+
+def test_goal_action_space_has_the_state_dimension_and_log_probs_are_gaussian():
+    plain = _algo({})
+    v0 = _algo({"emit_actions": True, "idm_training": "joint"})
+    assert plain.policy_output_dim() == 11 and v0.policy_output_dim() == 11 + 3
+    mean, log_std = torch.randn(5, 14), torch.randn(5, 14) * 0.3
+    x = mean + log_std.exp() * torch.randn(5, 14)
+    normal = torch.distributions.Normal(mean, log_std.exp())
+    torch.testing.assert_close(plain._log_prob(x[:, :11], mean[:, :11], log_std[:, :11]),
+                               normal.log_prob(x)[:, :11].sum(-1))
+    # V0: the goal never reaches the env, so the PPO ratio covers the action dimensions only.
+    torch.testing.assert_close(v0._log_prob(x, mean, log_std), normal.log_prob(x)[:, 11:].sum(-1))
+
+
+def test_frozen_idm_is_pretrained_then_never_changes(hopper_sampler):
+    algo = _algo({}, dataset=hopper_sampler)
+    initial = [p.detach().clone() for p in algo.idm.parameters()]
+    metrics = algo.train_iteration()  # pretrains first
+    assert metrics["idm/pretrain_loss_last"] < metrics["idm/pretrain_loss_first"]
+    after_pretraining = [p.detach().clone() for p in algo.idm.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(initial, after_pretraining))
+    actor_before = [p.detach().clone() for p in algo.net.parameters()]
+    algo.train_iteration()
+    algo.train_iteration()
+    for a, b in zip(after_pretraining, algo.idm.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert any(not torch.equal(a, b) for a, b in zip(actor_before, algo.net.parameters()))
+
+
+def test_frozen_variant_needs_a_dataset(tmp_path):
+    proc = run_cli("run", "--algo", "gs_ppo", "--env", "Hopper-v5", "--budget", "smoke",
+                   "--out", str(tmp_path))
+    assert proc.returncode == 2 and "--dataset" in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_joint_idm_loss_decreases_on_its_buffer():
+    algo = _algo({"idm_training": "joint"}, {"idm_updates_per_iteration": 0})
+    algo.train_iteration()
+    algo.train_iteration()  # 512 transitions of the goal setter's own rollouts
+    assert len(algo.buffer) == 512
+    probe = algo.buffer.goal_pairs(512, algo.config.max_offset, np.random.default_rng(1))
+
+    def loss() -> float:
+        with torch.no_grad():
+            target = (algo.tensor(probe["actions"]) - algo.act_shift) / algo.act_scale
+            pred = algo.idm(torch.cat([algo.normalize(algo.tensor(probe["observations"])),
+                                       algo.normalize(algo.tensor(probe["goals"]))], -1))
+            return torch.nn.functional.mse_loss(pred, target).item()
+
+    before = loss()
+    for _ in range(200):
+        algo._gcsl_step(algo.buffer.goal_pairs(64, algo.config.max_offset, algo.idm_rng))
+    assert loss() < 0.7 * before
+
+
+def test_replay_relabelling_stays_inside_episodes():
+    buf = ReplayBuffer(num_envs=2, capacity=16, obs_dim=2, act_dim=1)
+    # env 0: episodes of 5, 3 and 30 steps (wraps the ring); env 1: one running episode of 7.
+    for env, lengths in ((0, [5, 3, 30]), (1, [7])):
+        for e, n in enumerate(lengths):
+            for t in range(n):
+                obs = np.array([e, t], np.float32)
+                buf.add(env, obs, np.array([10 * e + t], np.float32),
+                        obs + np.array([0, 1], np.float32), done=t == n - 1 and env == 0)
+    pairs = buf.goal_pairs(4000, 4, np.random.default_rng(0))
+    obs, goals, k = pairs["observations"], pairs["goals"], pairs["offsets"]
+    assert ((1 <= k) & (k <= 4)).all()
+    np.testing.assert_array_equal(goals[:, 0], obs[:, 0])  # same episode
+    np.testing.assert_array_equal(goals[:, 1], obs[:, 1] + k)  # exactly k steps later
+    np.testing.assert_array_equal(pairs["actions"][:, 0], 10 * obs[:, 0] + obs[:, 1])
+    # the oldest kept transition of env 0 is step 14 of its 30-step episode (38 written, 16 kept)
+    env0 = obs[:, 0] == 2
+    assert obs[env0, 1].min() == 14 and obs[env0, 1].max() == 29
+    assert k.max() == 4 and (k[obs[:, 1] == 29] == 1).all()
+
+
+def test_v0_closeness_reaches_the_goal_head_and_the_idm_only():
+    algo = _algo({"emit_actions": True, "idm_training": "joint"})
+    d = algo.spec.obs_dim
+    raw = torch.randn(32, d)
+    batch = {"obs": torch.randn(32, d), "raw_obs": raw, "outputs": torch.randn(32, d + 3)}
+    idm_before = [p.detach().clone() for p in algo.idm.parameters()]
+    algo.net.zero_grad(set_to_none=True)
+    aux, stats = algo.extra_losses(batch)
+    # the IDM took its own closeness step toward PPO's actions ...
+    assert any(not torch.equal(a, b) for a, b in zip(idm_before, algo.idm.parameters()))
+    assert {"closeness/idm", "closeness/goal"} <= set(stats)
+    aux.backward()
+    # ... the goal loss reaches the goal rows of the actor's output layer, not the action rows,
+    # not the critic, and leaves no gradient on the IDM.
+    last = algo.net.actor_mean[-1]
+    assert last.weight.grad[:d].abs().sum() > 0
+    assert last.weight.grad[d:].abs().sum() == 0 and last.bias.grad[d:].abs().sum() == 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in algo.net.critic.parameters())
+    assert algo.net.actor_logstd.grad is None or algo.net.actor_logstd.grad.abs().sum() == 0
+    assert all(p.grad is None for p in algo.idm.parameters())
+    assert all(p.requires_grad for p in algo.idm.parameters())
+
+
+def test_v0_evaluates_its_action_head_and_the_idm_decoding():
+    algo = _algo({"emit_actions": True, "idm_training": "joint"})
+    assert algo.eval_conditions() == ["act=policy", "act=idm"]
+    obs = np.random.default_rng(0).normal(size=(4, 11)).astype(np.float32)
+    a_policy, _ = algo.act(obs, algo.initial_state(4, "act=policy"))
+    a_idm, _ = algo.act(obs, algo.initial_state(4, "act=idm"))
+    assert a_policy.shape == a_idm.shape == (4, 3) and not np.allclose(a_policy, a_idm)
+
+
+@pytest.mark.parametrize("algo, source", [("gs_ppo", "dataset"), ("gs_ppo_joint", "env"),
+                                          ("gs_ppo_joint", "dataset"), ("gs_ppo_v0", "env")])
+def test_variants_run_at_smoke_through_the_cli(algo, source, tiny_dataset, tmp_path):
+    where = ["--dataset", tiny_dataset] if source == "dataset" else ["--env", "Hopper-v5"]
+    proc = run_cli("run", "--algo", algo, *where, "--budget", "smoke", "--out", str(tmp_path),
+                   "--eval-episodes", "2")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(next(tmp_path.rglob("result.json")).read_text())
+    assert result["algo"] == algo and np.isfinite(result["mean_return"])
+    rows = [json.loads(line) for line in next(tmp_path.rglob("metrics.jsonl")).read_text().splitlines()]
+    if source == "dataset":
+        assert "idm/pretrain_loss_last" in rows[0]
+    if algo != "gs_ppo":
+        assert any("idm/gcsl_loss" in r for r in rows)
