@@ -111,3 +111,15 @@ def parse_value(key: str, raw: str, annotation: Any) -> Any:
 
 def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuild a config saved with ``config_to_dict`` (e.g. in a checkpoint); tuple fields come
+    back as tuples, and fields unknown to ``cls`` are an error."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - fields
+    if unknown:
+        raise UsageError(f"saved config has fields {sorted(unknown)} that {cls.__name__} lacks")
+    return cls(**{k: tuple(v) if typing.get_origin(hints[k]) is tuple and isinstance(v, list)
+                  else v for k, v in values.items()})

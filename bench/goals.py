@@ -10,6 +10,8 @@ An IDM maps (where I am, where I want to be) to an action; at evaluation somethi
 - ``dataset``: the nearest state (Euclidean, in normalized units) among the dataset's
   highest-return episodes, found with a k-d tree; the goal is that episode's state ``goal_offset``
   steps later (or its last state). The agent follows good trajectories it finds itself near.
+- ``gs_ppo``: the mean goal of a goal setter trained online with reward (``bench.algos.gs_ppo``,
+  a finished run named by ``goal_setter_run``), in raw state units.
 - ``learned``: an offline goal model (s_t, return-to-go) → s_{t+k}, a diagonal Gaussian over the
   normalized state trained on the dataset alongside the IDM. At evaluation a target return asks
   for good goals, as DT's return-to-go asks for good actions; the mean is the goal.
@@ -31,13 +33,13 @@ from bench.errors import UsageError
 from bench.nn import MLP
 from bench.nn.optim import adamw
 
-GOAL_SOURCES = ("self", "dataset", "learned")
+GOAL_SOURCES = ("self", "dataset", "learned", "gs_ppo")
 
 
 @dataclass
 class GoalConfig(TrainConfig):
     # The best source on hopper-medium (gcsl_idm, quick, seed 0: learned 86.4, dataset 39.7, self 12.9).
-    goal_source: Literal["self", "dataset", "learned"] = "learned"
+    goal_source: Literal["self", "dataset", "learned", "gs_ppo"] = "learned"
     goal_offset: int = 5  # k: goals are states this many steps ahead of the current one
     goal_top_fraction: float = 0.1  # `dataset`: search the best 10% of episodes by return
     goal_hidden: tuple[int, ...] = (256, 256)  # `learned`: the goal model's MLP
@@ -46,6 +48,8 @@ class GoalConfig(TrainConfig):
     goal_reward_scale: float = 0.001  # `learned`: return-to-go input scale (as DT's)
     # `learned`: evaluation targets; empty = bench.data.sampler.default_target_returns (DT's)
     target_returns: tuple[float, ...] = ()
+    # `gs_ppo`: a finished goal-setter run (its directory or checkpoint.pt) that proposes goals
+    goal_setter_run: str = ""
 
 
 class GoalModel(nn.Module):
@@ -91,6 +95,17 @@ class GoalSetter:
         if self.source == "learned":
             self.model = GoalModel(spec.obs_dim, config.goal_hidden).to(device)
             self.optimizer = adamw(self.model.parameters(), config.goal_lr)
+        self._goal_setter = None
+        if self.source == "gs_ppo":
+            if not config.goal_setter_run:
+                raise UsageError("goal_source=gs_ppo needs a trained goal setter: "
+                                 "--set goal_setter_run=results/<dataset>/gs_ppo/<variant>/seed_0")
+            from bench.algos.gs_ppo import load_goal_setter
+
+            self._goal_setter = load_goal_setter(config.goal_setter_run)
+            if self._goal_setter.obs_dim != spec.obs_dim:
+                raise UsageError(f"goal_setter_run proposes {self._goal_setter.obs_dim}-d goals but "
+                                 f"this dataset's states are {spec.obs_dim}-d")
 
     # -- conditions -----------------------------------------------------------------------
     def conditions(self) -> list[str]:
@@ -140,6 +155,8 @@ class GoalSetter:
         """Raw-unit goal states (n, obs_dim) for raw observations (n, obs_dim)."""
         if self.source == "self":
             return np.asarray(observations, np.float32).copy()
+        if self.source == "gs_ppo":
+            return self._goal_setter(observations)
         normalized = (np.asarray(observations, np.float32) - self.obs_mean) / self.obs_std
         if self.source == "dataset":
             if self._tree is None:

@@ -168,3 +168,22 @@ def test_variants_run_at_smoke_through_the_cli(algo, source, tiny_dataset, tmp_p
         assert "idm/pretrain_loss_last" in rows[0]
     if algo != "gs_ppo":
         assert any("idm/gcsl_loss" in r for r in rows)
+
+
+def test_a_trained_goal_setter_is_a_goal_source_for_idms(tiny_dataset, tmp_path):
+    from bench.algos.gs_ppo import load_goal_setter
+
+    assert run_cli("run", "--algo", "gs_ppo", "--dataset", tiny_dataset, "--budget", "smoke",
+                   "--out", str(tmp_path / "gs"), "--eval-episodes", "2").returncode == 0
+    run = next((tmp_path / "gs").rglob("result.json")).parent
+    goals = load_goal_setter(run)(np.zeros((3, 11), np.float32))
+    assert goals.shape == (3, 11) and np.isfinite(goals).all()
+    proc = run_cli("run", "--algo", "gcsl_idm", "--dataset", tiny_dataset, "--budget", "smoke",
+                   "--set", "goal_source=gs_ppo", "--set", f"goal_setter_run={run}",
+                   "--out", str(tmp_path / "idm"), "--eval-episodes", "2")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(next((tmp_path / "idm").rglob("result.json")).read_text())
+    assert result["condition"] == "goal=gs_ppo"
+    missing = run_cli("run", "--algo", "gcsl_idm", "--dataset", tiny_dataset, "--budget", "smoke",
+                      "--set", "goal_source=gs_ppo", "--out", str(tmp_path / "bad"))
+    assert missing.returncode == 2 and "goal_setter_run" in missing.stderr

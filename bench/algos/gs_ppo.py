@@ -39,11 +39,16 @@ Variants (registered configurations of this one class):
   ``act=idm`` (the IDM decoding the goal head: does the goal setter + IDM pair act as well?).
 
 Reward: the env reward, unshaped (there is no shaping option yet).
+
+A finished goal-setter run is also a goal source for any IDM (``--set goal_source=gs_ppo --set
+goal_setter_run=RUN_DIR``, see ``bench.goals``): ``load_goal_setter`` returns its mean goals in
+raw state units.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -62,7 +67,7 @@ from bench.registry import register
 class GoalSetterPPOConfig(PPOConfig):
     idm_training: Literal["frozen", "joint"] = "frozen"
     emit_actions: bool = False  # V0: the policy also emits the env action
-    max_offset: int = 5  # K: the IDM is trained on goals 1..K steps ahead
+    max_offset: int = 10  # K: the IDM is trained on goals 1..K steps ahead (as gcsl_idm)
     idm_hidden: tuple[int, ...] = (256, 256)
     idm_lr: float = 3e-4
     idm_batch_size: int = 256
@@ -301,3 +306,37 @@ class GoalSetterPPO(PPO):
         self.idm_rng.bit_generator.state = state["idm_rng"]
         if self.buffer is not None and state["buffer"] is not None:
             self.buffer.load_state_dict(state["buffer"])
+
+
+GOAL_SETTER_ALGOS = ("gs_ppo", "gs_ppo_joint", "gs_ppo_v0")
+
+
+def load_goal_setter(run: str | Path) -> Callable[[np.ndarray], np.ndarray]:
+    """Goals (raw state units) that a finished goal-setter run proposes for raw observations:
+    its policy's mean goal, clamped as its IDM saw it, mapped back through the goal scale."""
+    from bench.config import config_from_dict
+
+    path = Path(run)
+    ckpt_path = path / "checkpoint.pt" if path.is_dir() else path
+    if not ckpt_path.is_file():
+        raise UsageError(f"goal_setter_run: no checkpoint at {ckpt_path}; point it at a finished "
+                         "goal-setter run (e.g. results/hopper-expert/gs_ppo/quick/seed_0), made "
+                         "with `bench run --algo gs_ppo --dataset hopper-expert`.")
+    saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if saved.get("algo_name") not in GOAL_SETTER_ALGOS:
+        raise UsageError(f"goal_setter_run: {ckpt_path} is a {saved.get('algo_name')} run, not "
+                         f"one of {', '.join(GOAL_SETTER_ALGOS)}.")
+    spec = DatasetSpec.from_dict(saved["spec"])
+    algo = GoalSetterPPO(config_from_dict(GoalSetterPPOConfig, saved["config"]), spec,
+                         torch.device("cpu"))
+    algo.load_state_dict({**saved["algo"], "envs": None})
+    clip = algo.config.goal_clip
+
+    @torch.inference_mode()
+    def goals(observations: np.ndarray) -> np.ndarray:
+        o = torch.as_tensor(algo._normalize_obs(np.asarray(observations, np.float32)))
+        z = algo.net.actor_mean(o)[:, :spec.obs_dim].clamp(-clip, clip).numpy()
+        return (z * spec.obs_std + spec.obs_mean).astype(np.float32)
+
+    goals.obs_dim = spec.obs_dim  # type: ignore[attr-defined]
+    return goals
