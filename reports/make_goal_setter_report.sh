@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Reproduces reports/goal-setter/: plain PPO against the goal-setter family on Hopper-v5, 3 seeds
+# each, the same env-step budget (STEPS, default 300k):
+#   ppo                      — the baseline;
+#   gs_ppo                   — frozen IDM pretrained on hopper-expert (GCSL, K=10);
+#   gs_ppo_joint (K=10, K=5) — IDM trained from scratch on the goal setter's own rollouts;
+#   gs_ppo_v0                — PPO also emits actions; closeness loss between IDM and PPO.
+# JOBS runs at once with one torch thread each (default 2). Resumable: finished runs are skipped.
+# Then writes curves.png (training return vs env steps, mean ± 95% CI over seeds) and table.md
+# (final evaluation and best training point, normalized) with report.py.
+# Usage: bash reports/make_goal_setter_report.sh [RESULTS_ROOT] [JOBS] [STEPS]
+set -euo pipefail
+root="${1:-results}"
+jobs="${2:-2}"
+steps="${3:-300000}"
+here="$(cd "$(dirname "$0")" && pwd)"
+python -m bench datasets info hopper-expert >/dev/null 2>&1 || python -m bench datasets make hopper-expert
+for seed in 0 1 2; do
+  echo "ppo env:Hopper-v5 $seed num_updates=$steps"
+  echo "gs_ppo hopper-expert $seed num_updates=$steps"
+  echo "gs_ppo_joint env:Hopper-v5 $seed num_updates=$steps"
+  echo "gs_ppo_joint env:Hopper-v5 $seed num_updates=$steps max_offset=5"
+  echo "gs_ppo_v0 env:Hopper-v5 $seed num_updates=$steps"
+done | bash "$here/run_grid.sh" "$root" "$jobs" full
+python "$here/goal-setter/report.py" "$root" "$steps" "$here/goal-setter"
