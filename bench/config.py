@@ -32,9 +32,10 @@ class TrainConfig:
 
 def make_config(
     cls: type, budget: str = "quick", overrides: dict[str, str] | None = None,
-    fixed: dict[str, Any] | None = None,
+    fixed: dict[str, Any] | None = None, presets: dict[str, Any] | None = None,
 ) -> Any:
-    """Build ``cls`` at ``budget``, then apply variant ``fixed`` fields and user ``overrides``.
+    """Build ``cls`` at ``budget``, then apply the variant's ``presets`` and ``fixed`` fields and
+    the user's ``overrides`` (which may change presets but not fixed fields).
 
     Overrides are strings (from the CLI) parsed against each field's type annotation.
     """
@@ -42,6 +43,7 @@ def make_config(
         raise unknown_name("budget", budget, BUDGET_NAMES)
     values: dict[str, Any] = {}
     values.update(cls.BUDGETS.get(budget, {}))
+    values.update(presets or {})
     values.update(fixed or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}

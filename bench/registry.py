@@ -22,6 +22,7 @@ class AlgoEntry:
     description: str
     kind: Kind
     defaults: dict[str, Any] = field(default_factory=dict)  # config fields fixed by this variant
+    presets: dict[str, Any] = field(default_factory=dict)  # variant defaults `--set` may change
 
     @property
     def config_cls(self) -> type:
@@ -33,11 +34,14 @@ _loaded = False
 
 
 def register(
-    name: str, *, description: str, kind: Kind = "offline", defaults: dict[str, Any] | None = None
+    name: str, *, description: str, kind: Kind = "offline", defaults: dict[str, Any] | None = None,
+    presets: dict[str, Any] | None = None,
 ) -> Callable[[type], type]:
     """Class decorator: ``@register("bc", description="...")``.
 
     Stack it to register variants: ``@register("dt_noreturn", ..., defaults={"use_returns": False})``.
+    ``defaults`` are fixed by the variant (what makes it that variant); ``presets`` are the
+    variant's starting values that ``--set`` may still change (e.g. a VICReg weight).
     """
 
     def decorator(cls: type) -> type:
@@ -45,7 +49,8 @@ def register(
             raise ValueError(f"algorithm {name!r} is registered twice")
         if not hasattr(cls, "Config"):
             raise TypeError(f"{cls.__name__} must define a Config dataclass")
-        _REGISTRY[name] = AlgoEntry(name, cls, description, kind, dict(defaults or {}))
+        _REGISTRY[name] = AlgoEntry(name, cls, description, kind, dict(defaults or {}),
+                                    dict(presets or {}))
         return cls
 
     return decorator

@@ -129,7 +129,8 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     log = log or (lambda msg: print(msg, file=sys.stderr))
     tune_allocator()
     entry = registry.get(req.algo)
-    config = make_config(entry.config_cls, req.budget, req.overrides, entry.defaults)
+    config = make_config(entry.config_cls, req.budget, req.overrides, entry.defaults,
+                         entry.presets)
     if (req.dataset is None) == (req.env is None):
         raise UsageError("give exactly one of --dataset or --env.")
     if req.env is not None and entry.kind == "offline":

@@ -91,8 +91,8 @@ def test_joint_idm_loss_decreases_on_its_buffer():
     def loss() -> float:
         with torch.no_grad():
             target = (algo.tensor(probe["actions"]) - algo.act_shift) / algo.act_scale
-            pred = algo.idm(torch.cat([algo.normalize(algo.tensor(probe["observations"])),
-                                       algo.normalize(algo.tensor(probe["goals"]))], -1))
+            pred = algo.idm(algo.normalize(algo.tensor(probe["observations"])),
+                            algo.normalize(algo.tensor(probe["goals"])))
             return torch.nn.functional.mse_loss(pred, target).item()
 
     before = loss()

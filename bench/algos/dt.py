@@ -27,11 +27,12 @@ from bench.config import TrainConfig
 from bench.data.sampler import DatasetSpec, Sampler, default_target_returns
 from bench.nn import CausalTransformer, FastDropout
 from bench.nn.optim import adamw
+from bench.nn.vicreg import VICRegFields, VICRegHead
 from bench.registry import register
 
 
 @dataclass
-class DTConfig(TrainConfig):
+class DTConfig(TrainConfig, VICRegFields):
     num_updates: int = 100_000
     batch_size: int = 64
     context_len: int = 20
@@ -118,6 +119,8 @@ class _History:
 @register("dt", description="Decision Transformer, return-conditioned (Chen et al. 2021)")
 @register("dt_noreturn", description="Decision Transformer without return-to-go tokens",
           defaults={"use_returns": False})
+@register("dt_vicreg", description="Decision Transformer with temporal VICReg on its state embeddings",
+          presets={"vicreg_weight": 0.1})
 class DecisionTransformer(Algorithm):
     Config = DTConfig
 
@@ -125,7 +128,12 @@ class DecisionTransformer(Algorithm):
         super().__init__(config, spec, device)
         self.net = DecisionTransformerNet(spec.obs_dim, spec.act_dim, config,
                                           spec.max_episode_steps).to(device)
-        self.optimizer = adamw(self.net.parameters(), config.lr, config.weight_decay)
+        params = list(self.net.parameters())
+        self.vicreg: VICRegHead | None = None
+        if config.vicreg_weight > 0:
+            self.vicreg = VICRegHead(config.embed_dim, config).to(device)
+            params += list(self.vicreg.parameters())
+        self.optimizer = adamw(params, config.lr, config.weight_decay)
         warmup = max(1, config.warmup_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup))
@@ -146,13 +154,32 @@ class DecisionTransformer(Algorithm):
         timesteps = torch.as_tensor(batch["timesteps"], device=self.device)
         pred = self.net(states, actions, rtg, timesteps, mask)
         err = ((pred - actions) ** 2).mean(-1)
-        loss = (err * mask).sum() / mask.sum()
+        mse = (err * mask).sum() / mask.sum()
+        loss, stats = mse, {}
+        if self.vicreg is not None:
+            loss, stats = self._with_vicreg(mse, states, mask)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        return {"loss": loss.item(), "lr": self.scheduler.get_last_lr()[0]}
+        return {"loss": mse.item(), **stats, "lr": self.scheduler.get_last_lr()[0]}
+
+    def _with_vicreg(self, mse: torch.Tensor, states: torch.Tensor,
+                     mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Temporal VICReg on the state embeddings: pairs k steps apart inside each window (one
+        k per batch, uniform in 1..vicreg_max_offset; windows never cross an episode's end), both
+        real tokens."""
+        K = states.shape[1]
+        if K < 2:
+            return mse, {}
+        k = min(int(torch.randint(1, self.config.vicreg_max_offset + 1, ())), K - 1)
+        embedded = self.net.embed_state(states)
+        both = (mask[:, :-k] > 0) & (mask[:, k:] > 0)
+        if int(both.sum()) < 2:
+            return mse, {}
+        aux, stats = self.vicreg(embedded[:, :-k][both], embedded[:, k:][both])
+        return mse + self.config.vicreg_weight * aux, stats
 
     # -- acting ---------------------------------------------------------------------------
     def eval_conditions(self) -> list[str]:
@@ -200,9 +227,12 @@ class DecisionTransformer(Algorithm):
     # -- persistence ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict()}
+                "scheduler": self.scheduler.state_dict(),
+                "vicreg": self.vicreg.state_dict() if self.vicreg is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
+        if self.vicreg is not None:
+            self.vicreg.load_state_dict(state["vicreg"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

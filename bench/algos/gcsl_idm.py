@@ -24,17 +24,19 @@ import torch.nn.functional as F
 from bench.algorithm import Algorithm
 from bench.data.sampler import DatasetSpec, Sampler
 from bench.goals import GoalConfig, GoalSetter, GoalState
-from bench.nn import MLP
+from bench.nn.idm import InverseDynamicsMLP
 from bench.nn.optim import adamw
+from bench.nn.vicreg import VICRegFields, VICRegHead
 from bench.registry import register
 
 
 @dataclass
-class GCSLIDMConfig(GoalConfig):
+class GCSLIDMConfig(GoalConfig, VICRegFields):
     num_updates: int = 1_000_000
     batch_size: int = 256
     lr: float = 3e-4
     hidden: tuple[int, ...] = (256, 256)
+    state_encoder: tuple[int, ...] = ()  # () = one MLP on [s, g]; sizes = a shared encoder φ
     max_offset: int = 10  # K: relabelled goals are 1..K steps ahead
     log_every: int = 1000
     checkpoint_every: int = 50_000
@@ -47,6 +49,8 @@ class GCSLIDMConfig(GoalConfig):
 
 
 @register("gcsl_idm", description="GCSL inverse dynamics (s_t, s_t+k) -> a_t with a goal source")
+@register("gcsl_idm_vicreg", presets={"state_encoder": (256,), "vicreg_weight": 0.1},
+          description="GCSL IDM whose state encoder is regularized by temporal VICReg")
 class GCSLInverseDynamics(Algorithm):
     Config = GCSLIDMConfig
 
@@ -56,8 +60,19 @@ class GCSLInverseDynamics(Algorithm):
             from bench.errors import UsageError
 
             raise UsageError(f"max_offset must be >= 1, got {config.max_offset}")
-        self.policy = MLP(2 * spec.obs_dim, config.hidden, spec.act_dim, torch.nn.Tanh()).to(device)
-        self.optimizer = adamw(self.policy.parameters(), config.lr)
+        self.policy = InverseDynamicsMLP(spec.obs_dim, spec.act_dim, config.hidden,
+                                         config.state_encoder).to(device)
+        params = list(self.policy.parameters())
+        self.vicreg: VICRegHead | None = None
+        if config.vicreg_weight > 0:
+            if not config.state_encoder:
+                from bench.errors import UsageError
+
+                raise UsageError("VICReg regularizes the IDM's state encoder: set state_encoder "
+                                 "(e.g. --set state_encoder=256) or use gcsl_idm_vicreg")
+            self.vicreg = VICRegHead(self.policy.representation_dim, config).to(device)
+            params += list(self.vicreg.parameters())
+        self.optimizer = adamw(params, config.lr)
         self.goal_setter = GoalSetter(config, spec, device)
         self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
         self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
@@ -72,17 +87,26 @@ class GCSLInverseDynamics(Algorithm):
 
     def predict(self, states: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         """Normalized actions in [-1, 1] for raw-unit states and goals."""
-        return self.policy(torch.cat([self.normalize(states), self.normalize(goals)], dim=-1))
+        return self.policy(self.normalize(states), self.normalize(goals))
 
     def update(self, batch: dict[str, Any]) -> dict[str, float]:
         pairs = batch["pairs"]
         target = (self.tensor(pairs["actions"]) - self.act_shift) / self.act_scale
-        loss = F.mse_loss(self.predict(self.tensor(pairs["observations"]),
-                                       self.tensor(pairs["goals"])), target)
+        states = self.normalize(self.tensor(pairs["observations"]))
+        goals = self.normalize(self.tensor(pairs["goals"]))
+        mse = F.mse_loss(self.policy(states, goals), target)
+        loss, stats = mse, {}
+        if self.vicreg is not None:
+            # Temporal pairs for free: each (s_t, s_{t+k}) of the batch, k <= vicreg_max_offset.
+            near = torch.as_tensor(pairs["offsets"] <= self.config.vicreg_max_offset)
+            if int(near.sum()) >= 2:
+                aux, stats = self.vicreg(self.policy.encode(states[near]),
+                                         self.policy.encode(goals[near]))
+                loss = mse + self.config.vicreg_weight * aux
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        return {"loss": loss.item(), **self.goal_setter.update(batch["goal_model"])}
+        return {"loss": mse.item(), **stats, **self.goal_setter.update(batch["goal_model"])}
 
     # -- acting ---------------------------------------------------------------------------
     def eval_conditions(self) -> list[str]:
@@ -103,9 +127,12 @@ class GCSLInverseDynamics(Algorithm):
     # -- persistence ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "goal_setter": self.goal_setter.state_dict()}
+                "goal_setter": self.goal_setter.state_dict(),
+                "vicreg": self.vicreg.state_dict() if self.vicreg is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.policy.load_state_dict(state["policy"])
+        if self.vicreg is not None:
+            self.vicreg.load_state_dict(state["vicreg"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.goal_setter.load_state_dict(state["goal_setter"])

@@ -57,8 +57,9 @@ import torch.nn.functional as F
 from bench.algos.ppo import PPO, PPOConfig
 from bench.data.sampler import DatasetSpec, Sampler
 from bench.errors import UsageError
-from bench.nn import MLP
+from bench.nn.idm import InverseDynamicsMLP
 from bench.nn.optim import adamw
+from bench.nn.vicreg import VICRegHead
 from bench.progress import progress_bar
 from bench.registry import register
 
@@ -69,6 +70,7 @@ class GoalSetterPPOConfig(PPOConfig):
     emit_actions: bool = False  # V0: the policy also emits the env action
     max_offset: int = 10  # K: the IDM is trained on goals 1..K steps ahead (as gcsl_idm)
     idm_hidden: tuple[int, ...] = (256, 256)
+    idm_state_encoder: tuple[int, ...] = ()  # sizes of a shared state encoder in the IDM (VICReg)
     idm_lr: float = 3e-4
     idm_batch_size: int = 256
     idm_pretrain_updates: int = 20_000  # offline GCSL steps on --dataset before the first rollout
@@ -149,6 +151,9 @@ class ReplayBuffer:
           description="goal-setter PPO with the IDM trained jointly on its own rollouts (GCSL)")
 @register("gs_ppo_v0", kind="online", defaults={"idm_training": "joint", "emit_actions": True},
           description="goal-setter PPO 'V0': PPO also emits actions, IDM and goals pulled together")
+@register("gs_ppo_vicreg", kind="online", defaults={"idm_training": "joint"},
+          presets={"idm_state_encoder": (256,), "vicreg_weight": 0.1},
+          description="goal-setter PPO, joint IDM whose state encoder gets temporal VICReg")
 class GoalSetterPPO(PPO):
     Config = GoalSetterPPOConfig
 
@@ -158,11 +163,22 @@ class GoalSetterPPO(PPO):
         if config.goal_clip <= 0:
             raise UsageError(f"goal_clip must be > 0, got {config.goal_clip}")
         super().__init__(config, spec, device)
-        self.idm = MLP(2 * spec.obs_dim, config.idm_hidden, spec.act_dim, torch.nn.Tanh()).to(device)
-        self.idm_optimizer = adamw(self.idm.parameters(), config.idm_lr)
+        self.idm = InverseDynamicsMLP(spec.obs_dim, spec.act_dim, config.idm_hidden,
+                                      config.idm_state_encoder).to(device)
+        idm_params = list(self.idm.parameters())
+        # Here VICReg regularizes the IDM's state encoder (PPO's actor is left alone).
+        self.idm_vicreg: VICRegHead | None = None
+        if config.vicreg_weight > 0:
+            if not config.idm_state_encoder:
+                raise UsageError("VICReg regularizes the IDM's state encoder: set "
+                                 "idm_state_encoder (e.g. --set idm_state_encoder=256)")
+            self.idm_vicreg = VICRegHead(self.idm.representation_dim, config).to(device)
+            idm_params += list(self.idm_vicreg.parameters())
+        self.idm_optimizer = adamw(idm_params, config.idm_lr)
         self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
         self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
         self.pretrained = False
+        self._vicreg_stats: dict[str, float] = {}
         self.dataset: Sampler | None = None
         self.idm_rng = np.random.default_rng(0)
         self.buffer: ReplayBuffer | None = None
@@ -191,10 +207,13 @@ class GoalSetterPPO(PPO):
     def ratio_dims(self) -> slice:
         return slice(self.spec.obs_dim, None) if self.config.emit_actions else slice(None)
 
+    def vicreg_on_actor(self) -> bool:
+        return False
+
     def decode(self, observations: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         """IDM action in [-1, 1] for raw observations and normalized goals (clamped)."""
         z = goals.clamp(-self.config.goal_clip, self.config.goal_clip)
-        return self.idm(torch.cat([self.normalize(observations), z], dim=-1))
+        return self.idm(self.normalize(observations), z)
 
     def to_env_action(self, policy_output: np.ndarray, obs: np.ndarray) -> np.ndarray:
         if self.config.emit_actions:
@@ -211,13 +230,21 @@ class GoalSetterPPO(PPO):
 
     def _gcsl_step(self, pairs: dict[str, np.ndarray]) -> float:
         target = (self.tensor(pairs["actions"]) - self.act_shift) / self.act_scale
-        pred = self.idm(torch.cat([self.normalize(self.tensor(pairs["observations"])),
-                                   self.normalize(self.tensor(pairs["goals"]))], dim=-1))
-        loss = F.mse_loss(pred, target)
+        states = self.normalize(self.tensor(pairs["observations"]))
+        goals = self.normalize(self.tensor(pairs["goals"]))
+        mse = F.mse_loss(self.idm(states, goals), target)
+        loss = mse
+        if self.idm_vicreg is not None:
+            # The relabelled pairs are temporal pairs: (s_t, s_{t+k}) of one episode.
+            near = torch.as_tensor(pairs["offsets"] <= self.config.vicreg_max_offset)
+            if int(near.sum()) >= 2:
+                aux, self._vicreg_stats = self.idm_vicreg(self.idm.encode(states[near]),
+                                                          self.idm.encode(goals[near]))
+                loss = mse + self.config.vicreg_weight * aux
         self.idm_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.idm_optimizer.step()
-        return loss.item()
+        return mse.item()
 
     def _pretrain(self) -> dict[str, float]:
         """GCSL on the dataset before the first rollout (the frozen IDM; the joint warm start)."""
@@ -246,11 +273,13 @@ class GoalSetterPPO(PPO):
                 self.config.idm_batch_size, self.config.max_offset, self.idm_rng))
                 for _ in range(self.config.idm_updates_per_iteration)]
             metrics["idm/gcsl_loss"] = float(np.mean(losses)) if losses else float("nan")
+            if self.idm_vicreg is not None and losses:
+                metrics.update({f"idm/{k}": v for k, v in self._vicreg_stats.items()})
         return metrics
 
     def extra_losses(self, minibatch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         if not self.config.emit_actions:
-            return super().extra_losses(minibatch)
+            return super().extra_losses(minibatch)  # (nothing: VICReg is on the IDM here)
         d = self.spec.obs_dim
         raw = minibatch["raw_obs"]
         goal_mean = self.net.actor_mean(minibatch["obs"])[:, :d]
@@ -294,6 +323,7 @@ class GoalSetterPPO(PPO):
     # -- persistence ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "idm": self.idm.state_dict(),
+                "idm_vicreg": self.idm_vicreg.state_dict() if self.idm_vicreg is not None else None,
                 "idm_optimizer": self.idm_optimizer.state_dict(), "pretrained": self.pretrained,
                 "idm_rng": self.idm_rng.bit_generator.state,
                 "buffer": self.buffer.state_dict() if self.buffer is not None else None}
@@ -301,6 +331,8 @@ class GoalSetterPPO(PPO):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.idm.load_state_dict(state["idm"])
+        if self.idm_vicreg is not None:
+            self.idm_vicreg.load_state_dict(state["idm_vicreg"])
         self.idm_optimizer.load_state_dict(state["idm_optimizer"])
         self.pretrained = state["pretrained"]
         self.idm_rng.bit_generator.state = state["idm_rng"]

@@ -35,11 +35,12 @@ from bench.algorithm import Algorithm
 from bench.config import TrainConfig
 from bench.data.sampler import DatasetSpec
 from bench.nn.optim import adamw
+from bench.nn.vicreg import VICRegFields, VICRegHead
 from bench.registry import register
 
 
 @dataclass
-class PPOConfig(TrainConfig):
+class PPOConfig(TrainConfig, VICRegFields):
     num_updates: int = 1_000_000  # env steps in total
     num_envs: int = 1
     rollout_steps: int = 2048  # per env and iteration
@@ -145,13 +146,22 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_value: 
 
 @register("ppo", description="PPO, continuous actions (online; the baseline and reference-policy trainer)",
           kind="online")
+@register("ppo_vicreg", kind="online", presets={"vicreg_weight": 0.1},
+          description="PPO whose state representation (the actor's hidden layers) gets temporal VICReg")
 class PPO(Algorithm):
     Config = PPOConfig
 
     def __init__(self, config: PPOConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
         self.net = ActorCritic(spec.obs_dim, self.policy_output_dim(), config.hidden).to(device)
-        self.optimizer = adamw(self.net.parameters(), config.lr)
+        params = list(self.net.parameters())
+        # VICReg on the actor's state representation (built only with a positive weight, so a
+        # zero weight is plain PPO, number for number); subclasses may regularize something else.
+        self.vicreg: VICRegHead | None = None
+        if config.vicreg_weight > 0 and self.vicreg_on_actor():
+            self.vicreg = VICRegHead(config.hidden[-1], config).to(device)
+            params += list(self.vicreg.parameters())
+        self.optimizer = adamw(params, config.lr)
         self.obs_rms = RunningMeanStd((spec.obs_dim,))
         self.ret_rms = RunningMeanStd(())
         self.env_steps = 0
@@ -172,8 +182,33 @@ class PPO(Algorithm):
     def ratio_dims(self) -> slice:
         return slice(None)
 
+    def vicreg_on_actor(self) -> bool:
+        return True
+
     def extra_losses(self, minibatch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        return torch.zeros((), device=self.device), {}
+        if self.vicreg is None:
+            return torch.zeros((), device=self.device), {}
+        valid = minibatch["pair_valid"] > 0
+        if int(valid.sum()) < 2:
+            return torch.zeros((), device=self.device), {}
+        hidden = self.net.actor_mean[:-1]  # the actor's state representation
+        aux, stats = self.vicreg(hidden(minibatch["obs"][valid]),
+                                 hidden(minibatch["pair_obs"][valid]))
+        return self.config.vicreg_weight * aux, stats
+
+    def _temporal_pairs(self, obs: np.ndarray, dones: np.ndarray) -> dict[str, np.ndarray]:
+        """For each rollout step (t, env), the observation k steps later in the same env and
+        episode (k uniform in 1..vicreg_max_offset), and whether such a step exists."""
+        T, N = dones.shape
+        k = self.rng.integers(1, self.config.vicreg_max_offset + 1, (T, N))
+        later = np.arange(T)[:, None] + k
+        # An episode end at any step in t..t+k-1 separates t from t+k.
+        ends = np.concatenate([np.zeros((1, N)), np.cumsum(dones, axis=0)])
+        env = np.arange(N)[None, :]
+        inside = later < T
+        later = np.minimum(later, T - 1)
+        valid = inside & (ends[later, env] == ends[np.arange(T)[:, None], env])
+        return {"pair_obs": obs[later, env], "pair_valid": valid.astype(np.float32)}
 
     def _log_prob(self, outputs: torch.Tensor, mean: torch.Tensor,
                   log_std: torch.Tensor) -> torch.Tensor:
@@ -257,7 +292,8 @@ class PPO(Algorithm):
             last_value = self.net.value(torch.as_tensor(self._normalize_obs(self._obs),
                                                         device=self.device)).cpu().numpy()
         adv, returns = gae(rew_buf, val_buf, done_buf, last_value, c.gamma, c.gae_lambda)
-        metrics = self._update(obs_buf, out_buf, logp_buf, val_buf, adv, returns, raw_buf)
+        extras = self._temporal_pairs(obs_buf, done_buf) if self.vicreg is not None else {}
+        metrics = self._update(obs_buf, out_buf, logp_buf, val_buf, adv, returns, raw_buf, extras)
         self.env_steps += T * N
         self.iteration += 1
         if finished_returns:
@@ -273,10 +309,12 @@ class PPO(Algorithm):
             return rewards
         return np.clip(rewards / self._reward_scale(), -self.config.clip_reward, self.config.clip_reward)
 
-    def _update(self, obs, outputs, logp, values, adv, returns, raw_obs) -> dict[str, float]:
+    def _update(self, obs, outputs, logp, values, adv, returns, raw_obs,
+                extras: dict[str, np.ndarray]) -> dict[str, float]:
         c = self.config
         flat = lambda a: torch.as_tensor(a.reshape(-1, *a.shape[2:]), device=self.device)  # noqa: E731
         b_obs, b_out, b_logp, b_raw = flat(obs), flat(outputs), flat(logp), flat(raw_obs)
+        b_extras = {k: flat(v) for k, v in extras.items()}
         b_val, b_adv, b_ret = flat(values), flat(adv), flat(returns)
         n = b_obs.shape[0]
         mb_size = n // c.num_minibatches
@@ -305,7 +343,8 @@ class PPO(Algorithm):
                 else:
                     v_loss = 0.5 * ((new_value - b_ret[idx]) ** 2).mean()
                 aux, aux_stats = self.extra_losses({"obs": b_obs[idx], "outputs": b_out[idx],
-                                                    "raw_obs": b_raw[idx]})
+                                                    "raw_obs": b_raw[idx],
+                                                    **{k: v[idx] for k, v in b_extras.items()}})
                 loss = pg_loss - c.ent_coef * entropy + c.vf_coef * v_loss + aux
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -348,6 +387,7 @@ class PPO(Algorithm):
         snaps = [env_state.snapshot(env) for env in self.envs]
         return {
             "net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "vicreg": self.vicreg.state_dict() if self.vicreg is not None else None,
             "obs_rms": self.obs_rms.state_dict(), "ret_rms": self.ret_rms.state_dict(),
             "env_steps": self.env_steps, "iteration": self.iteration,
             "rng": self.rng.bit_generator.state,
@@ -359,6 +399,8 @@ class PPO(Algorithm):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.vicreg is not None:
+            self.vicreg.load_state_dict(state["vicreg"])
         self.obs_rms.load_state_dict(state["obs_rms"])
         self.ret_rms.load_state_dict(state["ret_rms"])
         self.env_steps, self.iteration = state["env_steps"], state["iteration"]
