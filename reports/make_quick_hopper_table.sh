@@ -26,17 +26,4 @@ for algo in "${algos[@]}"; do
   done
 done | bash "$here/run_grid.sh" "$root" "$jobs" quick
 
-out="$here/quick-hopper-table"
-mkdir -p "$out"
-python -m bench results --out "$root" --format markdown > "$out/table.md"
-python -m bench results --out "$root" --format csv > "$out/table.csv"
-for ds in "${datasets[@]}"; do
-  for algo in "${algos[@]}"; do
-    for seed in "${seeds[@]}"; do
-      run="$root/$ds/$algo/quick/seed_$seed"
-      mkdir -p "$out/$ds/$algo/seed_$seed"
-      cp "$run"/{result.json,metrics.jsonl,config.json,dataset.json,env.json} "$out/$ds/$algo/seed_$seed/"
-    done
-  done
-done
-echo "wrote $out"
+bash "$here/write_table.sh" "$root" "$here/quick-hopper-table" "${datasets[*]}" "${algos[*]}"

@@ -29,16 +29,5 @@ done
   done
 } | bash "$here/run_grid.sh" "$root" "$jobs" quick
 
-out="$here/quick-idm-table"
-mkdir -p "$out"
-python -m bench results --out "$root" --format markdown > "$out/table.md"
-python -m bench results --out "$root" --format csv > "$out/table.csv"
-for ds in "${datasets[@]}"; do
-  find "$root/$ds" -name result.json | while read -r result; do
-    run="$(dirname "$result")"
-    dest="$out/${run#"$root"/}"
-    mkdir -p "$dest"
-    cp "$run"/{result.json,metrics.jsonl,config.json,dataset.json,env.json} "$dest/"
-  done
-done
-echo "wrote $out"
+bash "$here/write_table.sh" "$root" "$here/quick-idm-table" "${datasets[*]}" \
+  "transformer_idm transformer_idm_masked gcsl_idm dt bc"
