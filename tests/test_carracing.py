@@ -213,3 +213,17 @@ def test_evaluator_runs_the_latent_env_in_workers_with_batched_encoding(car_refe
     in_process = evaluate(PolicyAgent(policy), make_env, episodes=3, seed=7, mode="sync")
     np.testing.assert_array_equal(workers.lengths, [25, 25, 25])
     np.testing.assert_allclose(workers.returns, in_process.returns, rtol=1e-4)
+
+
+def test_latent_datasets_are_reproducible_from_their_seed(tiny_car_dataset):
+    from bench.carracing.data import make_carracing_dataset
+    from bench.data import load_flat
+    from bench.data.storage import read_metadata
+
+    again = "test/carracing/tiny-again-v0"
+    make_carracing_dataset(again, "expert", num_episodes=3, seed=0, max_episode_steps=40,
+                           num_envs=2)
+    a, b = (load_flat(d, read_metadata(d)["data_sha256"]) for d in (tiny_car_dataset, again))
+    np.testing.assert_array_equal(a.observations, b.observations)
+    np.testing.assert_array_equal(a.actions, b.actions)
+    np.testing.assert_array_equal(a.rewards, b.rewards)
