@@ -1,4 +1,4 @@
-"""Command line: ``bench run | list | datasets | results`` (also ``python -m bench``).
+"""Command line: ``bench run | list | datasets | results | report`` (also ``python -m bench``).
 
 Exit codes: 0 success, 1 a run or dataset failed (message says why), 2 usage error.
 """
@@ -55,6 +55,20 @@ def _add_datasets(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("name", nargs="?", help="alias or Minari id (default: all local datasets)")
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="Markdown + self-contained HTML report of a results root")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
+    p.add_argument("--to", type=Path, default=Path("report"),
+                   help="folder for report.md, report.html and figures/ (default ./report)")
+    p.add_argument("--dataset", action="append", default=None, metavar="NAME",
+                   help="only these datasets (repeatable; default all)")
+    p.add_argument("--algo", action="append", default=None, metavar="NAME",
+                   help="only these algorithms (repeatable; default all)")
+    p.add_argument("--title", default="bench report", help="report title")
+    p.add_argument("--reps", type=int, default=5000,
+                   help="bootstrap resamples for the rliable intervals (default 5000)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="Offline-RL benchmark suite.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only these datasets (repeatable; default all)")
     res.add_argument("--algo", action="append", default=None, metavar="NAME",
                      help="only these algorithms (repeatable; default all)")
+    _add_report(sub)
     return parser
 
 
@@ -185,11 +200,15 @@ def _verify(name: str | None) -> int:
     return 1 if bad else 0
 
 
+def _require_results_root(root: Path) -> None:
+    if not root.exists():
+        raise UsageError(f"results root {root} does not exist (runs write to --out, default ./results).")
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     from bench.results import format_table, load_results, score_table
 
-    if not args.out.exists():
-        raise UsageError(f"results root {args.out} does not exist (runs write to --out, default ./results).")
+    _require_results_root(args.out)
     runs = load_results(args.out)
     if args.dataset:
         runs = runs[runs["dataset"].isin(args.dataset)]
@@ -199,7 +218,18 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "datasets": cmd_datasets, "results": cmd_results}
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import build_report
+
+    _require_results_root(args.out)
+    paths = build_report(args.out, args.to, datasets=args.dataset, algos=args.algo,
+                         title=args.title, reps=args.reps)
+    print(f"wrote {paths.markdown} and {paths.html}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "datasets": cmd_datasets, "results": cmd_results,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,22 +16,71 @@ import pandas as pd
 from scipy import stats
 
 
-def load_results(root: Path) -> pd.DataFrame:
+TIMING_COLUMNS = ["kind", "ref_min", "ref_max", "train_seconds", "eval_seconds", "wall_seconds",
+                  "updates_per_s", "env_steps_per_s", "eval_env_steps_per_s"]
+
+
+def load_results(root: Path, timings: bool = False) -> pd.DataFrame:
+    """One row per finished run under ``root``; with ``timings`` also the run's kind, reference
+    scores and the ``timings`` of its result.json (columns ``TIMING_COLUMNS``)."""
     rows: list[dict[str, Any]] = []
     for path in sorted(Path(root).rglob("result.json")):
         try:
             r = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue  # a result being written right now appears on the next call
-        rows.append({
+        row = {
             "dataset": r["dataset"], "algo": r["algo"], "variant": r.get("variant", r["budget"]),
             "budget": r["budget"], "seed": r["seed"], "normalized_score": r["normalized_score"],
             "mean_return": r.get("mean_return"), "dataset_source": r.get("dataset_source"),
             "path": str(path.parent),
-        })
+        }
+        if timings:
+            row.update(_timing_fields(r))
+        rows.append(row)
     columns = ["dataset", "algo", "variant", "budget", "seed", "normalized_score", "mean_return",
                "dataset_source", "path"]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns + (TIMING_COLUMNS if timings else []))
+
+
+def _timing_fields(r: dict[str, Any]) -> dict[str, Any]:
+    t = r.get("timings", {})
+    eval_steps = sum(sum(c.get("episode_lengths", [])) for c in r.get("conditions", {}).values())
+    eval_seconds = t.get("eval_seconds")
+    return {
+        "kind": r.get("kind"), "ref_min": r.get("ref_min"), "ref_max": r.get("ref_max"),
+        "train_seconds": t.get("train_seconds"), "eval_seconds": eval_seconds,
+        # Only the last session's wall time is recorded: a resumed run shows less than it took.
+        "wall_seconds": t.get("wall_seconds_this_session"),
+        "updates_per_s": t.get("updates_per_s"), "env_steps_per_s": t.get("env_steps_per_s"),
+        "eval_env_steps_per_s": eval_steps / eval_seconds if eval_seconds and eval_steps else None,
+    }
+
+
+def incomplete_runs(root: Path) -> pd.DataFrame:
+    """Run directories ``<dataset>/<algo>/<variant>/seed_<n>`` under ``root`` without a
+    result.json: ``failed`` (error.json, with its message), ``unfinished`` (a checkpoint to
+    resume from) or ``not started``."""
+    root = Path(root)
+    rows = []
+    for d in sorted(root.glob("*/*/*/seed_*")):
+        if not d.is_dir() or (d / "result.json").exists() or not d.name[5:].isdigit():
+            continue
+        dataset, algo, variant = d.relative_to(root).parts[:3]
+        status, error = "not started", None
+        if (d / "error.json").exists():
+            status = "failed"
+            try:
+                err = json.loads((d / "error.json").read_text())
+                error = str(err.get("message", err.get("error")))
+            except (OSError, json.JSONDecodeError):
+                error = "unreadable error.json"
+        elif (d / "checkpoint.pt").exists():
+            status = "unfinished"
+        rows.append({"dataset": dataset.replace("__", "/"), "algo": algo, "variant": variant,
+                     "seed": int(d.name[5:]), "status": status, "error": error, "path": str(d)})
+    return pd.DataFrame(rows, columns=["dataset", "algo", "variant", "seed", "status", "error",
+                                       "path"])
 
 
 def t_interval(values: np.ndarray, confidence: float = 0.95) -> float:

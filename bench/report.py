@@ -1,0 +1,446 @@
+"""Comparison report of a results root: ``report.md`` and one self-contained ``report.html``.
+
+Contents, all derived from the run directories:
+
+- per dataset, one row per algorithm × variant: normalized score mean ± 95% Student-t CI over
+  seeds (as ``bench results``), the seed count (and which seeds are missing), the IQM with a
+  95% bootstrap CI from rliable, and the published D4RL-v2 score from ``baselines/`` where one
+  exists (a different dataset version, marked as such);
+- aggregates over datasets (rliable: median, IQM, mean, optimality gap with stratified-bootstrap
+  CIs) and rliable performance profiles;
+- learning curves with 95% CI bands (bench.curves), bar charts with CIs, a runtime table, and the
+  runs that failed or are unfinished.
+
+The report is built as a list of blocks rendered twice (Markdown, HTML) so both say the same.
+Figures are PNGs in ``<to>/figures/``, linked from the Markdown and inlined into the HTML as
+base64 data URIs.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import math
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from bench.curves import load_curve, normalize, plot_bands, seed_band
+from bench.results import incomplete_runs, load_results, score_table
+
+BASELINES = Path(__file__).resolve().parent.parent / "baselines" / "hopper_d4rl_v2.csv"
+# Curve metrics in order of preference; a run is plotted with the first one it logged.
+CURVE_METRICS = {
+    "eval/normalized_score": "normalized score (evaluations during training)",
+    "train/episode_return": "normalized return of training episodes",
+    "loss": "training loss (each algorithm's own objective: compare shapes, not levels)",
+}
+BASELINE_NOTE = ("† Published scores on the **D4RL v2** Hopper datasets (old Gym Hopper-v2 on "
+                 "mujoco-py), not on this suite's data: a different dataset version and "
+                 "simulator, so a rough reference point, not a one-to-one comparison. From "
+                 "baselines/hopper_d4rl_v2.csv (citations below and in baselines/README.md).")
+
+
+@dataclass
+class ReportPaths:
+    markdown: Path
+    html: Path
+    figures: list[Path]
+
+
+# ---- document blocks: ("h", level, text) | ("p", text) | ("table", header, rows) | ("img", path, alt)
+
+Block = tuple
+
+
+def _fmt(x: Any, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:,.{digits}f}"
+
+
+def _label(algo: str, variant: str) -> str:
+    return f"{algo} [{variant}]"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
+
+
+def load_baselines(path: Path = BASELINES) -> pd.DataFrame:
+    """Published scores (algo, dataset, score, score_std, dataset_version, source, citation);
+    empty when the file is not there (e.g. an installed package without the repository)."""
+    if not Path(path).exists():
+        return pd.DataFrame(columns=["algo", "dataset", "score", "score_std", "dataset_version",
+                                     "source", "citation"])
+    return pd.read_csv(path)
+
+
+@contextlib.contextmanager
+def _rliable() -> Iterator[tuple[Any, Any]]:
+    """rliable's ``library`` and ``metrics`` modules, with arch's warning that the `random_state`
+    keyword rliable passes is deprecated silenced: it is about rliable's internals, not
+    something a user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="random_state is deprecated",
+                                category=FutureWarning)
+        from rliable import library as rly
+        from rliable import metrics
+
+        yield rly, metrics
+
+
+def iqm_intervals(scores: dict[str, np.ndarray], reps: int, seed: int = 0) -> pd.DataFrame:
+    """IQM and its 95% percentile-bootstrap CI per label, from one task's per-seed scores."""
+    score_dict = {k: np.asarray(v, float).reshape(-1, 1) for k, v in scores.items()}
+    with _rliable() as (rly, metrics):
+        point, ci = rly.get_interval_estimates(
+            score_dict, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps,
+            random_state=np.random.RandomState(seed))
+    return pd.DataFrame([{"label": k, "iqm": float(point[k][0]), "iqm_low": float(ci[k][0, 0]),
+                          "iqm_high": float(ci[k][1, 0])} for k in score_dict])
+
+
+AGGREGATES = ("median", "iqm", "mean", "optimality_gap")
+
+
+def aggregate_intervals(score_dict: dict[str, np.ndarray], reps: int,
+                        seed: int = 0) -> pd.DataFrame:
+    """rliable's four aggregates with stratified-bootstrap 95% CIs; each value is a
+    (runs × tasks) matrix of normalized scores (0–100, so the optimality gap's γ is 100)."""
+    with _rliable() as (rly, metrics):
+        def aggregates(x: np.ndarray) -> np.ndarray:
+            return np.array([metrics.aggregate_median(x), metrics.aggregate_iqm(x),
+                             metrics.aggregate_mean(x),
+                             metrics.aggregate_optimality_gap(x, 100.0)])
+
+        point, ci = rly.get_interval_estimates(score_dict, aggregates, reps=reps,
+                                               random_state=np.random.RandomState(seed))
+    rows = []
+    for label in score_dict:
+        row: dict[str, Any] = {"label": label}
+        for i, name in enumerate(AGGREGATES):
+            row[name] = float(point[label][i])
+            row[name + "_low"], row[name + "_high"] = float(ci[label][0, i]), float(ci[label][1, i])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def aggregate_matrix(runs: pd.DataFrame, datasets: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Per label with runs on every dataset: a (runs × datasets) matrix. Stratified bootstrap needs
+    the same number of runs per task, so each dataset contributes its lowest ``n`` seeds, where
+    ``n`` is the label's smallest seed count over the datasets (returned per label)."""
+    matrices, used = {}, {}
+    for (algo, variant), g in runs.groupby(["algo", "variant"], sort=True):
+        per = [g[g["dataset"] == d].sort_values("seed")["normalized_score"].to_numpy(float)
+               for d in datasets]
+        n = min(len(p) for p in per)
+        if n == 0:
+            continue
+        matrices[_label(algo, variant)] = np.stack([p[:n] for p in per], axis=1)
+        used[_label(algo, variant)] = n
+    return matrices, used
+
+
+# ---- figures
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def bar_chart(table: pd.DataFrame, runs: pd.DataFrame, dataset: str, out: Path) -> Path:
+    """Mean ± 95% CI per label, with each seed's score as a dot."""
+    plt = _pyplot()
+    labels = [_label(a, v) for a, v in zip(table["algo"], table["variant"])]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 2), 3.8), dpi=110)
+    x = np.arange(len(labels))
+    ax.bar(x, table["mean"], yerr=table["ci95"].fillna(0.0), capsize=4, color="#8fb3d9",
+           edgecolor="#33628f")
+    for i, (algo, variant) in enumerate(zip(table["algo"], table["variant"])):
+        seeds = runs[(runs["algo"] == algo) & (runs["variant"] == variant)]["normalized_score"]
+        ax.scatter(np.full(len(seeds), i), seeds, color="#222", s=12, zorder=3)
+    ax.set_xticks(x, labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("normalized score\n(mean ± 95% CI; dots: seeds)", fontsize=9)
+    ax.set_title(dataset, fontsize=10)
+    ax.axhline(0, color="#999", linewidth=0.8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def profile_chart(score_dict: dict[str, np.ndarray], reps: int, out: Path) -> Path:
+    """rliable performance profiles: fraction of runs scoring above τ, with 95% CI bands."""
+    from rliable import plot_utils
+
+    plt = _pyplot()
+    all_scores = np.concatenate([m.ravel() for m in score_dict.values()])
+    taus = np.linspace(min(0.0, all_scores.min()), max(100.0, all_scores.max()) * 1.02, 81)
+    with _rliable() as (rly, _):
+        # create_performance_profile takes no random state; seeding NumPy's global one keeps
+        # the report's bands the same from one build to the next.
+        np.random.seed(0)
+        profiles, cis = rly.create_performance_profile(score_dict, taus, reps=reps)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
+                                         xlabel="normalized score τ",
+                                         ylabel="fraction of runs with score > τ")
+    ax.legend(fontsize=8)
+    ax.set_title("Performance profiles over all runs of the aggregated datasets")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def curve_bands(runs: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
+    """metric → label → band over seeds, each label under the first metric its runs logged."""
+    out: dict[str, dict[str, pd.DataFrame]] = {}
+    for (algo, variant), g in runs.groupby(["algo", "variant"], sort=True):
+        for metric in CURVE_METRICS:
+            curves = []
+            for r in g.itertuples():
+                steps, values = load_curve(r.path, metric)
+                if metric == "train/episode_return":
+                    values = normalize(values, _num(r.ref_min), _num(r.ref_max))
+                curves.append((steps, values))
+            band = seed_band(curves)
+            if not band.empty:
+                out.setdefault(metric, {})[_label(algo, variant)] = band
+                break
+    return out
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+# ---- sections
+
+def _score_section(dataset: str, runs: pd.DataFrame, status: pd.DataFrame,
+                   baselines: pd.DataFrame, reps: int, figures: Path) -> list[Block]:
+    table = score_table(runs)
+    scores = {_label(a, v): g.sort_values("seed")["normalized_score"].to_numpy(float)
+              for (a, v), g in runs.groupby(["algo", "variant"], sort=True)}
+    iqm = iqm_intervals(scores, reps).set_index("label")
+    all_seeds = set(runs["seed"]) | set(status["seed"])
+    rows = []
+    for r in table.itertuples():
+        label = _label(r.algo, r.variant)
+        have = set(runs[(runs["algo"] == r.algo) & (runs["variant"] == r.variant)]["seed"])
+        missing = sorted(all_seeds - have)
+        seeds = str(r.seeds) + (f" (missing {', '.join(map(str, missing))})" if missing else "")
+        ci = "" if math.isnan(r.ci95) else f" ± {r.ci95:.1f}"
+        q = iqm.loc[label]
+        pub = baselines[(baselines["algo"] == r.algo) & (baselines["dataset"] == dataset)]
+        published = ", ".join(f"{p.score:g} ({p.source})" for p in pub.itertuples()) or "—"
+        rows.append([r.algo, r.variant, seeds, f"{r.mean:.1f}{ci}",
+                     f"{q.iqm:.1f} [{q.iqm_low:.1f}, {q.iqm_high:.1f}]", _fmt(r.mean_return),
+                     published])
+    header = ["algorithm", "variant", "seeds", "normalized score, mean ± 95% CI",
+              "IQM [95% bootstrap CI]", "mean return", "published, D4RL-v2 †"]
+    chart = bar_chart(table, runs, dataset, figures / f"bars_{_slug(dataset)}.png")
+    return [("h", 3, dataset), ("table", header, rows),
+            ("img", chart, f"{dataset}: normalized score per algorithm")]
+
+
+def _aggregate_section(runs: pd.DataFrame, datasets: list[str], reps: int,
+                       figures: Path) -> list[Block]:
+    matrices, used = aggregate_matrix(runs, datasets)
+    blocks: list[Block] = [("h", 2, "Aggregates over datasets (rliable)")]
+    if not matrices:
+        return blocks + [("p", "No algorithm has finished runs on every dataset in the report, "
+                               "so there is nothing to aggregate.")]
+    agg = aggregate_intervals(matrices, reps)
+    rows = []
+    for r in agg.to_dict("records"):
+        cells = [f"{r[k]:.1f} [{r[k + '_low']:.1f}, {r[k + '_high']:.1f}]" for k in AGGREGATES]
+        rows.append([r["label"], str(used[r["label"]])] + cells)
+    left_out = sorted({_label(a, v) for a, v in zip(runs["algo"], runs["variant"])} - set(matrices))
+    text = (f"Over the {len(datasets)} dataset(s) {', '.join(datasets)}, with 95% stratified-"
+            f"bootstrap CIs ({reps} resamples). Each dataset contributes the same number of runs "
+            "per algorithm (its lowest seeds, the column 'runs per dataset'). The optimality gap "
+            "is the mean shortfall below 100 (lower is better).")
+    if left_out:
+        text += f" Left out (not run on every dataset): {', '.join(left_out)}."
+    profile = profile_chart(matrices, reps=min(reps, 2000), out=figures / "profiles.png")
+    return blocks + [("p", text), ("table", ["algorithm [variant]", "runs per dataset", "median",
+                                             "IQM", "mean", "optimality gap"], rows),
+                     ("img", profile, "performance profiles")]
+
+
+def _curve_section(runs: pd.DataFrame, datasets: list[str], figures: Path) -> list[Block]:
+    blocks: list[Block] = [("h", 2, "Learning curves")]
+    for dataset in datasets:
+        for metric, bands in curve_bands(runs[runs["dataset"] == dataset]).items():
+            ylabel = CURVE_METRICS[metric]
+            xlabel = "env steps" if metric == "train/episode_return" else "updates (or env steps)"
+            path = plot_bands(bands, figures / f"curve_{_slug(dataset)}_{_slug(metric)}.png",
+                              title=f"{dataset}: {metric}", ylabel=ylabel, xlabel=xlabel)
+            blocks.append(("img", path, f"{dataset}: {ylabel}, mean ± 95% CI over seeds"))
+    if len(blocks) == 1:
+        blocks.append(("p", "No run logged a curve (metrics.jsonl)."))
+    return blocks
+
+
+def _runtime_section(runs: pd.DataFrame) -> list[Block]:
+    rows = []
+    cols = ["updates_per_s", "env_steps_per_s", "eval_env_steps_per_s", "train_seconds",
+            "eval_seconds", "wall_seconds"]
+    for (dataset, algo, variant), g in runs.groupby(["dataset", "algo", "variant"], sort=True):
+        means = [g[c].astype(float).mean() if g[c].notna().any() else None for c in cols]
+        rows.append([dataset, algo, variant, str(len(g))]
+                    + [_fmt(m, 1 if i < 3 else 0) for i, m in enumerate(means)])
+    return [("h", 2, "Runtime"),
+            ("p", "Means over seeds, from the `timings` of each result.json. Updates/s for offline "
+                  "training, env steps/s for online training, evaluation env steps/s over all "
+                  "evaluation episodes; times in seconds. Wall time covers the last session only "
+                  "(less than the total for a resumed run)."),
+            ("table", ["dataset", "algorithm", "variant", "seeds", "updates/s", "env steps/s",
+                       "eval env steps/s", "train s", "eval s", "wall s"], rows)]
+
+
+def _status_section(status: pd.DataFrame) -> list[Block]:
+    blocks: list[Block] = [("h", 2, "Failed and unfinished runs")]
+    if status.empty:
+        return blocks + [("p", "None: every run directory holds a result.")]
+    rows = [[r.dataset, r.algo, r.variant, str(r.seed), r.status,
+             (r.error or "").splitlines()[0][:300] if r.error else ""]
+            for r in status.itertuples()]
+    return blocks + [("p", "These runs are not in the tables. A failed run's full error is in "
+                           "its error.json; `bench sweep` again retries failed runs and resumes "
+                           "unfinished ones."),
+                     ("table", ["dataset", "algorithm", "variant", "seed", "status", "error"], rows)]
+
+
+def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = None,
+                 algos: Sequence[str] | None = None, title: str = "bench report",
+                 reps: int = 5000) -> list[Block]:
+    runs = load_results(root, timings=True)
+    status = incomplete_runs(root)
+    if datasets:
+        runs, status = runs[runs["dataset"].isin(datasets)], status[status["dataset"].isin(datasets)]
+    if algos:
+        runs, status = runs[runs["algo"].isin(algos)], status[status["algo"].isin(algos)]
+    scored = runs.dropna(subset=["normalized_score"])
+    names = sorted(scored["dataset"].unique())
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    blocks: list[Block] = [
+        ("h", 1, title),
+        ("p", f"Generated {when} from {len(runs)} finished run(s) under {root}: "
+              f"{len(names)} dataset(s), {scored['algo'].nunique()} algorithm(s). "
+              "Normalized score: 0 = the random reference, 100 = the expert reference of each "
+              "dataset."),
+    ]
+    if scored.empty:
+        return blocks + [("p", "No finished runs with reference scores match.")] \
+            + _status_section(status)
+    baselines = load_baselines()
+    blocks += [("h", 2, "Scores per dataset"),
+               ("p", "Mean ± 95% Student-t CI over seeds (no interval for one seed); IQM with a "
+                     f"95% percentile-bootstrap CI over seeds (rliable, {reps} resamples). "
+                     "'missing' lists seeds that other runs of the dataset have and this row "
+                     "lacks.")]
+    for dataset in names:
+        blocks += _score_section(dataset, scored[scored["dataset"] == dataset],
+                                 status[status["dataset"] == dataset], baselines, reps, figures)
+    blocks.append(("p", BASELINE_NOTE))
+    blocks += _aggregate_section(scored, names, reps, figures)
+    blocks += _curve_section(scored, names, figures)
+    blocks += _runtime_section(runs)
+    blocks += _status_section(status)
+    used = baselines[baselines["dataset"].isin(names) & baselines["algo"].isin(scored["algo"])]
+    if not used.empty:
+        cites = used.drop_duplicates("source")
+        blocks += [("h", 2, "Published baselines cited"),
+                   ("table", ["source", "citation"],
+                    [[c.source, c.citation] for c in cites.itertuples()])]
+    return blocks
+
+
+# ---- rendering
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks: list[Block], base: Path) -> str:
+    out = []
+    for b in blocks:
+        if b[0] == "h":
+            out.append("#" * b[1] + " " + b[2])
+        elif b[0] == "p":
+            out.append(b[1])
+        elif b[0] == "table":
+            header, rows = b[1], b[2]
+            lines = ["| " + " | ".join(map(_md_cell, header)) + " |",
+                     "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows]
+            out.append("\n".join(lines))
+        elif b[0] == "img":
+            out.append(f"![{b[2]}]({Path(b[1]).relative_to(base).as_posix()})")
+    return "\n\n".join(out) + "\n"
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222}table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;
+padding:4px 8px;text-align:left;vertical-align:top}th{background:#f2f2f2}img{max-width:100%;
+display:block;margin:1em 0}p{line-height:1.45}"""
+
+
+def _inline(text: str) -> str:
+    # The only inline Markdown the report writes is **bold** and `code`.
+    escaped = html.escape(text)
+    for mark, tag in (("**", "strong"), ("`", "code")):
+        parts = escaped.split(mark)
+        escaped = "".join(p if i % 2 == 0 else f"<{tag}>{p}</{tag}>" for i, p in enumerate(parts))
+    return escaped
+
+
+def to_html(blocks: list[Block], title: str) -> str:
+    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+           f"</title><style>{CSS}</style></head><body>"]
+    for b in blocks:
+        if b[0] == "h":
+            out.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
+        elif b[0] == "p":
+            out.append(f"<p>{_inline(b[1])}</p>")
+        elif b[0] == "table":
+            head = "".join(f"<th>{html.escape(str(h))}</th>" for h in b[1])
+            body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r)
+                           + "</tr>" for r in b[2])
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif b[0] == "img":
+            data = base64.b64encode(Path(b[1]).read_bytes()).decode("ascii")
+            out.append(f"<img alt='{html.escape(b[2], quote=True)}' "
+                       f"src='data:image/png;base64,{data}'>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def build_report(root: Path, to: Path, *, datasets: Sequence[str] | None = None,
+                 algos: Sequence[str] | None = None, title: str = "bench report",
+                 reps: int = 5000) -> ReportPaths:
+    """Write ``<to>/report.md``, ``<to>/report.html`` and ``<to>/figures/*.png``."""
+    to = Path(to)
+    figures = to / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    for old in figures.glob("*.png"):  # figures of a previous build that may no longer apply
+        old.unlink()
+    blocks = build_blocks(Path(root), figures, datasets=datasets, algos=algos, title=title,
+                          reps=reps)
+    md, page = to / "report.md", to / "report.html"
+    md.write_text(to_markdown(blocks, to))
+    page.write_text(to_html(blocks, title))
+    return ReportPaths(md, page, [Path(b[1]) for b in blocks if b[0] == "img"])

@@ -1,0 +1,104 @@
+"""`bench report` on a hand-built results root whose every expected number is worked out below."""
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+
+def _run(root: Path, dataset: str, algo: str, seed: int, score: float) -> None:
+    d = root / dataset / algo / "quick" / f"seed_{seed}"
+    d.mkdir(parents=True)
+    (d / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "loss": 1.0 / s + seed}) + "\n" for s in (10, 20, 30)))
+    (d / "result.json").write_text(json.dumps({
+        "dataset": dataset, "algo": algo, "kind": "offline", "seed": seed, "budget": "quick",
+        "variant": "quick", "normalized_score": score, "mean_return": score * 10,
+        "ref_min": 0.0, "ref_max": 1000.0,
+        "conditions": {"default": {"episode_lengths": [100, 100]}},
+        "timings": {"train_seconds": 10.0, "eval_seconds": 2.0,
+                    "wall_seconds_this_session": 13.0, "updates_per_s": 100.0}}))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("results")
+    for seed, score in enumerate([10.0, 20.0, 30.0]):
+        _run(root, "hopper-medium", "bc", seed, score)
+    for seed, score in enumerate([1.0, 2.0, 3.0]):
+        _run(root, "hopper-random", "bc", seed, score)
+    _run(root, "hopper-medium", "dt", 0, 40.0)
+    _run(root, "hopper-medium", "dt", 2, 60.0)
+    failed = root / "hopper-medium" / "dt" / "quick" / "seed_1"  # the missing seed: it failed
+    failed.mkdir(parents=True)
+    (failed / "error.json").write_text(json.dumps({"error": "non-finite loss", "step": 7,
+                                                   "message": "non-finite loss at step 7"}))
+    out = tmp_path_factory.mktemp("report")
+    proc = run_cli("report", "--out", str(root), "--to", str(out), "--reps", "2000")
+    assert proc.returncode == 0, proc.stderr
+    return {"md": (out / "report.md").read_text(), "html": (out / "report.html").read_text(),
+            "out": out}
+
+
+def _row(md: str, start: str) -> str:
+    rows = [line for line in md.splitlines() if line.startswith(start)]
+    assert len(rows) == 1, (start, rows)
+    return rows[0]
+
+
+def test_per_dataset_table_values(report):
+    md = report["md"]
+    # bc on hopper-medium, seeds 10/20/30: mean 20, t(0.975, 2) · 10 / √3 = 24.8; the IQM of
+    # three values trims nothing, so it is the mean, and a bootstrap resample is all-10 or
+    # all-30 with probability 1/27 > 2.5%, so the percentile CI is [10, 30].
+    assert _row(md, "| bc | quick | 3 | 20.0") == (
+        "| bc | quick | 3 | 20.0 ± 24.8 | 20.0 [10.0, 30.0] | 200.0 | "
+        "52.9 (dt-paper), 53.51 (corl) |")
+    # dt: seeds 0 and 2 (seed 1 failed): mean 50, t(0.975, 1) · 14.14 / √2 = 127.1.
+    assert _row(md, "| dt | quick |") == (
+        "| dt | quick | 2 (missing 1) | 50.0 ± 127.1 | 50.0 [40.0, 60.0] | 500.0 | "
+        "67.6 (dt-paper), 65.1 (corl), 60.4 (d3rlpy-benchmarks) |")
+    # hopper-random has no published row.
+    assert _row(md, "| bc | quick | 3 | 2.0 ± 2.5 |").endswith("| 20.0 | — |")
+    assert "different dataset version" in md and "D4RL v2" in md
+
+
+def test_aggregates_failures_and_runtime(report):
+    md = report["md"]
+    # bc over both datasets, runs × tasks = [[10, 1], [20, 2], [30, 3]]: rliable's median is the
+    # median of the per-task means (20, 2) = 11, the IQM is over all runs: the middle four
+    # (2, 3, 10, 20) give 8.75; mean 11, optimality gap 100 - 11 = 89.
+    row = _row(md, "| bc [quick] | 3 |")
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert [c.split(" [")[0] for c in cells[2:]] == ["11.0", "8.8", "11.0", "89.0"]
+    assert "Left out (not run on every dataset): dt [quick]." in md
+    assert _row(md, "| hopper-medium | dt | quick | 1 |") == (
+        "| hopper-medium | dt | quick | 1 | failed | non-finite loss at step 7 |")
+    # updates/s 100, eval env steps/s 200 steps / 2 s, train 10 s, eval 2 s, wall 13 s.
+    assert _row(md, "| hopper-medium | bc | quick | 3 |") == (
+        "| hopper-medium | bc | quick | 3 | 100.0 | — | 100.0 | 10 | 2 | 13 |")
+
+
+def test_html_is_self_contained(report):
+    page = report["html"]
+    sources = re.findall(r"src='([^']*)'", page)
+    figures = sorted(Path(report["out"], "figures").glob("*.png"))
+    # two bar charts, the performance profiles, one loss-curve figure per dataset
+    assert len(figures) == 5 and len(sources) == len(figures)
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert base64.b64decode(sources[0].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r"(href|src)=['\"]?(https?:|//|figures/)", page)
+    assert "<td>20.0 ± 24.8</td>" in page
+    # the Markdown links the same figures as files next to it
+    for f in figures:
+        assert f"](figures/{f.name})" in report["md"]
+
+
+def test_report_of_missing_root_is_a_usage_error(tmp_path):
+    proc = run_cli("report", "--out", str(tmp_path / "nope"), "--to", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
