@@ -1,4 +1,4 @@
-"""Command line: ``bench run | list | datasets | results | report`` (also ``python -m bench``).
+"""Command line: ``bench run | list | datasets | results | sweep | report`` (also ``python -m bench``).
 
 Exit codes: 0 success, 1 a run or dataset failed (message says why), 2 usage error.
 """
@@ -55,6 +55,38 @@ def _add_datasets(sub: argparse._SubParsersAction) -> None:
     verify.add_argument("name", nargs="?", help="alias or Minari id (default: all local datasets)")
 
 
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="run every missing algorithm × dataset × seed combination",
+                       description="Run every combination of a sweep file (TOML) and/or the "
+                                   "flags below that has no result.json yet; interrupted runs "
+                                   "resume from their checkpoint. A flag given here replaces "
+                                   "the sweep file's value for that key. Exit 1 if any run "
+                                   "failed (each failure is in its run directory's error.json).")
+    p.add_argument("sweep_file", nargs="?", type=Path, help="TOML sweep file (optional)")
+    # Defaults are None so that only flags actually given override the sweep file.
+    p.add_argument("--algo", nargs="+", help="algorithms")
+    p.add_argument("--dataset", nargs="+", help="dataset aliases or local Minari ids")
+    p.add_argument("--env", nargs="+", help="gymnasium env ids (online algorithms only)")
+    p.add_argument("--seed", type=int, nargs="+", help="seeds (default 0)")
+    p.add_argument("--budget", choices=["smoke", "quick", "full"], help="default quick")
+    p.add_argument("--set", dest="overrides", action="append", default=None,
+                   metavar="KEY=VALUE", help="config override for every run (repeatable; "
+                                             "replaces the sweep file's [set] table)")
+    p.add_argument("--eval-episodes", type=int, help="evaluation episodes (default 10)")
+    p.add_argument("--device", help="cpu, cuda or auto (default)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local process pool (default) or Ray")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at a time (local: at most the number of cores, one torch thread "
+                        "each when more than 1; ray: CPUs of the local Ray instance)")
+    p.add_argument("--address", help="address of an existing Ray cluster (with --backend ray); "
+                                     "the results root and datasets must be on storage every "
+                                     "node sees")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list every run as finished / resume / run, and run nothing")
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="Markdown + self-contained HTML report of a results root")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
@@ -82,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only these datasets (repeatable; default all)")
     res.add_argument("--algo", action="append", default=None, metavar="NAME",
                      help="only these algorithms (repeatable; default all)")
+    _add_sweep(sub)
     _add_report(sub)
     return parser
 
@@ -218,6 +251,29 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from bench.config import parse_overrides
+    from bench.sweep import format_summary, load_sweep_file, make_spec, run_sweep
+
+    file_values = load_sweep_file(args.sweep_file) if args.sweep_file else {}
+    flags = {"algo": args.algo, "dataset": args.dataset, "env": args.env, "seed": args.seed,
+             "budget": args.budget, "eval_episodes": args.eval_episodes, "device": args.device,
+             "overrides": None if args.overrides is None else parse_overrides(args.overrides)}
+    spec = make_spec(file_values, flags)
+    try:
+        report = run_sweep(spec, args.out, backend=args.backend, jobs=args.jobs,
+                           address=args.address, dry_run=args.dry_run,
+                           log=print if args.dry_run else None)
+    except KeyboardInterrupt:
+        print("bench: sweep interrupted; run the same command again to finish it (finished runs "
+              "are skipped, interrupted ones resume from their checkpoint).", file=sys.stderr)
+        return 130
+    if report is None:  # --dry-run
+        return 0
+    print(format_summary(report))
+    return 1 if report.failed else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.report import build_report
 
@@ -229,7 +285,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "datasets": cmd_datasets, "results": cmd_results,
-            "report": cmd_report}
+            "sweep": cmd_sweep, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,462 @@
+"""Sweeps: every algorithm × dataset (or env) × seed combination, run by a local process pool or
+by Ray, with finished runs skipped and interrupted ones resumed.
+
+A sweep is stateless: what is done is read from the run directories (``result.json`` means
+finished, ``checkpoint.pt`` means resumable), so a killed sweep started again loses at most the
+runs that were in flight, and those continue from their last checkpoint. A run that fails writes
+``error.json`` into its run directory and a line into the sweep summary
+(``<out>/sweeps/<timestamp>.json``); the other runs go on.
+
+Sweep file (TOML), every key optional except ``algo`` and one of ``dataset`` / ``env``::
+
+    algo = ["bc", "dt"]
+    dataset = ["hopper-medium", "hopper-medium-replay"]
+    env = []                    # bare gymnasium envs, paired with online algorithms only
+    seed = [0, 1, 2]
+    budget = "quick"
+    eval_episodes = 10
+    [set]                       # --set overrides applied to every run
+    eval_every = "5000"
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+from bench.errors import BenchError, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
+from bench.io import atomic_write_json
+from bench.locks import file_lock
+from bench.progress import progress_bar
+from bench.run import RunRequest, run_dir
+
+SWEEP_KEYS = {"algo", "dataset", "env", "seed", "budget", "set", "eval_episodes", "eval_mode",
+              "device"}
+BACKENDS = ("local", "ray")
+STATUSES = ("done", "resumed", "skipped", "failed", "busy")
+
+
+@dataclass
+class SweepSpec:
+    """What to run: the grid's axes and the settings every run shares."""
+
+    algo: list[str]
+    dataset: list[str] = field(default_factory=list)
+    env: list[str] = field(default_factory=list)
+    seed: list[int] = field(default_factory=lambda: [0])
+    budget: str = "quick"
+    overrides: dict[str, str] = field(default_factory=dict)
+    eval_episodes: int = 10
+    eval_mode: str = "auto"
+    device: str = "auto"
+
+
+@dataclass
+class Outcome:
+    """What happened to one run of the sweep (one line of the summary)."""
+
+    run_dir: str
+    algo: str
+    source: str
+    seed: int
+    # "done", "resumed", "skipped" (finished before), "failed", "busy" (another process is
+    # running it now)
+    status: str
+    seconds: float = 0.0
+    normalized_score: float | None = None
+    error: str | None = None
+
+
+def _override_text(value: Any) -> str:
+    # TOML gives typed values; --set values are strings parsed against the config field's type,
+    # so turn them into the same text a user would type (a list becomes "a,b").
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_override_text(v) for v in value)
+    return str(value)
+
+
+def _as_list(key: str, value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, (str, int)):
+        return [value]
+    raise UsageError(f"sweep key {key!r} must be a value or a list of values, got {value!r}.")
+
+
+def load_sweep_file(path: Path) -> dict[str, Any]:
+    """Read a TOML sweep file into the keyword arguments of ``SweepSpec``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"sweep file {path} does not exist.")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"sweep file {path} is not valid TOML: {exc}") from None
+    unknown = set(raw) - SWEEP_KEYS
+    if unknown:
+        raise UsageError(f"sweep file {path}: unknown key(s) {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(sorted(SWEEP_KEYS))}.")
+    out: dict[str, Any] = {}
+    for key in ("algo", "dataset", "env", "seed"):
+        if key in raw:
+            out[key] = _as_list(key, raw[key])
+    if "seed" in out and not all(isinstance(s, int) for s in out["seed"]):
+        raise UsageError(f"sweep file {path}: seeds must be integers, got {out['seed']!r}.")
+    if "set" in raw:
+        if not isinstance(raw["set"], dict):
+            raise UsageError(f"sweep file {path}: `set` must be a table of key = value.")
+        out["overrides"] = {k: _override_text(v) for k, v in raw["set"].items()}
+    for key in ("budget", "eval_episodes", "eval_mode", "device"):
+        if key in raw:
+            out[key] = raw[key]
+    return out
+
+
+def make_spec(file_values: dict[str, Any], flag_values: dict[str, Any]) -> SweepSpec:
+    """A spec from a sweep file's values with command-line values on top (a flag that was given
+    replaces the file's value for that key, so `--budget smoke` tries a sweep file quickly)."""
+    values = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
+    if not values.get("algo"):
+        raise UsageError("a sweep needs at least one algorithm (`algo = [...]` in the sweep "
+                         "file or --algo).")
+    if not values.get("dataset") and not values.get("env"):
+        raise UsageError("a sweep needs at least one dataset or env (`dataset = [...]` / "
+                         "`env = [...]` in the sweep file, or --dataset / --env).")
+    spec = SweepSpec(**values)
+    if spec.eval_episodes < 1:
+        raise UsageError("eval_episodes must be at least 1.")
+    return spec
+
+
+def expand(spec: SweepSpec, out: Path) -> list[RunRequest]:
+    """Every run of the sweep, in a stable order (datasets, then envs; algorithms; seeds).
+
+    Unknown algorithms and bad ``--set`` values are usage errors raised here, before anything
+    runs. Envs pair only with online algorithms: an offline algorithm cannot train without data.
+    """
+    from bench import registry
+    from bench.config import make_config
+
+    kinds = {}
+    for algo in dict.fromkeys(spec.algo):
+        entry = registry.get(algo)
+        make_config(entry.config_cls, spec.budget, spec.overrides, entry.defaults, entry.presets)
+        kinds[algo] = entry.kind
+    common = dict(budget=spec.budget, overrides=dict(spec.overrides), out=Path(out), resume=True,
+                  device=spec.device, eval_episodes=spec.eval_episodes, eval_mode=spec.eval_mode)
+    requests = [RunRequest(algo=a, dataset=d, seed=s, **common)
+                for d in dict.fromkeys(spec.dataset) for a in dict.fromkeys(spec.algo)
+                for s in dict.fromkeys(spec.seed)]
+    requests += [RunRequest(algo=a, dataset=None, env=e, seed=s, **common)
+                 for e in dict.fromkeys(spec.env) for a in dict.fromkeys(spec.algo)
+                 if kinds[a] == "online" for s in dict.fromkeys(spec.seed)]
+    if not requests:
+        raise UsageError("the sweep has no runs: envs pair only with online algorithms "
+                         f"({', '.join(spec.env)} given with {', '.join(spec.algo)}); add a "
+                         "dataset or an online algorithm.")
+    return requests
+
+
+def _source(req: RunRequest) -> str:
+    return req.dataset or req.env or ""
+
+
+def _outcome(req: RunRequest, status: str, **fields: Any) -> Outcome:
+    return Outcome(run_dir=str(run_dir(req)), algo=req.algo, source=_source(req), seed=req.seed,
+                   status=status, **fields)
+
+
+def record_failure(req: RunRequest, exc: BaseException, started: float) -> str:
+    """Write the error into the run's ``error.json`` and return a one-line message.
+
+    run.py writes its own error.json for a non-finite loss (with the step and the losses); when
+    that file is from this attempt its fields are kept and the exception is added to them.
+    """
+    directory = run_dir(req)
+    path = directory / "error.json"
+    previous: dict[str, Any] = {}
+    if path.exists() and path.stat().st_mtime >= started:
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            previous = {}
+    message = str(exc) or type(exc).__name__
+    atomic_write_json(path, {
+        **previous, "error": previous.get("error", message), "message": message,
+        "type": type(exc).__name__,
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return message
+
+
+def is_busy(directory: Path) -> bool:
+    """Whether another process holds the run directory's lock (is running that run now)."""
+    if not (directory / ".lock").exists():
+        return False
+    try:
+        with file_lock(directory / ".lock", blocking=False):
+            return False
+    except BenchError:
+        return True
+
+
+def run_one(req: RunRequest, threads: int | None) -> Outcome:
+    """Run one combination in a worker; every error becomes a failed Outcome, never a raise,
+    so one bad run cannot stop the sweep."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    directory = run_dir(req)
+    started = time.time()
+    resumed = (directory / "checkpoint.pt").exists()
+    log_path = directory / "sweep.log"
+
+    def log(msg: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as f:
+            f.write(msg + "\n")
+
+    if is_busy(directory):
+        # Not a failure of the run, so no error.json: the other process is writing its result.
+        return _outcome(req, "busy", error=f"running in another process ({directory})")
+    try:
+        from bench.run import execute
+
+        result = execute(req, log=log)
+    except Exception as exc:  # noqa: BLE001 - recorded in error.json and the summary
+        return _outcome(req, "failed", seconds=time.time() - started,
+                        error=record_failure(req, exc, started))
+    (directory / "error.json").unlink(missing_ok=True)  # a stale error from an earlier attempt
+    return _outcome(req, "resumed" if resumed else "done", seconds=time.time() - started,
+                    normalized_score=result.get("normalized_score"))
+
+
+def _init_worker(threads: int | None) -> None:
+    # Parallel workers get one BLAS/OpenMP thread each: on a shared CPU more threads per run
+    # only make runs fight over cores. Set before torch is imported in this process.
+    os.environ["BENCH_PROGRESS"] = "0"  # per-run bars from several processes would garble
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        os.environ["MKL_NUM_THREADS"] = str(threads)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def prepare_datasets(requests: list[RunRequest],
+                     log: Callable[[str], None]) -> dict[str, Exception]:
+    """Resolve (and make, if missing) each dataset once, here, before runs start in parallel:
+    two workers making the same missing dataset would race. Returns dataset → error for those
+    that cannot be had."""
+    from bench.data import resolve
+
+    errors: dict[str, Exception] = {}
+    for name in dict.fromkeys(r.dataset for r in requests if r.dataset is not None):
+        try:
+            resolve(name, log=log)
+        except Exception as exc:  # noqa: BLE001 - each of its runs is recorded as failed
+            errors[name] = exc
+    return errors
+
+
+def run_local(requests: list[RunRequest], jobs: int,
+              on_done: Callable[[Outcome], None]) -> None:
+    threads = 1 if jobs > 1 else None
+    # spawn, not fork: the parent has imported torch, and a forked OpenMP runtime can hang.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                             initializer=_init_worker, initargs=(threads,)) as pool:
+        futures: dict[Future, RunRequest] = {pool.submit(run_one, r, threads): r for r in requests}
+        try:
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    on_done(_outcome_of(fut, futures[fut]))
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+
+
+def _outcome_of(fut: Future, req: RunRequest) -> Outcome:
+    try:
+        return fut.result()
+    except BrokenProcessPool as exc:
+        # The worker died (killed, out of memory): its run keeps its last checkpoint.
+        exc = BenchError(f"the worker process died ({exc}); the run resumes from its last "
+                         "checkpoint on the next sweep")
+        return _outcome(req, "failed", error=record_failure(req, exc, time.time()))
+
+
+def run_ray(requests: list[RunRequest], jobs: int, address: str | None,
+            on_done: Callable[[Outcome], None]) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--backend ray needs Ray: pip install -e \".[ray]\" (or pip install "
+                         "ray).") from None
+    env_vars = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "BENCH_PROGRESS": "0"}
+    for key in ("MINARI_DATASETS_PATH", "BENCH_CACHE", "BENCH_OFFLINE", "BENCH_REFERENCE_DIR"):
+        if key in os.environ:  # the workers must see the same data roots as this process
+            env_vars[key] = os.environ[key]
+    started_here = not ray.is_initialized()
+    if started_here:
+        init: dict[str, Any] = {"runtime_env": {"env_vars": env_vars}, "log_to_driver": False,
+                                "include_dashboard": False}
+        if address:
+            init["address"] = address
+        else:
+            init["num_cpus"] = jobs  # a local instance: --jobs runs at a time
+        ray.init(**init)
+    try:
+        # One CPU per run: Ray then runs as many at a time as the cluster has CPUs.
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_one)
+        refs = {remote.remote(r, 1): r for r in requests}
+        pending = list(refs)
+        try:
+            while pending:
+                finished, pending = ray.wait(pending, num_returns=1)
+                for ref in finished:
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        req = refs[ref]
+                        outcome = _outcome(req, "failed",
+                                           error=record_failure(req, exc, time.time()))
+                    on_done(outcome)
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+@dataclass
+class SweepReport:
+    outcomes: list[Outcome]
+    summary_path: Path
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        """Runs that did not finish in this sweep: failed, or busy in another process."""
+        return [o for o in self.outcomes if o.status in ("failed", "busy")]
+
+
+def run_sweep(spec: SweepSpec, out: Path, *, backend: str = "local", jobs: int = 1,
+              address: str | None = None, dry_run: bool = False,
+              log: Callable[[str], None] | None = None) -> SweepReport | None:
+    """Run every missing combination of ``spec`` under ``out`` and write the sweep summary
+    (with ``dry_run``, only list each run and what the sweep would do with it)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; use {' or '.join(BACKENDS)}.")
+    if address and backend != "ray":
+        raise UsageError("--address is for --backend ray (the address of a Ray cluster).")
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1.")
+    if backend == "local" and jobs > available_cores():
+        log(f"[sweep] --jobs {jobs} is more than the {available_cores()} cores here; using "
+            f"{available_cores()}.")
+        jobs = available_cores()
+    out = Path(out)
+    requests = expand(spec, out)
+    if dry_run:
+        for req in requests:
+            done = (run_dir(req) / "result.json").exists()
+            resumable = (run_dir(req) / "checkpoint.pt").exists()
+            what = ("finished" if done else "running elsewhere" if is_busy(run_dir(req))
+                    else "resume" if resumable else "run")
+            log(f"{what}\t{run_dir(req)}")
+        return None
+    start = time.time()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    summary_path = out / "sweeps" / f"{stamp}.json"
+    outcomes: list[Outcome] = []
+    todo: list[RunRequest] = []
+    for req in requests:
+        if (run_dir(req) / "result.json").exists():
+            outcomes.append(_outcome(req, "skipped"))
+        else:
+            todo.append(req)
+    log(f"[sweep] {len(requests)} runs: {len(outcomes)} finished before, {len(todo)} to run "
+        f"({backend} backend, {jobs if backend == 'local' or not address else 'cluster'} "
+        "at a time); summary in " + str(summary_path))
+
+    def write_summary() -> None:
+        # Rewritten after every run, so a killed sweep still leaves a summary of what it did.
+        atomic_write_json(summary_path, {
+            "spec": asdict(spec), "out": str(out), "backend": backend, "jobs": jobs,
+            "started": stamp, "seconds": time.time() - start,
+            "counts": {s: sum(o.status == s for o in outcomes)
+                       for s in STATUSES},
+            "runs": [asdict(o) for o in outcomes]})
+
+    unavailable = prepare_datasets(todo, log)
+    runnable = []
+    for req in todo:
+        if req.dataset in unavailable:
+            outcomes.append(_outcome(req, "failed", error=record_failure(
+                req, unavailable[req.dataset], time.time())))
+        else:
+            runnable.append(req)
+    write_summary()
+    with progress_bar(total=len(runnable), desc="sweep", unit="run") as bar:
+        def on_done(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            write_summary()
+            bar.update(1)
+            failed = sum(o.status == "failed" for o in outcomes)
+            bar.set_postfix(failed=failed)
+            what = f"{outcome.algo} on {outcome.source} seed {outcome.seed}"
+            if outcome.status in ("failed", "busy"):
+                log(f"[sweep] {outcome.status.upper()} {what}: {outcome.error}")
+            else:
+                score = outcome.normalized_score
+                log(f"[sweep] {outcome.status} {what} in {outcome.seconds:.0f}s"
+                    + ("" if score is None else f": normalized score {score:.1f}"))
+
+        if runnable:
+            if backend == "local":
+                run_local(runnable, jobs, on_done)
+            else:
+                run_ray(runnable, jobs, address, on_done)
+    write_summary()
+    return SweepReport(outcomes, summary_path, time.time() - start)
+
+
+def format_summary(report: SweepReport) -> str:
+    counts = ", ".join(f"{report.count(s)} {s}" for s in STATUSES)
+    lines = [f"sweep: {len(report.outcomes)} runs in {report.seconds:.0f}s: {counts}. "
+             f"Summary: {report.summary_path}"]
+    for o in report.failed:
+        first = (o.error or "").splitlines()[0] if o.error else ""
+        where = "" if o.status == "busy" else f" ({o.run_dir}/error.json)"
+        lines.append(f"  {o.status.upper()} {o.algo} on {o.source} seed {o.seed}: {first}{where}")
+    return "\n".join(lines)

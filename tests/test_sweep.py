@@ -1,0 +1,125 @@
+"""`bench sweep`: the grid it expands to, skipping and resuming, failures, parallel workers, Ray."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.errors import UsageError
+from bench.run import RunRequest, SimulatedKill, execute, run_dir
+from bench.sweep import expand, load_sweep_file, make_spec, run_sweep
+from conftest import run_cli
+
+SMOKE = ["--budget", "smoke", "--eval-episodes", "2"]
+
+
+def _summary(root: Path) -> dict:
+    (path,) = sorted((root / "sweeps").glob("*.json"))
+    return json.loads(path.read_text())
+
+
+def test_sweep_file_expands_to_the_grid_and_flags_override_it(tmp_path):
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('algo = ["bc", "ppo"]\ndataset = "hopper-random"\nenv = ["Hopper-v5"]\n'
+                     'seed = [0, 1]\nbudget = "quick"\n[set]\nlog_every = 5\n')
+    spec = make_spec(load_sweep_file(sweep), {"budget": "smoke", "seed": None})
+    assert spec.budget == "smoke" and spec.seed == [0, 1] and spec.overrides == {"log_every": "5"}
+    runs = expand(spec, tmp_path / "out")
+    # bc and ppo on the dataset; only the online ppo on the bare env.
+    assert [(r.algo, r.dataset or r.env, r.seed) for r in runs] == [
+        ("bc", "hopper-random", 0), ("bc", "hopper-random", 1),
+        ("ppo", "hopper-random", 0), ("ppo", "hopper-random", 1),
+        ("ppo", "Hopper-v5", 0), ("ppo", "Hopper-v5", 1)]
+    assert all(r.resume and r.budget == "smoke" for r in runs)
+    assert run_dir(runs[0]) == tmp_path / "out/hopper-random/bc/smoke,log_every=5/seed_0"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('algo = ["bc"]\ndatasets = ["x"]\n', "unknown key"),
+    ('algo = ["bcc"]\ndataset = ["x"]\n', "Did you mean: bc"),
+    ('algo = ["bc"]\ndataset = ["x"]\n[set]\nlr = "fast"\n', "bad value for lr"),
+    ('algo = ["bc"]\n', "at least one dataset or env"),
+    ('algo = ["bc"]\nenv = ["Hopper-v5"]\n', "envs pair only with online algorithms"),
+])
+def test_bad_sweeps_are_usage_errors(tmp_path, text, message):
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(text)
+    with pytest.raises(UsageError, match=message):
+        expand(make_spec(load_sweep_file(sweep), {}), tmp_path)
+
+
+def test_sweep_without_dataset_exits_2(tmp_path):
+    proc = run_cli("sweep", "--algo", "bc", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "at least one dataset or env" in proc.stderr
+
+
+def test_sweep_skips_finished_resumes_interrupted_and_records_failures(tiny_dataset, tmp_path):
+    def req(seed: int, **kw) -> RunRequest:
+        return RunRequest(algo="bc", dataset=tiny_dataset, seed=seed, budget="smoke",
+                          out=tmp_path, eval_episodes=2, **kw)
+
+    execute(req(0), log=lambda m: None)
+    finished = run_dir(req(0)) / "result.json"
+    stamp = finished.stat().st_mtime_ns
+    with pytest.raises(SimulatedKill):  # seed 1 "killed" after its first checkpoint
+        execute(req(1, stop_after=10), log=lambda m: None)
+    assert (run_dir(req(1)) / "checkpoint.pt").exists()
+
+    proc = run_cli("sweep", "--algo", "bc", "--dataset", tiny_dataset, "test/hopper/missing-v0",
+                   "--seed", "0", "1", "2", *SMOKE, "--out", str(tmp_path))
+    assert proc.returncode == 1, proc.stderr  # a run failed; the others still ran
+    assert "6 runs" in proc.stdout and "1 done, 1 resumed, 1 skipped, 3 failed, 0 busy" in proc.stdout
+    assert finished.stat().st_mtime_ns == stamp  # the finished run was not touched
+    for seed in (1, 2):
+        assert (run_dir(req(seed)) / "result.json").exists()
+    assert "resuming" in (run_dir(req(1)) / "sweep.log").read_text()
+    for seed in (0, 1, 2):
+        error = json.loads((tmp_path / "test__hopper__missing-v0/bc/smoke" / f"seed_{seed}"
+                            / "error.json").read_text())
+        assert "missing-v0" in error["message"] and error["type"] == "DatasetError"
+    summary = _summary(tmp_path)
+    assert summary["counts"] == {"done": 1, "resumed": 1, "skipped": 1, "failed": 3, "busy": 0}
+    assert sorted(r["status"] for r in summary["runs"]) == [
+        "done", "failed", "failed", "failed", "resumed", "skipped"]
+
+
+def test_parallel_workers_lose_no_results(tiny_dataset, tmp_path):
+    proc = run_cli("sweep", "--algo", "bc", "--dataset", tiny_dataset, "--seed", "0", "1", "2",
+                   "3", *SMOKE, "--jobs", "2", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    dirs = sorted((tmp_path / tiny_dataset.replace("/", "__") / "bc/smoke").glob("seed_*"))
+    assert [d.name for d in dirs] == ["seed_0", "seed_1", "seed_2", "seed_3"]
+    for d in dirs:
+        assert json.loads((d / "result.json").read_text())["seed"] == int(d.name[5:])
+        # parallel workers train with one torch thread each
+        assert json.loads((d / "env.json").read_text())["torch_threads"] == 1
+    summary = _summary(tmp_path)
+    assert summary["counts"]["done"] == 4 and len(summary["runs"]) == 4
+    assert len({r["run_dir"] for r in summary["runs"]}) == 4
+
+
+def test_ray_backend_runs_a_tiny_sweep(tiny_dataset, tmp_path):
+    pytest.importorskip("ray")
+    spec = make_spec({}, {"algo": ["bc"], "dataset": [tiny_dataset], "seed": [0, 1],
+                          "budget": "smoke", "eval_episodes": 2})
+    report = run_sweep(spec, tmp_path, backend="ray", jobs=1, log=lambda m: None)
+    assert report.count("done") == 2 and not report.failed
+    for seed in (0, 1):
+        d = tmp_path / tiny_dataset.replace("/", "__") / "bc/smoke" / f"seed_{seed}"
+        assert json.loads((d / "result.json").read_text())["seed"] == seed
+        assert json.loads((d / "env.json").read_text())["torch_threads"] == 1
+    again = run_sweep(spec, tmp_path, backend="ray", jobs=1, log=lambda m: None)
+    assert again.count("skipped") == 2  # and Ray is not even started for nothing to run
+
+
+def test_a_run_busy_in_another_process_is_left_alone(tiny_dataset, tmp_path):
+    from bench.locks import file_lock
+
+    directory = tmp_path / tiny_dataset.replace("/", "__") / "bc/smoke/seed_0"
+    with file_lock(directory / ".lock", blocking=False):  # "another process" is running it
+        proc = run_cli("sweep", "--algo", "bc", "--dataset", tiny_dataset, *SMOKE,
+                       "--out", str(tmp_path))
+    assert proc.returncode == 1 and "0 failed, 1 busy" in proc.stdout
+    assert "BUSY bc" in proc.stdout
+    assert not (directory / "error.json").exists() and not (directory / "result.json").exists()
