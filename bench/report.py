@@ -35,10 +35,12 @@ from bench.results import incomplete_runs, load_results, score_table
 
 BASELINES = Path(__file__).resolve().parent.parent / "baselines" / "hopper_d4rl_v2.csv"
 # Curve metrics in order of preference; a run is plotted with the first one it logged.
+# metric → (axis label, caption)
 CURVE_METRICS = {
-    "eval/normalized_score": "normalized score (evaluations during training)",
-    "train/episode_return": "normalized return of training episodes",
-    "loss": "training loss (each algorithm's own objective: compare shapes, not levels)",
+    "eval/normalized_score": ("normalized score", "evaluations during training"),
+    "train/episode_return": ("normalized training return", "returns of the training episodes"),
+    "loss": ("training loss", "each algorithm's own loss: compare shapes, not levels across "
+                              "algorithms"),
 }
 BASELINE_NOTE = ("† Published scores on the **D4RL v2** Hopper datasets (old Gym Hopper-v2 on "
                  "mujoco-py), not on this suite's data: a different dataset version and "
@@ -284,11 +286,12 @@ def _curve_section(runs: pd.DataFrame, datasets: list[str], figures: Path) -> li
     blocks: list[Block] = [("h", 2, "Learning curves")]
     for dataset in datasets:
         for metric, bands in curve_bands(runs[runs["dataset"] == dataset]).items():
-            ylabel = CURVE_METRICS[metric]
+            ylabel, caption = CURVE_METRICS[metric]
             xlabel = "env steps" if metric == "train/episode_return" else "updates (or env steps)"
             path = plot_bands(bands, figures / f"curve_{_slug(dataset)}_{_slug(metric)}.png",
                               title=f"{dataset}: {metric}", ylabel=ylabel, xlabel=xlabel)
-            blocks.append(("img", path, f"{dataset}: {ylabel}, mean ± 95% CI over seeds"))
+            blocks += [("img", path, f"{dataset}: {ylabel}"),
+                       ("p", f"{dataset}, `{metric}` ({caption}): mean ± 95% CI over seeds.")]
     if len(blocks) == 1:
         blocks.append(("p", "No run logged a curve (metrics.jsonl)."))
     return blocks
@@ -301,7 +304,7 @@ def _runtime_section(runs: pd.DataFrame) -> list[Block]:
     for (dataset, algo, variant), g in runs.groupby(["dataset", "algo", "variant"], sort=True):
         means = [g[c].astype(float).mean() if g[c].notna().any() else None for c in cols]
         rows.append([dataset, algo, variant, str(len(g))]
-                    + [_fmt(m, 1 if i < 3 else 0) for i, m in enumerate(means)])
+                    + [_fmt(m) for m in means])
     return [("h", 2, "Runtime"),
             ("p", "Means over seeds, from the `timings` of each result.json. Updates/s for offline "
                   "training, env steps/s for online training, evaluation env steps/s over all "

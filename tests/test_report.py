@@ -81,7 +81,7 @@ def test_aggregates_failures_and_runtime(report):
         "| hopper-medium | dt | quick | 1 | failed | non-finite loss at step 7 |")
     # updates/s 100, eval env steps/s 200 steps / 2 s, train 10 s, eval 2 s, wall 13 s.
     assert _row(md, "| hopper-medium | bc | quick | 3 |") == (
-        "| hopper-medium | bc | quick | 3 | 100.0 | — | 100.0 | 10 | 2 | 13 |")
+        "| hopper-medium | bc | quick | 3 | 100.0 | — | 100.0 | 10.0 | 2.0 | 13.0 |")
 
 
 def test_html_is_self_contained(report):
