@@ -20,6 +20,7 @@ Sweep file (TOML), every key optional except ``algo`` and one of ``dataset`` / `
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -31,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from bench.errors import BenchError, UsageError
 
@@ -248,13 +249,32 @@ def run_one(req: RunRequest, threads: int | None) -> Outcome:
                     normalized_score=result.get("normalized_score"))
 
 
-def _init_worker(threads: int | None) -> None:
-    # Parallel workers get one BLAS/OpenMP thread each: on a shared CPU more threads per run
-    # only make runs fight over cores. Set before torch is imported in this process.
-    os.environ["BENCH_PROGRESS"] = "0"  # per-run bars from several processes would garble
+def worker_env(threads: int | None) -> dict[str, str]:
+    env = {"BENCH_PROGRESS": "0"}  # per-run bars from several processes would garble
     if threads is not None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-        os.environ["MKL_NUM_THREADS"] = str(threads)
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+@contextlib.contextmanager
+def worker_environment(threads: int | None) -> Iterator[None]:
+    """Environment variables the worker processes started inside this block inherit.
+
+    Parallel workers get one BLAS/OpenMP thread each: on a shared CPU more threads per run only
+    make runs fight over cores. They must be in the environment when a worker starts, because a
+    worker imports torch (with this module) before it runs anything.
+    """
+    changes = worker_env(threads)
+    saved = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def available_cores() -> int:
@@ -284,8 +304,8 @@ def run_local(requests: list[RunRequest], jobs: int,
               on_done: Callable[[Outcome], None]) -> None:
     threads = 1 if jobs > 1 else None
     # spawn, not fork: the parent has imported torch, and a forked OpenMP runtime can hang.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads,)) as pool:
+    with worker_environment(threads), \
+            ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         futures: dict[Future, RunRequest] = {pool.submit(run_one, r, threads): r for r in requests}
         try:
             pending = set(futures)
@@ -316,7 +336,7 @@ def run_ray(requests: list[RunRequest], jobs: int, address: str | None,
     except ImportError:
         raise UsageError("--backend ray needs Ray: pip install -e \".[ray]\" (or pip install "
                          "ray).") from None
-    env_vars = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "BENCH_PROGRESS": "0"}
+    env_vars = worker_env(1)
     for key in ("MINARI_DATASETS_PATH", "BENCH_CACHE", "BENCH_OFFLINE", "BENCH_REFERENCE_DIR"):
         if key in os.environ:  # the workers must see the same data roots as this process
             env_vars[key] = os.environ[key]
