@@ -255,13 +255,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from bench.config import parse_overrides
     from bench.sweep import format_summary, load_sweep_file, make_spec, run_sweep
 
-    file_values = load_sweep_file(args.sweep_file) if args.sweep_file else {}
+    grids = load_sweep_file(args.sweep_file) if args.sweep_file else [{}]
     flags = {"algo": args.algo, "dataset": args.dataset, "env": args.env, "seed": args.seed,
              "budget": args.budget, "eval_episodes": args.eval_episodes, "device": args.device,
              "overrides": None if args.overrides is None else parse_overrides(args.overrides)}
-    spec = make_spec(file_values, flags)
+    specs = [make_spec(grid, flags) for grid in grids]
     try:
-        report = run_sweep(spec, args.out, backend=args.backend, jobs=args.jobs,
+        report = run_sweep(specs, args.out, backend=args.backend, jobs=args.jobs,
                            address=args.address, dry_run=args.dry_run,
                            log=print if args.dry_run else None)
     except KeyboardInterrupt:

@@ -7,7 +7,8 @@ runs that were in flight, and those continue from their last checkpoint. A run t
 ``error.json`` into its run directory and a line into the sweep summary
 (``<out>/sweeps/<timestamp>.json``); the other runs go on.
 
-Sweep file (TOML), every key optional except ``algo`` and one of ``dataset`` / ``env``::
+Sweep file (TOML), every key optional except ``algo`` and one of ``dataset`` / ``env``
+(``[[grid]]`` tables, each with any of these keys, make one sweep of several grids)::
 
     algo = ["bc", "dt"]
     dataset = ["hopper-medium", "hopper-medium-replay"]
@@ -100,8 +101,13 @@ def _as_list(key: str, value: Any) -> list[Any]:
     raise UsageError(f"sweep key {key!r} must be a value or a list of values, got {value!r}.")
 
 
-def load_sweep_file(path: Path) -> dict[str, Any]:
-    """Read a TOML sweep file into the keyword arguments of ``SweepSpec``."""
+def load_sweep_file(path: Path) -> list[dict[str, Any]]:
+    """Read a TOML sweep file into one dict of ``SweepSpec`` keyword arguments per grid.
+
+    Without ``[[grid]]`` tables the file is one grid. With them, each ``[[grid]]`` is a grid whose
+    keys replace the top-level ones (its ``set`` table adds to the top-level ``set``), e.g. to give
+    each algorithm its own ``eval_every``.
+    """
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"sweep file {path} does not exist.")
@@ -109,10 +115,24 @@ def load_sweep_file(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"sweep file {path} is not valid TOML: {exc}") from None
+    grids = raw.pop("grid", [{}])
+    if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
+        raise UsageError(f"sweep file {path}: `grid` must be [[grid]] tables.")
+    top = _grid_values(raw, path)
+    out = []
+    for grid in grids:
+        values = {**top, **_grid_values(grid, path)}
+        if "overrides" in top and "overrides" in values:
+            values["overrides"] = {**top["overrides"], **values["overrides"]}
+        out.append(values)
+    return out
+
+
+def _grid_values(raw: dict[str, Any], path: Path) -> dict[str, Any]:
     unknown = set(raw) - SWEEP_KEYS
     if unknown:
         raise UsageError(f"sweep file {path}: unknown key(s) {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(sorted(SWEEP_KEYS))}.")
+                         f"known: {', '.join(sorted(SWEEP_KEYS | {'grid'}))}.")
     out: dict[str, Any] = {}
     for key in ("algo", "dataset", "env", "seed"):
         if key in raw:
@@ -143,6 +163,15 @@ def make_spec(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Sweep
     if spec.eval_episodes < 1:
         raise UsageError("eval_episodes must be at least 1.")
     return spec
+
+
+def expand_all(specs: list[SweepSpec], out: Path) -> list[RunRequest]:
+    """The runs of every grid, each run directory once (the first grid that names it wins)."""
+    runs: dict[Path, RunRequest] = {}
+    for spec in specs:
+        for req in expand(spec, out):
+            runs.setdefault(run_dir(req), req)
+    return list(runs.values())
 
 
 def expand(spec: SweepSpec, out: Path) -> list[RunRequest]:
@@ -389,11 +418,11 @@ class SweepReport:
         return [o for o in self.outcomes if o.status in ("failed", "busy")]
 
 
-def run_sweep(spec: SweepSpec, out: Path, *, backend: str = "local", jobs: int = 1,
+def run_sweep(specs: list[SweepSpec], out: Path, *, backend: str = "local", jobs: int = 1,
               address: str | None = None, dry_run: bool = False,
               log: Callable[[str], None] | None = None) -> SweepReport | None:
-    """Run every missing combination of ``spec`` under ``out`` and write the sweep summary
-    (with ``dry_run``, only list each run and what the sweep would do with it)."""
+    """Run every missing combination of the grids ``specs`` under ``out`` and write the sweep
+    summary (with ``dry_run``, only list each run and what the sweep would do with it)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; use {' or '.join(BACKENDS)}.")
@@ -406,7 +435,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, backend: str = "local", jobs: int =
             f"{available_cores()}.")
         jobs = available_cores()
     out = Path(out)
-    requests = expand(spec, out)
+    requests = expand_all(specs, out)
     if dry_run:
         for req in requests:
             done = (run_dir(req) / "result.json").exists()
@@ -432,7 +461,7 @@ def run_sweep(spec: SweepSpec, out: Path, *, backend: str = "local", jobs: int =
     def write_summary() -> None:
         # Rewritten after every run, so a killed sweep still leaves a summary of what it did.
         atomic_write_json(summary_path, {
-            "spec": asdict(spec), "out": str(out), "backend": backend, "jobs": jobs,
+            "grids": [asdict(spec) for spec in specs], "out": str(out), "backend": backend, "jobs": jobs,
             "started": stamp, "seconds": time.time() - start,
             "counts": {s: sum(o.status == s for o in outcomes)
                        for s in STATUSES},

@@ -8,7 +8,7 @@ import pytest
 
 from bench.errors import UsageError
 from bench.run import RunRequest, SimulatedKill, execute, run_dir
-from bench.sweep import expand, load_sweep_file, make_spec, run_sweep
+from bench.sweep import expand, expand_all, load_sweep_file, make_spec, run_sweep
 from conftest import run_cli
 
 SMOKE = ["--budget", "smoke", "--eval-episodes", "2"]
@@ -23,7 +23,8 @@ def test_sweep_file_expands_to_the_grid_and_flags_override_it(tmp_path):
     sweep = tmp_path / "sweep.toml"
     sweep.write_text('algo = ["bc", "ppo"]\ndataset = "hopper-random"\nenv = ["Hopper-v5"]\n'
                      'seed = [0, 1]\nbudget = "quick"\n[set]\nlog_every = 5\n')
-    spec = make_spec(load_sweep_file(sweep), {"budget": "smoke", "seed": None})
+    (grid,) = load_sweep_file(sweep)
+    spec = make_spec(grid, {"budget": "smoke", "seed": None})
     assert spec.budget == "smoke" and spec.seed == [0, 1] and spec.overrides == {"log_every": "5"}
     runs = expand(spec, tmp_path / "out")
     # bc and ppo on the dataset; only the online ppo on the bare env.
@@ -35,18 +36,34 @@ def test_sweep_file_expands_to_the_grid_and_flags_override_it(tmp_path):
     assert run_dir(runs[0]) == tmp_path / "out/hopper-random/bc/smoke,log_every=5/seed_0"
 
 
+def test_grids_share_top_level_keys_and_add_their_own(tmp_path):
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('dataset = ["hopper-random"]\nseed = [0, 1]\nbudget = "smoke"\n'
+                     '[set]\nlog_every = 5\n'
+                     '[[grid]]\nalgo = ["bc"]\nset = { eval_every = 10 }\n'
+                     '[[grid]]\nalgo = ["dt"]\nseed = [3]\n'
+                     '[[grid]]\nalgo = ["bc"]\nset = { eval_every = 10 }\n')  # a repeat
+    specs = [make_spec(g, {}) for g in load_sweep_file(sweep)]
+    runs = expand_all(specs, tmp_path)
+    assert [(r.algo, r.seed, r.overrides) for r in runs] == [
+        ("bc", 0, {"log_every": "5", "eval_every": "10"}),
+        ("bc", 1, {"log_every": "5", "eval_every": "10"}),
+        ("dt", 3, {"log_every": "5"})]
+
+
 @pytest.mark.parametrize("text, message", [
     ('algo = ["bc"]\ndatasets = ["x"]\n', "unknown key"),
     ('algo = ["bcc"]\ndataset = ["x"]\n', "Did you mean: bc"),
     ('algo = ["bc"]\ndataset = ["x"]\n[set]\nlr = "fast"\n', "bad value for lr"),
     ('algo = ["bc"]\n', "at least one dataset or env"),
     ('algo = ["bc"]\nenv = ["Hopper-v5"]\n', "envs pair only with online algorithms"),
+    ('dataset = ["x"]\n[[grid]]\nalgo = ["bc"]\n[[grid]]\nalgos = ["dt"]\n', "unknown key"),
 ])
 def test_bad_sweeps_are_usage_errors(tmp_path, text, message):
     sweep = tmp_path / "sweep.toml"
     sweep.write_text(text)
     with pytest.raises(UsageError, match=message):
-        expand(make_spec(load_sweep_file(sweep), {}), tmp_path)
+        expand_all([make_spec(g, {}) for g in load_sweep_file(sweep)], tmp_path)
 
 
 def test_sweep_without_dataset_exits_2(tmp_path):
@@ -103,13 +120,13 @@ def test_ray_backend_runs_a_tiny_sweep(tiny_dataset, tmp_path):
     pytest.importorskip("ray")
     spec = make_spec({}, {"algo": ["bc"], "dataset": [tiny_dataset], "seed": [0, 1],
                           "budget": "smoke", "eval_episodes": 2})
-    report = run_sweep(spec, tmp_path, backend="ray", jobs=1, log=lambda m: None)
+    report = run_sweep([spec], tmp_path, backend="ray", jobs=1, log=lambda m: None)
     assert report.count("done") == 2 and not report.failed
     for seed in (0, 1):
         d = tmp_path / tiny_dataset.replace("/", "__") / "bc/smoke" / f"seed_{seed}"
         assert json.loads((d / "result.json").read_text())["seed"] == seed
         assert json.loads((d / "env.json").read_text())["torch_threads"] == 1
-    again = run_sweep(spec, tmp_path, backend="ray", jobs=1, log=lambda m: None)
+    again = run_sweep([spec], tmp_path, backend="ray", jobs=1, log=lambda m: None)
     assert again.count("skipped") == 2  # and Ray is not even started for nothing to run
 
 
