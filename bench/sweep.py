@@ -22,6 +22,7 @@ Sweep file (TOML), every key optional except ``algo`` and one of ``dataset`` / `
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sys
@@ -332,30 +333,38 @@ def prepare_datasets(requests: list[RunRequest],
 def run_local(requests: list[RunRequest], jobs: int,
               on_done: Callable[[Outcome], None]) -> None:
     threads = 1 if jobs > 1 else None
+    queue = iter(requests)
     # spawn, not fork: the parent has imported torch, and a forked OpenMP runtime can hang.
     with worker_environment(threads), \
             ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures: dict[Future, RunRequest] = {pool.submit(run_one, r, threads): r for r in requests}
-        try:
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    on_done(_outcome_of(fut, futures[fut]))
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+        # At most `jobs` runs are handed to the pool at a time: the pool would otherwise queue
+        # more in its workers, and those still start after a Ctrl-C.
+        running: dict[Future, RunRequest] = {}
+        for req in itertools.islice(queue, jobs):
+            running[pool.submit(run_one, req, threads)] = req
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                on_done(_outcome_of(fut, running.pop(fut)))
+                for req in itertools.islice(queue, 1):
+                    try:
+                        running[pool.submit(run_one, req, threads)] = req
+                    except BrokenProcessPool as exc:
+                        on_done(_died(req, exc))
 
 
 def _outcome_of(fut: Future, req: RunRequest) -> Outcome:
     try:
         return fut.result()
     except BrokenProcessPool as exc:
-        # The worker died (killed, out of memory): its run keeps its last checkpoint.
-        exc = BenchError(f"the worker process died ({exc}); the run resumes from its last "
-                         "checkpoint on the next sweep")
-        return _outcome(req, "failed", error=record_failure(req, exc, time.time()))
+        return _died(req, exc)
+
+
+def _died(req: RunRequest, exc: BrokenProcessPool) -> Outcome:
+    # A worker died (killed, out of memory): its run keeps its last checkpoint.
+    error = BenchError(f"a worker process died ({exc}); the run resumes from its last "
+                       "checkpoint on the next sweep")
+    return _outcome(req, "failed", error=record_failure(req, error, time.time()))
 
 
 def run_ray(requests: list[RunRequest], jobs: int, address: str | None,
