@@ -271,7 +271,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if report is None:  # --dry-run
         return 0
     print(format_summary(report))
-    return 1 if report.failed else 0
+    return 1 if report.unfinished else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

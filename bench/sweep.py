@@ -5,7 +5,7 @@ A sweep is stateless: what is done is read from the run directories (``result.js
 finished, ``checkpoint.pt`` means resumable), so a killed sweep started again loses at most the
 runs that were in flight, and those continue from their last checkpoint. A run that fails writes
 ``error.json`` into its run directory and a line into the sweep summary
-(``<out>/sweeps/<timestamp>.json``); the other runs go on.
+(``<out>/sweeps/<timestamp>-<pid>.json``); the other runs go on.
 
 Sweep file (TOML), every key optional except ``algo`` and one of ``dataset`` / ``env``
 (``[[grid]]`` tables, each with any of these keys, make one sweep of several grids)::
@@ -422,7 +422,7 @@ class SweepReport:
         return sum(o.status == status for o in self.outcomes)
 
     @property
-    def failed(self) -> list[Outcome]:
+    def unfinished(self) -> list[Outcome]:
         """Runs that did not finish in this sweep: failed, or busy in another process."""
         return [o for o in self.outcomes if o.status in ("failed", "busy")]
 
@@ -455,7 +455,7 @@ def run_sweep(specs: list[SweepSpec], out: Path, *, backend: str = "local", jobs
         return None
     start = time.time()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    summary_path = out / "sweeps" / f"{stamp}.json"
+    summary_path = out / "sweeps" / f"{stamp}-{os.getpid()}.json"  # two sweeps, one second
     outcomes: list[Outcome] = []
     todo: list[RunRequest] = []
     for req in requests:
@@ -470,10 +470,9 @@ def run_sweep(specs: list[SweepSpec], out: Path, *, backend: str = "local", jobs
     def write_summary() -> None:
         # Rewritten after every run, so a killed sweep still leaves a summary of what it did.
         atomic_write_json(summary_path, {
-            "grids": [asdict(spec) for spec in specs], "out": str(out), "backend": backend, "jobs": jobs,
-            "started": stamp, "seconds": time.time() - start,
-            "counts": {s: sum(o.status == s for o in outcomes)
-                       for s in STATUSES},
+            "grids": [asdict(spec) for spec in specs], "out": str(out), "backend": backend,
+            "jobs": jobs, "started": stamp, "seconds": time.time() - start,
+            "counts": {s: sum(o.status == s for o in outcomes) for s in STATUSES},
             "runs": [asdict(o) for o in outcomes]})
 
     unavailable = prepare_datasets(todo, log)
@@ -513,7 +512,7 @@ def format_summary(report: SweepReport) -> str:
     counts = ", ".join(f"{report.count(s)} {s}" for s in STATUSES)
     lines = [f"sweep: {len(report.outcomes)} runs in {report.seconds:.0f}s: {counts}. "
              f"Summary: {report.summary_path}"]
-    for o in report.failed:
+    for o in report.unfinished:
         first = (o.error or "").splitlines()[0] if o.error else ""
         where = "" if o.status == "busy" else f" ({o.run_dir}/error.json)"
         lines.append(f"  {o.status.upper()} {o.algo} on {o.source} seed {o.seed}: {first}{where}")
