@@ -58,11 +58,17 @@ def _wrap_angle(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
 
-def driving_state(env: gym.Env) -> dict[str, float]:
+def track_points(env: gym.Env) -> np.ndarray:
+    """The centre line's points (N, 2); fixed for an episode once the env is reset."""
+    return np.asarray([(t[2], t[3]) for t in env.unwrapped.track])
+
+
+def driving_state(env: gym.Env, track: np.ndarray | None = None) -> dict[str, float]:
     """Privileged quantities of the car relative to the track: speed, heading error to the
-    centre line's direction, signed lateral offset from it, and the bend ahead (radians)."""
+    centre line's direction, signed lateral offset from it, and the bend ahead (radians).
+    ``track``: the episode's ``track_points`` if the caller has them."""
     u = env.unwrapped
-    track = np.asarray([(t[2], t[3]) for t in u.track])
+    track = track_points(env) if track is None else track
     hull = u.car.hull
     pos = np.asarray(hull.position)
     nearest = int(np.argmin(((track - pos) ** 2).sum(1)))
@@ -104,18 +110,19 @@ class TrackDriver:
         distance = np.cumsum(np.linalg.norm(seg[1:], axis=1))
         return float(np.min(np.sqrt(bend_speed ** 2 + 2.0 * p.braking * distance)))
 
-    def action(self, env: gym.Env, rng: np.random.Generator) -> np.ndarray:
+    def action(self, env: gym.Env, rng: np.random.Generator, track: np.ndarray | None = None,
+               state: dict[str, float] | None = None) -> np.ndarray:
+        """The driver's action now (``track`` and ``state``: this step's ``track_points`` and
+        ``driving_state``, computed here if not given)."""
         p = self.params
-        u = env.unwrapped
-        track = np.asarray([(t[2], t[3]) for t in u.track])
-        hull = u.car.hull
-        pos = np.asarray(hull.position)
-        nearest = int(np.argmin(((track - pos) ** 2).sum(1)))
-        target = track[(nearest + p.lookahead) % len(track)] - pos
+        track = track_points(env) if track is None else track
+        state = driving_state(env, track) if state is None else state
+        hull = env.unwrapped.car.hull
+        nearest = state["nearest_tile"]
+        target = track[(nearest + p.lookahead) % len(track)] - np.asarray(hull.position)
         heading = math.atan2(math.cos(hull.angle), -math.sin(hull.angle))
         error = _wrap_angle(math.atan2(target[1], target[0]) - heading)
-        state = driving_state(env)
-        limit = self.speed_limit(track, state["nearest_tile"])
+        limit = self.speed_limit(track, nearest)
         lost = (abs(state["heading_error"]) > p.recover_heading
                 or abs(state["lateral_offset"]) > p.recover_offset)
         gas = p.gas
@@ -139,18 +146,20 @@ class DriverActionWrapper(gym.Wrapper):
         super().__init__(env)
         self.driver = TrackDriver(params)
         self.rng = np.random.default_rng(0)
+        self.track = np.zeros((0, 2))
 
     def _annotate(self, info: dict[str, Any]) -> dict[str, Any]:
         info = dict(info)
-        info["driver_action"] = self.driver.action(self.env, self.rng)
-        info["driving"] = np.array([v for k, v in driving_state(self.env).items()
-                                    if k != "nearest_tile"], dtype=np.float32)
+        state = driving_state(self.env, self.track)
+        info["driver_action"] = self.driver.action(self.env, self.rng, self.track, state)
+        info["driving"] = np.array([state[k] for k in DRIVING_FIELDS], dtype=np.float32)
         return info
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self.rng = np.random.default_rng([seed, 0x5EED])
         obs, info = self.env.reset(seed=seed, options=options)
+        self.track = track_points(self.env)  # the track is drawn at reset and fixed after
         return obs, self._annotate(info)
 
     def step(self, action):
