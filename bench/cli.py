@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="only these datasets (repeatable; default all)")
     res.add_argument("--algo", action="append", default=None, metavar="NAME",
                      help="only these algorithms (repeatable; default all)")
+    res.add_argument("--conditions", action="store_true",
+                     help="a row per evaluation condition (goal source, target return) instead of "
+                          "each run's headline score")
     _add_sweep(sub)
     _add_report(sub)
     return parser
@@ -242,7 +245,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     from bench.results import format_table, load_results, score_table
 
     _require_results_root(args.out)
-    runs = load_results(args.out)
+    runs = load_results(args.out, conditions=args.conditions)
     if args.dataset:
         runs = runs[runs["dataset"].isin(args.dataset)]
     if args.algo:

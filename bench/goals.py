@@ -16,6 +16,12 @@ An IDM maps (where I am, where I want to be) to an action; at evaluation somethi
   normalized state trained on the dataset alongside the IDM. At evaluation a target return asks
   for good goals, as DT's return-to-go asks for good actions; the mean is the goal.
 
+``goal_source`` is the run's headline; ``extra_goal_sources`` evaluates the same trained IDM with
+further sources, each its own condition (``--set extra_goal_sources=dataset,self``). That is exact,
+not an approximation of separate runs: the goal model draws its initial weights and its batches
+from streams of its own, so the IDM trains identically whichever sources are evaluated (tested),
+and one training serves every goal source.
+
 ``GoalConfig`` holds the fields every IDM config shares; ``GoalSetter`` is the object an IDM owns.
 """
 from __future__ import annotations
@@ -40,6 +46,8 @@ GOAL_SOURCES = ("self", "dataset", "learned", "gs_ppo")
 class GoalConfig(TrainConfig):
     # The best source on hopper-medium (gcsl_idm, quick, seed 0: learned 86.4, dataset 39.7, self 12.9).
     goal_source: Literal["self", "dataset", "learned", "gs_ppo"] = "learned"
+    # Further sources to evaluate the same trained IDM with, each its own result condition.
+    extra_goal_sources: tuple[str, ...] = ()
     goal_offset: int = 5  # k: goals are states this many steps ahead of the current one
     goal_top_fraction: float = 0.1  # `dataset`: search the best 10% of episodes by return
     goal_hidden: tuple[int, ...] = (256, 256)  # `learned`: the goal model's MLP
@@ -71,15 +79,19 @@ class GoalState:
     """Per-env state of a goal source during one evaluation round."""
 
     returns_to_go: np.ndarray | None = None  # `learned`: remaining target return, raw units
+    source: str = ""  # the goal source of this round ("" = the run's goal_source)
 
 
 class GoalSetter:
     """The goal source of one IDM: built from its config, fed the dataset, asked for goals."""
 
     def __init__(self, config: GoalConfig, spec: DatasetSpec, device: torch.device) -> None:
-        if config.goal_source not in GOAL_SOURCES:
-            raise UsageError(f"unknown goal_source {config.goal_source!r}; choose one of "
-                             f"{', '.join(GOAL_SOURCES)} (--set goal_source=dataset)")
+        sources = tuple(dict.fromkeys((config.goal_source, *config.extra_goal_sources)))
+        for source in sources:
+            if source not in GOAL_SOURCES:
+                raise UsageError(f"unknown goal source {source!r}; choose from "
+                                 f"{', '.join(GOAL_SOURCES)} (--set goal_source=dataset, "
+                                 f"--set extra_goal_sources=dataset,self)")
         if config.goal_offset < 1:
             raise UsageError(f"goal_offset must be >= 1, got {config.goal_offset}")
         if not 0.0 < config.goal_top_fraction <= 1.0:
@@ -87,16 +99,25 @@ class GoalSetter:
         self.config = config
         self.spec = spec
         self.source = config.goal_source
+        self.sources = sources
         self.device = device
         self.obs_mean = np.asarray(spec.obs_mean, np.float32)
         self.obs_std = np.asarray(spec.obs_std, np.float32)
         self._tree = None
         self.model: GoalModel | None = None
-        if self.source == "learned":
-            self.model = GoalModel(spec.obs_dim, config.goal_hidden).to(device)
+        self._rng: np.random.Generator | None = None
+        if "learned" in sources:
+            # Own streams for the goal model's weights and batches, derived from the run seed
+            # without drawing from the global generators: the IDM's initialisation, dropout and
+            # batches are then the same whether or not a goal model trains beside it.
+            goal_seed = (torch.initial_seed() + 0x60A1) % 2**63
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(goal_seed)
+                self.model = GoalModel(spec.obs_dim, config.goal_hidden).to(device)
             self.optimizer = adamw(self.model.parameters(), config.goal_lr)
+            self._rng = np.random.default_rng(goal_seed)
         self._goal_setter = None
-        if self.source == "gs_ppo":
+        if "gs_ppo" in sources:
             if not config.goal_setter_run:
                 raise UsageError("goal_source=gs_ppo needs a trained goal setter: "
                                  "--set goal_setter_run=results/<dataset>/gs_ppo/<variant>/seed_0")
@@ -109,18 +130,28 @@ class GoalSetter:
 
     # -- conditions -----------------------------------------------------------------------
     def conditions(self) -> list[str]:
-        if self.source == "learned":
-            return [f"goal=learned,target={r:g}" for r in self.targets()]
-        return [f"goal={self.source}"]
+        """One per source (``goal=dataset``), per target for ``learned``; the headline first."""
+        out: list[str] = []
+        for source in self.sources:
+            if source == "learned":
+                out += [f"goal=learned,target={r:g}" for r in self.targets()]
+            else:
+                out.append(f"goal={source}")
+        return out
 
     def initial_state(self, num_envs: int, condition: str) -> GoalState:
-        if self.source != "learned":
-            return GoalState()
-        target = self.targets()[0]
+        source, target = self.source, self.targets()[0]
         for part in condition.split(","):
-            if part.startswith("target="):
+            if part.startswith("goal="):
+                source = part.split("=", 1)[1]
+            elif part.startswith("target="):
                 target = float(part.split("=", 1)[1])
-        return GoalState(np.full(num_envs, target, dtype=np.float64))
+        if source not in self.sources:
+            raise ValueError(f"condition {condition!r} names goal source {source!r}, which this "
+                             f"run does not evaluate ({', '.join(self.sources)})")
+        if source != "learned":
+            return GoalState(source=source)
+        return GoalState(np.full(num_envs, target, dtype=np.float64), source=source)
 
     def targets(self) -> tuple[float, ...]:
         return tuple(self.config.target_returns) or default_target_returns(self.spec)
@@ -133,7 +164,7 @@ class GoalSetter:
     # -- the dataset ------------------------------------------------------------------------
     def attach_dataset(self, sampler: Sampler) -> None:
         """Index the best episodes for ``dataset`` goals (a no-op for the other sources)."""
-        if self.source != "dataset" or self._tree is not None:
+        if "dataset" not in self.sources or self._tree is not None:
             return
         from scipy.spatial import cKDTree
 
@@ -153,12 +184,13 @@ class GoalSetter:
     # -- goals ------------------------------------------------------------------------------
     def goals(self, observations: np.ndarray, state: GoalState) -> np.ndarray:
         """Raw-unit goal states (n, obs_dim) for raw observations (n, obs_dim)."""
-        if self.source == "self":
+        source = state.source or self.source
+        if source == "self":
             return np.asarray(observations, np.float32).copy()
-        if self.source == "gs_ppo":
+        if source == "gs_ppo":
             return self._goal_setter(observations)
         normalized = (np.asarray(observations, np.float32) - self.obs_mean) / self.obs_std
-        if self.source == "dataset":
+        if source == "dataset":
             if self._tree is None:
                 raise RuntimeError("dataset goals need attach_dataset(sampler) first")
             _, nearest = self._tree.query(normalized, k=1)
@@ -171,10 +203,10 @@ class GoalSetter:
 
     # -- training (`learned` only) ----------------------------------------------------------
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray] | None:
-        if self.source != "learned":
+        if self.model is None:
             return None
         return sampler.goal_pairs(self.config.goal_batch_size, self.config.goal_offset,
-                                  fixed_offset=True)
+                                  fixed_offset=True, rng=self._rng)
 
     def update(self, batch: dict[str, np.ndarray] | None) -> dict[str, float]:
         """One Gaussian negative-log-likelihood step of the goal model."""
@@ -194,9 +226,12 @@ class GoalSetter:
     def state_dict(self) -> dict[str, Any]:
         if self.model is None:
             return {}
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": self._rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.model is not None:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            if "rng" in state:
+                self._rng.bit_generator.state = state["rng"]

@@ -3,6 +3,10 @@
 Every ``result.json`` under a results root becomes one row; a table groups rows by dataset,
 algorithm and variant and reports the normalized score's mean with a 95% Student-t confidence
 interval over seeds (``mean ± t_{0.975, n-1} · s / √n``; no interval for a single seed).
+
+A run's score is its headline condition's (the first it evaluated: DT's first target return, an
+IDM's ``goal_source``). With ``conditions=True`` every evaluated condition is a row of its own
+(column ``condition``), e.g. one IDM run evaluated with several goal sources.
 """
 from __future__ import annotations
 
@@ -20,9 +24,10 @@ TIMING_COLUMNS = ["kind", "ref_min", "ref_max", "train_seconds", "eval_seconds",
                   "updates_per_s", "env_steps_per_s", "eval_env_steps_per_s"]
 
 
-def load_results(root: Path, timings: bool = False) -> pd.DataFrame:
+def load_results(root: Path, timings: bool = False, conditions: bool = False) -> pd.DataFrame:
     """One row per finished run under ``root``; with ``timings`` also the run's kind, reference
-    scores and the ``timings`` of its result.json (columns ``TIMING_COLUMNS``)."""
+    scores and the ``timings`` of its result.json (columns ``TIMING_COLUMNS``); with
+    ``conditions`` one row per run and evaluation condition (column ``condition``)."""
     rows: list[dict[str, Any]] = []
     for path in sorted(Path(root).rglob("result.json")):
         try:
@@ -37,9 +42,15 @@ def load_results(root: Path, timings: bool = False) -> pd.DataFrame:
         }
         if timings:
             row.update(_timing_fields(r))
-        rows.append(row)
+        if not conditions:
+            rows.append(row)
+            continue
+        per_condition = r.get("conditions") or {r.get("condition", "default"): r}
+        for condition, c in per_condition.items():
+            rows.append({**row, "condition": condition, "normalized_score": c["normalized_score"],
+                         "mean_return": c.get("mean_return")})
     columns = ["dataset", "algo", "variant", "budget", "seed", "normalized_score", "mean_return",
-               "dataset_source", "path"]
+               "dataset_source", "path"] + (["condition"] if conditions else [])
     return pd.DataFrame(rows, columns=columns + (TIMING_COLUMNS if timings else []))
 
 
@@ -93,16 +104,17 @@ def t_interval(values: np.ndarray, confidence: float = 0.95) -> float:
 
 
 def score_table(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per dataset × algorithm × variant: mean, CI half-width, seed count."""
+    """One row per dataset × algorithm × variant (× condition, where ``df`` has that column):
+    mean, CI half-width, seed count."""
     df = df.dropna(subset=["normalized_score"])
+    keys = ["dataset", "algo", "variant"] + (["condition"] if "condition" in df.columns else [])
     out = []
-    for (dataset, algo, variant), g in df.groupby(["dataset", "algo", "variant"], sort=True):
+    for values, g in df.groupby(keys, sort=True):
         scores = g["normalized_score"].to_numpy(float)
-        out.append({"dataset": dataset, "algo": algo, "variant": variant,
+        out.append({**dict(zip(keys, values)),
                     "mean": float(scores.mean()), "ci95": t_interval(scores),
                     "seeds": len(scores), "mean_return": float(g["mean_return"].mean())})
-    return pd.DataFrame(out, columns=["dataset", "algo", "variant", "mean", "ci95", "seeds",
-                                      "mean_return"])
+    return pd.DataFrame(out, columns=keys + ["mean", "ci95", "seeds", "mean_return"])
 
 
 def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
@@ -117,8 +129,10 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
         ci = "" if math.isnan(r["ci95"]) else f" ± {r['ci95']:.1f}"
         return f"{r['mean']:.1f}{ci} (n={r['seeds']})"
 
-    table = table.assign(cell=table.apply(cell, axis=1),
-                         row=table["algo"] + " [" + table["variant"] + "]")
+    row = table["algo"] + " [" + table["variant"] + "]"
+    if "condition" in table.columns:
+        row = row + " " + table["condition"]
+    table = table.assign(cell=table.apply(cell, axis=1), row=row)
     wide = table.pivot(index="row", columns="dataset", values="cell").fillna("—")
     header = "| algorithm | " + " | ".join(wide.columns) + " |"
     sep = "|---" * (len(wide.columns) + 1) + "|"

@@ -242,6 +242,51 @@ def test_idm_runs_resume_to_the_same_numbers(tmp_path, tiny_dataset):
     assert resumed["episode_returns"] == straight["episode_returns"]
 
 
+@pytest.mark.parametrize("algo", ["gcsl_idm", "transformer_idm_masked"])
+def test_extra_goal_sources_score_exactly_what_separate_runs_score(tmp_path, tiny_dataset, algo):
+    """The goal model has its own random streams, so training it beside the IDM changes nothing
+    the IDM draws (weights, masks, dropout, batches): one run evaluated with several goal sources
+    gives each source the numbers of a run of its own."""
+    from bench.results import load_results, score_table
+    from bench.run import RunRequest, execute
+
+    def run(out, **overrides):
+        return execute(RunRequest(algo=algo, dataset=tiny_dataset, seed=3, budget="smoke",
+                                  overrides=overrides, out=out, eval_episodes=2),
+                       log=lambda m: None)
+
+    alone = run(tmp_path / "alone", goal_source="self")
+    together = run(tmp_path / "together", goal_source="learned",
+                   extra_goal_sources="dataset,self")
+    assert list(together["conditions"]) == ["goal=learned,target=3600", "goal=learned,target=1800",
+                                            "goal=dataset", "goal=self"]
+    assert together["condition"] == "goal=learned,target=3600"  # the headline is goal_source's
+    assert (together["conditions"]["goal=self"]["episode_returns"]
+            == alone["conditions"]["goal=self"]["episode_returns"])
+    # Different goals do act differently (the comparison above is not vacuous).
+    assert (together["conditions"]["goal=dataset"]["episode_returns"]
+            != together["conditions"]["goal=self"]["episode_returns"])
+
+    rows = load_results(tmp_path / "together", conditions=True)
+    assert sorted(rows["condition"]) == sorted(together["conditions"])
+    table = score_table(rows)
+    self_row = table[table["condition"] == "goal=self"].iloc[0]
+    assert self_row["mean"] == pytest.approx(alone["normalized_score"])
+    assert "condition" not in load_results(tmp_path / "together").columns
+
+
+def test_a_goal_source_must_be_known_and_conditions_name_evaluated_sources():
+    from bench.errors import UsageError
+
+    flat = make_flat([5])
+    with pytest.raises(UsageError, match="extra_goal_sources"):
+        GoalSetter(GoalConfig(goal_source="self", extra_goal_sources=("nearest",)), _spec(flat), CPU)
+    setter = GoalSetter(GoalConfig(goal_source="self", extra_goal_sources=("self",)), _spec(flat), CPU)
+    assert setter.conditions() == ["goal=self"]  # a repeated source is evaluated once
+    with pytest.raises(ValueError, match="dataset"):
+        setter.initial_state(1, "goal=dataset")
+
+
 def test_transformer_idm_rejects_a_goal_beyond_its_window():
     from bench.errors import UsageError
 

@@ -111,19 +111,20 @@ class Sampler:
             "mask": mask,
         }
 
-    def goal_pairs(self, batch_size: int, max_offset: int,
-                   fixed_offset: bool = False) -> dict[str, np.ndarray]:
+    def goal_pairs(self, batch_size: int, max_offset: int, fixed_offset: bool = False,
+                   rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         """(s_t, a_t, s_{t+k}) with k uniform in 1..min(K, steps left), never past the episode's
         last observation s_T (which may itself be the goal). ``fixed_offset``: k = min(K, steps
-        left), the goal K steps ahead (or the episode's end), e.g. for a goal model."""
-        f = self.flat
-        idx = self.rng.integers(0, f.num_transitions, batch_size)
+        left), the goal K steps ahead (or the episode's end), e.g. for a goal model. ``rng``: draw
+        from this generator instead of the sampler's (a second model's own stream)."""
+        f, rng = self.flat, self.rng if rng is None else rng
+        idx = rng.integers(0, f.num_transitions, batch_size)
         left = self._ep_len_of[idx] - f.timesteps[idx]  # >= 1: s_{t+left} is the final obs
         reach = np.minimum(left, max_offset)
         if fixed_offset:
             k = reach.astype(np.int64)
         else:
-            k = 1 + np.floor(self.rng.random(batch_size) * reach).astype(np.int64)
+            k = 1 + np.floor(rng.random(batch_size) * reach).astype(np.int64)
         oi = f.obs_index[idx]
         return {
             "observations": f.observations[oi],
