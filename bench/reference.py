@@ -186,7 +186,8 @@ def render_card(card: dict[str, Any]) -> str:
         "```",
         "",
         "Training is deterministic for a given machine, thread count and library versions; "
-        "`hopper-medium-replay` replays it and checks that it ends at exactly `medium.pt`.",
+        "`hopper-medium-replay` replays it and checks that it ends at exactly `medium.pt` (on a CPU "
+        "that computes differently it does not, and the replay is marked `replay_verified: NO`).",
         "",
         "## Snapshot screening (10 stochastic episodes each)",
         "",

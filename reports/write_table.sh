@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Writes OUT_DIR/table.{md,csv} (normalized mean ± 95% CI over seeds, from `bench results`) for the
 # given datasets and algorithms, and copies each run's result, metrics, config, dataset and env
-# records beside it (the raw numbers behind every cell).
-# Usage: bash reports/write_table.sh RESULTS_ROOT OUT_DIR "DATASET ..." "ALGO ..."
+# records beside it (the raw numbers behind every cell). Further arguments go to `bench results`
+# (e.g. --conditions: a row per goal source or target return).
+# Usage: bash reports/write_table.sh RESULTS_ROOT OUT_DIR "DATASET ..." "ALGO ..." [RESULTS_FLAG ...]
 set -euo pipefail
-root="$1"; out="$2"; read -r -a datasets <<<"$3"; read -r -a algos <<<"$4"
-filters=()
+root="$1"; out="$2"; read -r -a datasets <<<"$3"; read -r -a algos <<<"$4"; shift 4
+filters=("$@")
 for ds in "${datasets[@]}"; do filters+=(--dataset "$ds"); done
 for algo in "${algos[@]}"; do filters+=(--algo "$algo"); done
 mkdir -p "$out"

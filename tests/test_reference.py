@@ -96,6 +96,7 @@ def test_medium_replay_is_the_training_that_led_to_the_medium_policy(picked, tmp
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     meta = make_alias(ALIASES["hopper-medium-replay"], seed=0, log=lambda m: None)
     assert meta["bench_provenance"]["policy_sha256"] == card["medium"]["sha256"]
+    assert meta["bench_provenance"]["replay_max_parameter_difference"] == 0.0  # same machine
     flat = storage.load_flat(ALIASES["hopper-medium-replay"].local_id, meta["data_sha256"])
     # Complete episodes from training order: at most the medium snapshot's env steps.
     assert 0 < flat.num_transitions <= card["medium"]["env_steps"]
@@ -105,3 +106,37 @@ def test_medium_replay_is_the_training_that_led_to_the_medium_policy(picked, tmp
     again = storage.load_flat(ALIASES["hopper-medium-replay"].local_id,
                               storage.read_metadata(ALIASES["hopper-medium-replay"].local_id)["data_sha256"])
     np.testing.assert_array_equal(again.observations, flat.observations)
+
+
+def test_medium_replay_on_a_cpu_that_computes_differently_is_labelled_or_refused(
+        picked, tmp_path, monkeypatch):
+    """A replay that does not end exactly at medium.pt (here: the reference nudged by 1e-3, as a
+    CPU with other vector instructions would do) is written with replay_verified saying NO and the
+    difference, or refused with BENCH_STRICT_REPLAY=1, leaving nothing behind."""
+    import torch
+
+    _, tmp = picked
+    refs = tmp_path / "refs" / "hopper"
+    refs.mkdir(parents=True)
+    for f in (tmp / "refs" / "hopper").iterdir():
+        refs.joinpath(f.name).write_bytes(f.read_bytes())
+    medium = torch.load(refs / "medium.pt", weights_only=False)
+    first = next(iter(medium["actor_mean"]))
+    medium["actor_mean"][first] = medium["actor_mean"][first] + 1e-3
+    torch.save(medium, refs / "medium.pt")
+    monkeypatch.setenv("BENCH_REFERENCE_DIR", str(tmp_path / "refs"))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    alias = ALIASES["hopper-medium-replay"]
+
+    monkeypatch.setenv("BENCH_STRICT_REPLAY", "1")
+    with pytest.raises(DatasetError, match="BENCH_STRICT_REPLAY"):
+        make_alias(alias, seed=0, log=lambda m: None)
+    assert not storage.data_file(alias.local_id).exists()
+
+    monkeypatch.delenv("BENCH_STRICT_REPLAY")
+    meta = make_alias(alias, seed=0, log=lambda m: None)
+    provenance = meta["bench_provenance"]
+    assert provenance["replay_verified"].startswith("NO")
+    assert provenance["replay_max_parameter_difference"] == pytest.approx(1e-3, rel=1e-3)
+    assert storage.data_file(alias.local_id).exists()

@@ -5,6 +5,8 @@ writes a Minari dataset whose metadata says exactly how it was made.
 """
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -155,7 +157,9 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
 
     Re-runs the recorded training (same config, seed and torch thread count) up to the medium
     policy's env step, recording each transition, then checks that the replayed policy equals
-    ``medium.pt`` parameter for parameter: the data are provably the rollouts that led to it.
+    ``medium.pt`` parameter for parameter: the data are provably the rollouts that led to it. On a
+    CPU that computes differently the check fails; the replay is then written with
+    ``replay_verified`` saying so (``BENCH_STRICT_REPLAY=1`` refuses instead).
     ``num_transitions`` and ``seed`` do not apply (the size is set by the training).
     """
     import torch
@@ -212,18 +216,35 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
     finally:
         torch.set_num_threads(threads)
     target = torch.load(reference_dir() / family / medium["file"], weights_only=False)
-    replayed = algo.export_policy()
-    same = all(torch.equal(replayed["actor_mean"][k], v) for k, v in target["actor_mean"].items())
-    if not same or not torch.equal(replayed["log_std"], target["log_std"]):
-        raise DatasetError(
-            f"replaying the training did not reproduce {medium['file']} (different numerics on "
-            "this machine: CPU, thread count or library versions); nothing was written.")
+    difference = policy_difference(algo.export_policy(), target)
+    if difference == 0.0:
+        verified = "the replayed policy equals the medium reference policy exactly"
+    else:
+        # Float results of PyTorch's CPU kernels depend on the CPU's vector instructions (AVX2,
+        # AVX-512, ...) and thread count, and PPO's rollouts amplify a last-bit difference into
+        # different episodes. The replay is then the same recipe (config, seed, env steps), not
+        # the same rollouts: said in the metadata, refused only where exactness is demanded.
+        verified = (f"NO: on this machine the replayed training ends at a policy that differs from "
+                    f"{medium['file']} by up to {difference:.3g} per parameter (different CPU "
+                    f"numerics); the episodes are this machine's replay of the same training "
+                    f"recipe, config and seed up to the same env step")
+        if os.environ.get("BENCH_STRICT_REPLAY") == "1":
+            raise DatasetError(
+                f"replaying the training did not reproduce {medium['file']} (max parameter "
+                f"difference {difference:.3g}: different numerics on this machine: CPU, thread "
+                "count or library versions) and BENCH_STRICT_REPLAY=1; nothing was written.")
+        print(f"[bench] warning: {alias.alias}: the replayed training does not end exactly at "
+              f"{medium['file']} (max parameter difference {difference:.3g}; this CPU computes "
+              "differently from the one that trained it). Writing the replay anyway, marked "
+              "replay_verified=NO in its metadata; BENCH_STRICT_REPLAY=1 refuses instead.",
+              file=sys.stderr)
     provenance = {
         "generator": "bench.data.makers.make_training_replay",
         "policy": f"PPO training rollouts from step 0 to {medium['env_steps']} (the medium "
                   f"reference policy, {medium['file']}); complete episodes only",
         "policy_sha256": medium["sha256"], "seed": training["seed"], "alias": alias.alias,
-        "replay_verified": "the replayed policy equals the medium reference policy exactly",
+        "replay_verified": verified,
+        "replay_max_parameter_difference": difference,
         "ref_scores_source": ref_source,
     }
     return write_dataset(
@@ -232,6 +253,14 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
         algorithm_name="ppo-training-replay",
         description=f"Self-generated {alias.alias} on {alias.env_id}: {alias.description}. "
                     "NOT the D4RL or Farama dataset.")
+
+
+def policy_difference(replayed: dict[str, Any], target: dict[str, Any]) -> float:
+    """Largest absolute difference between two exported PPO policies' actor parameters."""
+    diffs = [(replayed["actor_mean"][k] - v).abs().max().item()
+             for k, v in target["actor_mean"].items()]
+    diffs.append((replayed["log_std"] - target["log_std"]).abs().max().item())
+    return float(max(diffs))
 
 
 MAKERS: dict[str, Callable[..., dict[str, Any]]] = {
