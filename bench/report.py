@@ -297,6 +297,37 @@ def _curve_section(runs: pd.DataFrame, datasets: list[str], figures: Path) -> li
     return blocks
 
 
+def _data_section(runs: pd.DataFrame) -> list[Block]:
+    """Which data file (sha256 of its HDF5) every dataset's runs trained on, and a warning where
+    runs of one dataset name trained on different files (remade on another machine, say)."""
+    rows, mixed = [], []
+    for dataset, g in runs.groupby("dataset", sort=True):
+        if g["dataset_sha256"].isna().all():
+            continue  # online runs: no data file
+        shas = g["dataset_sha256"].fillna("unrecorded")
+        for sha, h in g.assign(sha=shas).groupby("sha", sort=True):
+            rows.append([dataset, str(h["dataset_source"].dropna().iloc[0]
+                                      if h["dataset_source"].notna().any() else "—"),
+                         f"`{sha[:16]}`", str(len(h)), ", ".join(sorted(h["algo"].unique()))])
+        if shas.nunique() > 1:
+            mixed.append(dataset)
+    if not rows:
+        return []
+    blocks: list[Block] = [
+        ("h", 2, "Data"),
+        ("p", "The data file each run trained on (sha256 of the dataset's HDF5, from the run's "
+              "result.json). A suite-made dataset is byte-identical when remade on the same "
+              "machine; on a CPU that rounds differently the same recipe gives different episodes "
+              "(README, Datasets)."),
+        ("table", ["dataset", "source", "data sha256", "runs", "algorithms"], rows)]
+    if mixed:
+        blocks.append(("p", "**Mixed data:** runs of " + ", ".join(f"`{d}`" for d in mixed)
+                       + " trained on more than one data file: equally valid draws of one recipe, "
+                         "not the same draws. Differences between algorithms there include the "
+                         "difference between the draws."))
+    return blocks
+
+
 def _runtime_section(runs: pd.DataFrame) -> list[Block]:
     rows = []
     cols = ["updates_per_s", "env_steps_per_s", "eval_env_steps_per_s", "train_seconds",
@@ -350,6 +381,7 @@ def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = 
         return blocks + [("p", "No finished runs with reference scores match.")] \
             + _status_section(status)
     baselines = load_baselines()
+    blocks += _data_section(scored)
     blocks += [("h", 2, "Scores per dataset"),
                ("p", "Mean ± 95% Student-t CI over seeds (no interval for one seed); IQM with a "
                      f"95% percentile-bootstrap CI over seeds (rliable, {reps} resamples). "

@@ -38,7 +38,7 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
             "dataset": r["dataset"], "algo": r["algo"], "variant": r.get("variant", r["budget"]),
             "budget": r["budget"], "seed": r["seed"], "normalized_score": r["normalized_score"],
             "mean_return": r.get("mean_return"), "dataset_source": r.get("dataset_source"),
-            "path": str(path.parent),
+            "dataset_sha256": r.get("dataset_sha256"), "path": str(path.parent),
         }
         if timings:
             row.update(_timing_fields(r))
@@ -50,7 +50,7 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
             rows.append({**row, "condition": condition, "normalized_score": c["normalized_score"],
                          "mean_return": c.get("mean_return")})
     columns = ["dataset", "algo", "variant", "budget", "seed", "normalized_score", "mean_return",
-               "dataset_source", "path"] + (["condition"] if conditions else [])
+               "dataset_source", "dataset_sha256", "path"] + (["condition"] if conditions else [])
     return pd.DataFrame(rows, columns=columns + (TIMING_COLUMNS if timings else []))
 
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 
 
-def _run(root: Path, dataset: str, algo: str, seed: int, score: float) -> None:
+def _run(root: Path, dataset: str, algo: str, seed: int, score: float, sha: str = "a" * 64) -> None:
     d = root / dataset / algo / "quick" / f"seed_{seed}"
     d.mkdir(parents=True)
     (d / "metrics.jsonl").write_text("".join(
@@ -19,7 +19,7 @@ def _run(root: Path, dataset: str, algo: str, seed: int, score: float) -> None:
     (d / "result.json").write_text(json.dumps({
         "dataset": dataset, "algo": algo, "kind": "offline", "seed": seed, "budget": "quick",
         "variant": "quick", "normalized_score": score, "mean_return": score * 10,
-        "ref_min": 0.0, "ref_max": 1000.0,
+        "ref_min": 0.0, "ref_max": 1000.0, "dataset_sha256": sha, "dataset_source": "self-generated",
         "conditions": {"default": {"episode_lengths": [100, 100]}},
         "timings": {"train_seconds": 10.0, "eval_seconds": 2.0,
                     "wall_seconds_this_session": 13.0, "updates_per_s": 100.0}}))
@@ -32,8 +32,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         _run(root, "hopper-medium", "bc", seed, score)
     for seed, score in enumerate([1.0, 2.0, 3.0]):
         _run(root, "hopper-random", "bc", seed, score)
-    _run(root, "hopper-medium", "dt", 0, 40.0)
-    _run(root, "hopper-medium", "dt", 2, 60.0)
+    _run(root, "hopper-medium", "dt", 0, 40.0, sha="b" * 64)  # trained on another draw
+    _run(root, "hopper-medium", "dt", 2, 60.0, sha="b" * 64)
     failed = root / "hopper-medium" / "dt" / "quick" / "seed_1"  # the missing seed: it failed
     failed.mkdir(parents=True)
     (failed / "error.json").write_text(json.dumps({"error": "non-finite loss", "step": 7,
@@ -82,6 +82,16 @@ def test_aggregates_failures_and_runtime(report):
     # updates/s 100, eval env steps/s 200 steps / 2 s, train 10 s, eval 2 s, wall 13 s.
     assert _row(md, "| hopper-medium | bc | quick | 3 |") == (
         "| hopper-medium | bc | quick | 3 | 100.0 | — | 100.0 | 10.0 | 2.0 | 13.0 |")
+
+
+def test_data_files_are_listed_and_mixed_draws_flagged(report):
+    md = report["md"]
+    assert _row(md, "| hopper-medium | self-generated | `aaaaaaaaaaaaaaaa` |") == (
+        "| hopper-medium | self-generated | `aaaaaaaaaaaaaaaa` | 3 | bc |")
+    assert _row(md, "| hopper-medium | self-generated | `bbbbbbbbbbbbbbbb` |") == (
+        "| hopper-medium | self-generated | `bbbbbbbbbbbbbbbb` | 2 | dt |")
+    mixed = _row(md, "**Mixed data:**")
+    assert "`hopper-medium`" in mixed and "hopper-random" not in mixed
 
 
 def test_html_is_self_contained(report):
