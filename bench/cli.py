@@ -96,6 +96,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
                    help="only these datasets (repeatable; default all)")
     p.add_argument("--algo", action="append", default=None, metavar="NAME",
                    help="only these algorithms (repeatable; default all)")
+    p.add_argument("--variant", action="append", default=None, metavar="NAME",
+                   help="only these variants, e.g. quick (repeatable; default all)")
     p.add_argument("--title", default="bench report", help="report title")
     p.add_argument("--reps", type=int, default=5000,
                    help="bootstrap resamples for the rliable intervals (default 5000)")
@@ -282,7 +284,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     _require_results_root(args.out)
     paths = build_report(args.out, args.to, datasets=args.dataset, algos=args.algo,
-                         title=args.title, reps=args.reps)
+                         variants=args.variant, title=args.title, reps=args.reps)
     print(f"wrote {paths.markdown} and {paths.html}")
     return 0
 

@@ -359,14 +359,17 @@ def _status_section(status: pd.DataFrame) -> list[Block]:
 
 
 def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = None,
-                 algos: Sequence[str] | None = None, title: str = "bench report",
-                 reps: int = 5000) -> list[Block]:
+                 algos: Sequence[str] | None = None, variants: Sequence[str] | None = None,
+                 title: str = "bench report", reps: int = 5000) -> list[Block]:
     runs = load_results(root, timings=True)
     status = incomplete_runs(root)
     if datasets:
         runs, status = runs[runs["dataset"].isin(datasets)], status[status["dataset"].isin(datasets)]
     if algos:
         runs, status = runs[runs["algo"].isin(algos)], status[status["algo"].isin(algos)]
+    if variants:
+        runs = runs[runs["variant"].isin(variants)]
+        status = status[status["variant"].isin(variants)]
     scored = runs.dropna(subset=["normalized_score"])
     names = sorted(scored["dataset"].unique())
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -465,16 +468,16 @@ def to_html(blocks: list[Block], title: str) -> str:
 
 
 def build_report(root: Path, to: Path, *, datasets: Sequence[str] | None = None,
-                 algos: Sequence[str] | None = None, title: str = "bench report",
-                 reps: int = 5000) -> ReportPaths:
+                 algos: Sequence[str] | None = None, variants: Sequence[str] | None = None,
+                 title: str = "bench report", reps: int = 5000) -> ReportPaths:
     """Write ``<to>/report.md``, ``<to>/report.html`` and ``<to>/figures/*.png``."""
     to = Path(to)
     figures = to / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for old in figures.glob("*.png"):  # figures of a previous build that may no longer apply
         old.unlink()
-    blocks = build_blocks(Path(root), figures, datasets=datasets, algos=algos, title=title,
-                          reps=reps)
+    blocks = build_blocks(Path(root), figures, datasets=datasets, algos=algos,
+                          variants=variants, title=title, reps=reps)
     md, page = to / "report.md", to / "report.html"
     md.write_text(to_markdown(blocks, to))
     page.write_text(to_html(blocks, title))

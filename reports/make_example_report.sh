@@ -13,5 +13,6 @@ python -m bench sweep reports/example_sweep.toml --out "$root" --jobs "${JOBS:-2
 echo "sweep: $(( $(date +%s) - start )) s (exit $status; failed runs are listed in the report)"
 python -m bench report --out "$root" --to reports/example-report \
   --title "Example: BC, DT and GCSL-IDM on Hopper-v5 medium / medium-replay (quick budget)" \
-  --algo bc --algo dt --algo gcsl_idm --dataset hopper-medium --dataset hopper-medium-replay
+  --algo bc --algo dt --algo gcsl_idm --dataset hopper-medium --dataset hopper-medium-replay \
+  --variant quick
 exit "$status"

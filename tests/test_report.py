@@ -42,7 +42,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     proc = run_cli("report", "--out", str(root), "--to", str(out), "--reps", "2000")
     assert proc.returncode == 0, proc.stderr
     return {"md": (out / "report.md").read_text(), "html": (out / "report.html").read_text(),
-            "out": out}
+            "out": out, "root": root}
 
 
 def _row(md: str, start: str) -> str:
@@ -92,6 +92,17 @@ def test_data_files_are_listed_and_mixed_draws_flagged(report):
         "| hopper-medium | self-generated | `bbbbbbbbbbbbbbbb` | 2 | dt |")
     mixed = _row(md, "**Mixed data:**")
     assert "`hopper-medium`" in mixed and "hopper-random" not in mixed
+
+
+def test_variant_filter(report, tmp_path):
+    from bench.report import build_blocks
+
+    def text(variants):
+        blocks = build_blocks(report["root"], tmp_path, variants=variants, reps=200)
+        return "\n".join(str(b) for b in blocks)
+
+    assert "from 8 finished run(s)" in text(["quick"])
+    assert "from 0 finished run(s)" in text(["full"])
 
 
 def test_html_is_self_contained(report):
