@@ -44,7 +44,7 @@ GOAL_SOURCES = ("self", "dataset", "learned", "gs_ppo")
 
 @dataclass
 class GoalConfig(TrainConfig):
-    # The best source on hopper-medium (gcsl_idm, quick, seed 0: learned 86.4, dataset 39.7, self 12.9).
+    # The best source on hopper-medium for every IDM (reports/quick-idm-table/, quick, 3 seeds).
     goal_source: Literal["self", "dataset", "learned", "gs_ppo"] = "learned"
     # Further sources to evaluate the same trained IDM with, each its own result condition.
     extra_goal_sources: tuple[str, ...] = ()
