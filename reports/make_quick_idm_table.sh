@@ -3,6 +3,7 @@
 # `quick` budget on hopper-medium and hopper-expert, seeds 0-2 (18 runs), each evaluated with every
 # goal source: the headline `learned` (target returns 3600 and 1800) plus `dataset` and `self`
 # (extra_goal_sources; one training serves all three, number for number what separate runs give),
+# and the masked one again with the current state visible (mask_current_state=false, 6 runs more),
 # next to bc and dt, whose runs are taken from reports/quick-hopper-table/ (or made here if missing).
 # JOBS runs at once, one torch thread each (default 2, one per core). Safe to stop and re-run:
 # finished runs are skipped, interrupted ones resume.
@@ -33,6 +34,9 @@ done
           bc|dt) echo "$algo $ds $seed" ;;
           *) echo "$algo $ds $seed extra_goal_sources=dataset,self" ;;
         esac
+        # The masked model also with the current state visible (masking from a_{mask_pos}).
+        [ "$algo" = transformer_idm_masked ] && \
+          echo "$algo $ds $seed extra_goal_sources=dataset,self mask_current_state=false"
       done
     done
   done

@@ -36,9 +36,21 @@ def test_masked_tokens_exactly(mask_pos, expected):
     np.testing.assert_array_equal(layout[0].numpy().astype(int), expected)
 
 
-def _net(masked: bool, K: int = 4) -> TransformerIDMNet:
+@pytest.mark.parametrize("mask_pos, expected", [
+    # mask_current_state=False: masking starts at a_{mask_pos}; s_{mask_pos} stays visible
+    (0, [0, 1, 1, 1, 1, 1, 1, 1, 0]),
+    (2, [0, 0, 0, 0, 0, 1, 1, 1, 0]),
+    (3, [0, 0, 0, 0, 0, 0, 0, 1, 0]),  # the last position: only a3 masked
+])
+def test_masked_tokens_with_the_current_state_visible(mask_pos, expected):
+    hidden = hidden_steps(torch.tensor([mask_pos]), 4)
+    layout = masked_token_layout(hidden, mask_current_state=False)
+    np.testing.assert_array_equal(layout[0].numpy().astype(int), expected)
+
+
+def _net(masked: bool, K: int = 4, mask_current_state: bool = True) -> TransformerIDMNet:
     config = TransformerIDMConfig(context_len=K, embed_dim=32, n_layers=2, dropout=0.0,
-                                  masked=masked)
+                                  masked=masked, mask_current_state=mask_current_state)
     torch.manual_seed(0)
     return TransformerIDMNet(3, 2, config).eval()
 
@@ -76,6 +88,20 @@ def test_masked_predictions_ignore_masked_inputs_and_use_the_final_state():
     torch.testing.assert_close(net(s2, a2, goals, real, hidden), base, rtol=0, atol=0)
     # Bidirectional: the final state changes the prediction of a masked action before it.
     assert not torch.allclose(net(states, actions, goals + 5.0, real, hidden)[:, 2], base[:, 2])
+
+
+def test_masked_model_with_the_current_state_visible_reads_it_and_nothing_later():
+    net = _net(masked=True, mask_current_state=False)
+    states, actions, goals, real = _window()
+    hidden = hidden_steps(torch.tensor([2, 2]), 4)
+    base = net(states, actions, goals, real, hidden)
+    s2, a2 = states.clone(), actions.clone()
+    s2[:, 3:] += 5.0
+    a2[:, 2:] += 5.0  # states after mask_pos and actions from it are masked
+    torch.testing.assert_close(net(s2, a2, goals, real, hidden), base, rtol=0, atol=0)
+    s3 = states.clone()
+    s3[:, 2] += 5.0  # s_{mask_pos} itself is seen
+    assert not torch.allclose(net(s3, actions, goals, real, hidden)[:, 2], base[:, 2])
 
 
 def test_padded_steps_are_invisible():
@@ -181,8 +207,9 @@ def test_gcsl_idm_recovers_actions_on_a_toy_system():
     assert err < 0.01 * test.actions.var(), err
 
 
-@pytest.mark.parametrize("masked", [False, True])
-def test_transformer_idm_recovers_the_action_that_reaches_the_goal(masked):
+@pytest.mark.parametrize("masked, mask_current_state", [(False, True), (True, True), (True, False)],
+                         ids=["causal", "masked", "masked-current-state-visible"])
+def test_transformer_idm_recovers_the_action_that_reaches_the_goal(masked, mask_current_state):
     torch.manual_seed(0)
     flat = _toy_flat()
     sampler = Sampler(flat, seed=0)
@@ -191,7 +218,7 @@ def test_transformer_idm_recovers_the_action_that_reaches_the_goal(masked):
     config = TransformerIDMConfig(context_len=K, embed_dim=64, n_layers=2 if masked else 1,
                                   dropout=0.0, lr=1e-3 if masked else 3e-3, warmup_steps=50,
                                   batch_size=64, masked=masked, goal_source="self", goal_offset=1,
-                                  grad_clip=1.0)
+                                  grad_clip=1.0, mask_current_state=mask_current_state)
     algo = TransformerInverseDynamics(config, _spec(flat), CPU)
     for _ in range(800):
         algo.update(algo.sample(sampler))
@@ -225,6 +252,16 @@ def test_every_idm_and_goal_source_runs_through_the_cli(tmp_path, tiny_dataset, 
     assert np.isfinite(result["normalized_score"])
     if goal_source == "learned":
         assert set(result["conditions"]) == {"goal=learned,target=3600", "goal=learned,target=1800"}
+
+
+def test_masked_idm_with_the_current_state_visible_runs_through_the_cli(tmp_path, tiny_dataset):
+    proc = run_cli("run", "--algo", "transformer_idm_masked", "--dataset", tiny_dataset,
+                   "--budget", "smoke", "--set", "mask_current_state=false", "--set",
+                   "goal_source=dataset", "--eval-episodes", "2", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(next(tmp_path.rglob("result.json")).read_text())
+    assert result["overrides"] == {"mask_current_state": "false", "goal_source": "dataset"}
+    assert np.isfinite(result["normalized_score"])
 
 
 def test_idm_runs_resume_to_the_same_numbers(tmp_path, tiny_dataset):
@@ -285,6 +322,15 @@ def test_a_goal_source_must_be_known_and_conditions_name_evaluated_sources():
     assert setter.conditions() == ["goal=self"]  # a repeated source is evaluated once
     with pytest.raises(ValueError, match="dataset"):
         setter.initial_state(1, "goal=dataset")
+
+
+def test_mask_current_state_is_refused_for_the_causal_model():
+    from bench.errors import UsageError
+
+    flat = make_flat([5])
+    config = make_config(TransformerIDMConfig, "smoke", {"mask_current_state": "false"})
+    with pytest.raises(UsageError, match="transformer_idm_masked"):
+        TransformerInverseDynamics(config, _spec(flat), CPU)
 
 
 def test_transformer_idm_rejects_a_goal_beyond_its_window():

@@ -20,6 +20,10 @@ the visible past, the next k steps are masked and the goal is s_K; the action is
 first masked action token. As in training, the state at ``mask_pos`` — the current state when
 acting — is masked: the model infers it from the last visible state and action, which is why the
 causal variant (which does see the current state) is the default of the family.
+``--set mask_current_state=false`` keeps s_{mask_pos} visible (masking starts at a_{mask_pos}),
+so the masked model acts on the current state too; the research notes' variant is the default.
+Measured: with the default the masked model acts one step behind and falls
+(reports/quick-idm-table/).
 
 The goal comes from a goal source (``bench.goals``: ``dataset``, ``learned`` or ``self``).
 """
@@ -56,6 +60,9 @@ class TransformerIDMConfig(GoalConfig):
     warmup_steps: int = 10_000
     grad_clip: float = 0.25
     masked: bool = False
+    # masked: True masks from s_{mask_pos} (the notes' variant); False from a_{mask_pos}, leaving
+    # the state at mask_pos (the current state when acting) visible.
+    mask_current_state: bool = True
     log_every: int = 500
     checkpoint_every: int = 5_000
 
@@ -73,10 +80,18 @@ def hidden_steps(mask_pos: torch.Tensor, context: int) -> torch.Tensor:
     return torch.arange(context, device=mask_pos.device)[None, :] >= mask_pos[:, None]
 
 
-def masked_token_layout(hidden: torch.Tensor) -> torch.Tensor:
+def hidden_states(hidden: torch.Tensor, mask_current_state: bool = True) -> torch.Tensor:
+    """(B, K) masked steps (their actions) → (B, K) masked states: the same steps, or with
+    ``mask_current_state=False`` every step after the first masked one (s_{mask_pos} visible)."""
+    if mask_current_state:
+        return hidden
+    return torch.cat([torch.zeros_like(hidden[:, :1]), hidden[:, :-1]], dim=1)
+
+
+def masked_token_layout(hidden: torch.Tensor, mask_current_state: bool = True) -> torch.Tensor:
     """(B, K) masked steps → (B, 2K + 1) bool over tokens [s_0, a_0, …, s_{K-1}, a_{K-1}, s_K]:
     True where a token is replaced by the mask token (never the final state)."""
-    tokens = hidden.repeat_interleave(2, dim=1)
+    tokens = torch.stack([hidden_states(hidden, mask_current_state), hidden], dim=2).flatten(1)
     return torch.cat([tokens, torch.zeros_like(hidden[:, :1])], dim=1)
 
 
@@ -85,6 +100,7 @@ class TransformerIDMNet(nn.Module):
         super().__init__()
         E, K = config.embed_dim, config.context_len
         self.masked = config.masked
+        self.mask_current_state = config.mask_current_state
         self.embed_state = nn.Linear(obs_dim, E)
         self.embed_action = nn.Linear(act_dim, E)
         self.embed_goal = None if config.masked else nn.Linear(obs_dim, E)
@@ -106,9 +122,9 @@ class TransformerIDMNet(nn.Module):
         B, J, _ = states.shape
         s, a = self.embed_state(states), self.embed_action(actions)
         if self.masked:
-            h = hidden[..., None]
-            s = torch.where(h, self.mask_state, s)
-            a = torch.where(h, self.mask_action, a)
+            s = torch.where(hidden_states(hidden, self.mask_current_state)[..., None],
+                            self.mask_state, s)
+            a = torch.where(hidden[..., None], self.mask_action, a)
         x = torch.stack([s, a], dim=2).reshape(B, 2 * J, -1)
         real = step_mask.repeat_interleave(2, dim=1)
         always = torch.ones(B, 1, dtype=torch.bool, device=states.device)
@@ -153,6 +169,9 @@ class TransformerInverseDynamics(Algorithm):
         if not 1 <= config.goal_offset <= config.context_len:
             raise UsageError(f"goal_offset must be in 1..context_len ({config.context_len}) for a "
                              f"transformer IDM, got {config.goal_offset}")
+        if not config.masked and not config.mask_current_state:
+            raise UsageError("mask_current_state applies to the masked variant only: use "
+                             "--algo transformer_idm_masked --set mask_current_state=false")
         self.net = TransformerIDMNet(spec.obs_dim, spec.act_dim, config).to(device)
         self.optimizer = adamw(self.net.parameters(), config.lr, config.weight_decay)
         warmup = max(1, config.warmup_steps)
@@ -216,7 +235,8 @@ class TransformerInverseDynamics(Algorithm):
             slots = torch.arange(first, first + K, device=self.device)
             real = (slots >= state.pad).expand(n, K)
             hidden = (slots >= now).expand(n, K)
-            window_states = torch.where(hidden[..., None], 0.0, state.states[:, first:first + K])
+            unseen = hidden_states(hidden, self.config.mask_current_state)
+            window_states = torch.where(unseen[..., None], 0.0, state.states[:, first:first + K])
             window_actions = torch.where(hidden[..., None], 0.0, state.actions[:, first:first + K])
             read = K - k
         else:
