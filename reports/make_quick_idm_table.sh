@@ -35,8 +35,9 @@ done
           *) echo "$algo $ds $seed extra_goal_sources=dataset,self" ;;
         esac
         # The masked model also with the current state visible (masking from a_{mask_pos}).
-        [ "$algo" = transformer_idm_masked ] && \
+        if [ "$algo" = transformer_idm_masked ]; then
           echo "$algo $ds $seed extra_goal_sources=dataset,self mask_current_state=false"
+        fi
       done
     done
   done
