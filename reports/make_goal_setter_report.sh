@@ -7,7 +7,8 @@
 #   gs_ppo_v0                — PPO also emits actions; closeness loss between IDM and PPO.
 # JOBS runs at once with one torch thread each (default 2). Resumable: finished runs are skipped.
 # Then writes curves.png (training return vs env steps, mean ± 95% CI over seeds) and table.md
-# (final evaluation and best training point, normalized) with report.py.
+# (final evaluation and best training point, normalized) with report.py, and copies each run's
+# result, metrics, config and env records to runs/ beside them.
 # Usage: bash reports/make_goal_setter_report.sh [RESULTS_ROOT] [JOBS] [STEPS]
 set -euo pipefail
 root="${1:-results}"
@@ -23,3 +24,11 @@ for seed in 0 1 2; do
   echo "gs_ppo_v0 env:Hopper-v5 $seed num_updates=$steps"
 done | bash "$here/run_grid.sh" "$root" "$jobs" full
 python "$here/goal-setter/report.py" "$root" "$steps" "$here/goal-setter"
+for run in "$root"/Hopper-v5/{ppo,gs_ppo_joint,gs_ppo_v0}/full,*num_updates="$steps"/seed_* \
+           "$root"/hopper-expert/gs_ppo/full,num_updates="$steps"/seed_*; do
+  [ -f "$run/result.json" ] || continue
+  dest="$here/goal-setter/runs/${run#"$root"/}"
+  mkdir -p "$dest"
+  cp "$run"/{result.json,metrics.jsonl,config.json,env.json} "$dest/"
+  if [ -f "$run/dataset.json" ]; then cp "$run/dataset.json" "$dest/"; fi
+done
