@@ -77,31 +77,23 @@ def test_causal_predictions_cannot_see_the_future():
     assert not torch.allclose(net(states, actions, g2, real)[:, 0], base[:, 0])
 
 
-def test_masked_predictions_ignore_masked_inputs_and_use_the_final_state():
-    net = _net(masked=True)
+@pytest.mark.parametrize("mask_current_state", [True, False])
+def test_masked_predictions_ignore_masked_inputs_and_use_the_final_state(mask_current_state):
+    net = _net(masked=True, mask_current_state=mask_current_state)
     states, actions, goals, real = _window()
     hidden = hidden_steps(torch.tensor([2, 2]), 4)
     base = net(states, actions, goals, real, hidden)
+    first_hidden_state = 2 if mask_current_state else 3  # else s_{mask_pos} stays visible
     s2, a2 = states.clone(), actions.clone()
-    s2[:, 2:] += 5.0
+    s2[:, first_hidden_state:] += 5.0
     a2[:, 2:] += 5.0  # what lies under the mask tokens is never read
     torch.testing.assert_close(net(s2, a2, goals, real, hidden), base, rtol=0, atol=0)
     # Bidirectional: the final state changes the prediction of a masked action before it.
     assert not torch.allclose(net(states, actions, goals + 5.0, real, hidden)[:, 2], base[:, 2])
-
-
-def test_masked_model_with_the_current_state_visible_reads_it_and_nothing_later():
-    net = _net(masked=True, mask_current_state=False)
-    states, actions, goals, real = _window()
-    hidden = hidden_steps(torch.tensor([2, 2]), 4)
-    base = net(states, actions, goals, real, hidden)
-    s2, a2 = states.clone(), actions.clone()
-    s2[:, 3:] += 5.0
-    a2[:, 2:] += 5.0  # states after mask_pos and actions from it are masked
-    torch.testing.assert_close(net(s2, a2, goals, real, hidden), base, rtol=0, atol=0)
-    s3 = states.clone()
-    s3[:, 2] += 5.0  # s_{mask_pos} itself is seen
-    assert not torch.allclose(net(s3, actions, goals, real, hidden)[:, 2], base[:, 2])
+    if not mask_current_state:  # and s_{mask_pos} itself is read
+        s3 = states.clone()
+        s3[:, 2] += 5.0
+        assert not torch.allclose(net(s3, actions, goals, real, hidden)[:, 2], base[:, 2])
 
 
 def test_padded_steps_are_invisible():
