@@ -24,7 +24,7 @@ from bench.config import make_config
 from bench.data.sampler import DatasetSpec
 from bench.perf import tune_allocator
 
-ITERATIONS = 2  # timed, after one untimed warm-up iteration
+ITERATIONS = 4  # timed, after one untimed warm-up iteration
 VARIANTS = {"gs_ppo": {}, "gs_ppo_joint": {"idm_training": "joint"},
             "gs_ppo_v0": {"idm_training": "joint", "emit_actions": True}}
 
@@ -45,18 +45,23 @@ def _steps_per_s(cls, config) -> float:
 
 def test_goal_setter_iterations_vs_ppo(benchmark):
     tune_allocator()
-    ppo = _steps_per_s(PPO, make_config(PPOConfig, "full"))
-    rates = {}
+    # PPO is timed before each variant and the two rates compared pairwise: this VM's speed
+    # drifts by ±20% within minutes, and a single PPO figure up front made the ratios swing
+    # (joint 1.17x in one run, 1.60x in the next).
+    ppo_rates, rates = {}, {}
 
     def measure_all():
         for name, fields in VARIANTS.items():
+            ppo_rates[name] = _steps_per_s(PPO, make_config(PPOConfig, "full"))
             rates[name] = _steps_per_s(GoalSetterPPO,
                                        make_config(GoalSetterPPOConfig, "full", fixed=fields))
 
     benchmark.pedantic(measure_all, rounds=1, iterations=1)
-    slowdown = {name: ppo / rate for name, rate in rates.items()}
-    benchmark.extra_info.update(ppo_env_steps_per_s=ppo, env_steps_per_s=rates, slowdown=slowdown)
-    print(f"\nHopper-v5 iteration env steps/s: ppo {ppo:.0f}; " + "; ".join(
-        f"{name} {rates[name]:.0f} ({slowdown[name]:.2f}x slower)" for name in VARIANTS))
+    slowdown = {name: ppo_rates[name] / rate for name, rate in rates.items()}
+    benchmark.extra_info.update(ppo_env_steps_per_s=ppo_rates, env_steps_per_s=rates,
+                                slowdown=slowdown)
+    print("\nHopper-v5 iteration env steps/s: " + "; ".join(
+        f"{name} {rates[name]:.0f} vs ppo {ppo_rates[name]:.0f} ({slowdown[name]:.2f}x slower)"
+        for name in VARIANTS))
     assert max(slowdown.values()) <= 1.5
     assert np.isfinite(list(rates.values())).all()

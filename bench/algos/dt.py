@@ -26,10 +26,16 @@ from bench.algorithm import Algorithm
 from bench.config import TrainConfig
 from bench.data.sampler import DatasetSpec, Sampler, default_target_returns
 from bench.nn import CausalTransformer, FastDropout
+from bench.nn.layers import ScalarEmbedding
 from bench.nn.optim import adamw
 from bench.nn.vicreg import VICRegFields, VICRegHead
 from bench.registry import register
 
+
+# Rows per env in the last block when acting. MKL picks its matmul kernel by the row count, and
+# below a threshold a row's bits depend on how many rows share the call: 4 sufficed on AVX2 (AMD
+# EPYC); on AVX-512 (Intel Xeon) the MLP's 512 -> 128 product needs 16.
+ACT_QUERY_ROWS = 16
 
 @dataclass
 class DTConfig(TrainConfig, VICRegFields):
@@ -69,7 +75,7 @@ class DecisionTransformerNet(nn.Module):
         self.tokens_per_step = 3 if config.use_returns else 2
         self.max_timestep = max_timestep
         self.embed_timestep = nn.Embedding(max_timestep + 1, E)
-        self.embed_return = nn.Linear(1, E) if config.use_returns else None
+        self.embed_return = ScalarEmbedding(E) if config.use_returns else None
         self.embed_state = nn.Linear(obs_dim, E)
         self.embed_action = nn.Linear(act_dim, E)
         self.embed_ln = nn.LayerNorm(E)
@@ -201,10 +207,10 @@ class DecisionTransformer(Algorithm):
         state.states[:, t + K - 1] = self.normalize(self.tensor(observations))
         # Always a full K-step window (padded + masked early on), the same shapes as training.
         # Only the last state token's action is needed, so the last block computes just a few
-        # queries (15% less work per step); 4 rather than 1 keeps every matmul at >= 4 rows per
-        # env, where MKL's kernels give each row the same bits whatever the batch size (with
-        # 1-3 rows they do not), so an env's actions never depend on how many envs share the
-        # batch: vectorized and sequential evaluation return identical episodes.
+        # queries (less work per step); ACT_QUERY_ROWS rather than 1 keeps every matmul at that
+        # many rows per env, where MKL's kernels give each row the same bits whatever the batch
+        # size (with fewer they do not), so an env's actions never depend on how many envs
+        # share the batch: vectorized and sequential evaluation return identical episodes.
         steps = torch.arange(t - K + 1, t + 1, device=self.device)
         n = len(observations)
         mask = (steps >= 0).expand(n, K)
@@ -212,7 +218,7 @@ class DecisionTransformer(Algorithm):
             self.net.eval()
         pred = self.net(state.states[:, t:t + K], state.actions[:, t:t + K],
                         state.returns[:, t:t + K], steps.clamp(min=0).expand(n, K), mask,
-                        last=min(K, 4))[:, -1]
+                        last=min(K, ACT_QUERY_ROWS))[:, -1]
         state.actions[:, t + K - 1] = pred
         state.t += 1
         return (pred * self.act_scale + self.act_shift).cpu().numpy(), state

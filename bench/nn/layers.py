@@ -58,3 +58,16 @@ class MLP(nn.Sequential):
         if out_act is not None:
             layers.append(out_act)
         super().__init__(*layers)
+
+
+class ScalarEmbedding(nn.Linear):
+    """``nn.Linear(1, dim)`` computed as ``x * w + b`` elementwise: the same parameters and
+    state_dict keys, but no matrix multiply. With one input feature, MKL's GEMM picks kernels by
+    the row count that round differently, so a row's embedding would depend on how many rows share
+    the call (seen on AVX-512), and acting on a batch of envs would not equal acting on each."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(1, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, x, self.weight[:, 0])
