@@ -306,9 +306,9 @@ def _data_section(runs: pd.DataFrame) -> list[Block]:
             continue  # online runs: no data file
         shas = g["dataset_sha256"].fillna("unrecorded")
         for sha, h in g.assign(sha=shas).groupby("sha", sort=True):
-            rows.append([dataset, str(h["dataset_source"].dropna().iloc[0]
-                                      if h["dataset_source"].notna().any() else "—"),
-                         f"`{sha[:16]}`", str(len(h)), ", ".join(sorted(h["algo"].unique()))])
+            sources = h["dataset_source"].dropna()
+            rows.append([dataset, str(sources.iloc[0]) if len(sources) else "—", f"`{sha[:16]}`",
+                         str(len(h)), ", ".join(sorted(h["algo"].unique()))])
         if shas.nunique() > 1:
             mixed.append(dataset)
     if not rows:
@@ -363,13 +363,9 @@ def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = 
                  title: str = "bench report", reps: int = 5000) -> list[Block]:
     runs = load_results(root, timings=True)
     status = incomplete_runs(root)
-    if datasets:
-        runs, status = runs[runs["dataset"].isin(datasets)], status[status["dataset"].isin(datasets)]
-    if algos:
-        runs, status = runs[runs["algo"].isin(algos)], status[status["algo"].isin(algos)]
-    if variants:
-        runs = runs[runs["variant"].isin(variants)]
-        status = status[status["variant"].isin(variants)]
+    for column, wanted in (("dataset", datasets), ("algo", algos), ("variant", variants)):
+        if wanted:
+            runs, status = runs[runs[column].isin(wanted)], status[status[column].isin(wanted)]
     scored = runs.dropna(subset=["normalized_score"])
     names = sorted(scored["dataset"].unique())
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

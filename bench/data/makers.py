@@ -224,20 +224,16 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
         # AVX-512, ...) and thread count, and PPO's rollouts amplify a last-bit difference into
         # different episodes. The replay is then the same recipe (config, seed, env steps), not
         # the same rollouts: said in the metadata, refused only where exactness is demanded.
-        verified = (f"NO: on this machine the replayed training ends at a policy that differs from "
-                    f"{medium['file']} by up to {difference:.3g} per parameter (different CPU "
-                    f"numerics); the episodes are this machine's replay of the same training "
-                    f"recipe, config and seed up to the same env step")
+        mismatch = (f"the replayed training does not end exactly at {medium['file']} (max "
+                    f"parameter difference {difference:.3g}: this CPU, thread count or library "
+                    f"versions compute differently from those that trained it)")
         if os.environ.get("BENCH_STRICT_REPLAY") == "1":
-            raise DatasetError(
-                f"replaying the training did not reproduce {medium['file']} (max parameter "
-                f"difference {difference:.3g}: different numerics on this machine: CPU, thread "
-                "count or library versions) and BENCH_STRICT_REPLAY=1; nothing was written.")
-        print(f"[bench] warning: {alias.alias}: the replayed training does not end exactly at "
-              f"{medium['file']} (max parameter difference {difference:.3g}; this CPU computes "
-              "differently from the one that trained it). Writing the replay anyway, marked "
+            raise DatasetError(f"{mismatch} and BENCH_STRICT_REPLAY=1; nothing was written.")
+        print(f"[bench] warning: {alias.alias}: {mismatch}. Writing the replay anyway, marked "
               "replay_verified=NO in its metadata; BENCH_STRICT_REPLAY=1 refuses instead.",
               file=sys.stderr)
+        verified = (f"NO: {mismatch}; the episodes are this machine's replay of the same training "
+                    "recipe, config and seed up to the same env step")
     provenance = {
         "generator": "bench.data.makers.make_training_replay",
         "policy": f"PPO training rollouts from step 0 to {medium['env_steps']} (the medium "
