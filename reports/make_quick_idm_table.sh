@@ -5,8 +5,9 @@
 # (extra_goal_sources; one training serves all three, number for number what separate runs give),
 # and the masked one again with the current state visible (mask_current_state=false, 6 runs more),
 # next to bc and dt, whose runs are taken from reports/quick-hopper-table/ (or made here if missing).
-# JOBS runs at once, one torch thread each (default 2, one per core). Safe to stop and re-run:
-# finished runs are skipped, interrupted ones resume.
+# JOBS runs at once, one torch thread each (default 2, one per core). Safe to stop and re-run, in
+# this session or a later one: the runs committed in reports/quick-idm-table/ are restored into
+# RESULTS_ROOT and count as finished, finished runs are skipped, interrupted ones resume.
 # Usage: bash reports/make_quick_idm_table.sh [RESULTS_ROOT] [JOBS]
 set -euo pipefail
 root="${1:-results}"
@@ -15,14 +16,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 datasets=(hopper-medium hopper-expert)
 seeds=(0 1 2)
 
+# bc and dt: the committed quick-table runs (same datasets, seeds and budget).
+bash "$here/restore_runs.sh" "$here/quick-hopper-table" "$root"
+bash "$here/restore_runs.sh" "$here/quick-idm-table" "$root"
 for ds in "${datasets[@]}"; do
   python -m bench datasets info "$ds" >/dev/null 2>&1 || python -m bench datasets make "$ds"
-  for algo in bc dt; do  # reuse the committed quick-table runs (same datasets, seeds and budget)
-    if [ -d "$here/quick-hopper-table/$ds/$algo" ]; then
-      mkdir -p "$root/$ds/$algo"
-      cp -rn "$here/quick-hopper-table/$ds/$algo/." "$root/$ds/$algo/"
-    fi
-  done
 done
 
 # Seed-major, so a stopped grid leaves whole seeds of every cell.
