@@ -16,6 +16,7 @@ def main(root: str, steps: str, out: str) -> None:
     groups = {
         "ppo": base / "Hopper-v5" / "ppo" / v,
         "gs_ppo (frozen IDM from hopper-expert)": base / "hopper-expert" / "gs_ppo" / v,
+        "gs_ppo (frozen IDM from hopper-medium)": base / "hopper-medium" / "gs_ppo" / v,
         "gs_ppo_joint (K=10)": base / "Hopper-v5" / "gs_ppo_joint" / v,
         "gs_ppo_joint (K=5)": base / "Hopper-v5" / "gs_ppo_joint" / f"full,max_offset=5,num_updates={steps}",
         "gs_ppo_v0": base / "Hopper-v5" / "gs_ppo_v0" / v,
