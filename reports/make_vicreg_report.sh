@@ -30,12 +30,12 @@ python -m bench report --out "$root" --to "$out" \
 for ds in "${datasets[@]}"; do
   for algo in "${algos[@]}"; do
     for variant in "${variants[@]}"; do
-    for run in "$root/$ds/$algo/$variant"/seed_*; do
-      [ -f "$run/result.json" ] || continue
-      dest="$out/runs/${run#"$root"/}"
-      mkdir -p "$dest"
-      cp "$run"/*.json* "$dest/"
-    done
+      for run in "$root/$ds/$algo/$variant"/seed_*; do
+        [ -f "$run/result.json" ] || continue
+        dest="$out/runs/${run#"$root"/}"
+        mkdir -p "$dest"
+        cp "$run"/*.json* "$dest/"
+      done
     done
   done
 done
