@@ -15,6 +15,11 @@ from bench.data.sampler import DatasetSpec, Sampler
 
 class Algorithm:
     Config: ClassVar[type]
+    # True where an env's actions are bit-for-bit the same whatever other envs share the batch
+    # (and however many torch threads run it): only then may evaluation shard the episodes over
+    # processes and still return the same numbers (``bench.evaluate``). MLP policies are not:
+    # the GEMM kernel, and so the last bits, depend on the batch's row count.
+    batch_invariant_act: ClassVar[bool] = False
 
     def __init__(self, config: Any, spec: DatasetSpec, device: torch.device) -> None:
         self.config = config

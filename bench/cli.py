@@ -33,8 +33,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue an unfinished run from its checkpoint")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes (default 10)")
-    p.add_argument("--eval-mode", default="auto", choices=["auto", "async", "sync"],
-                   help="vector env kind for evaluation (default auto: async on multi-core)")
+    p.add_argument("--eval-mode", default="auto", choices=["auto", "async", "sync", "sharded"],
+                   help="how evaluation runs its envs: sync (in this process), async (worker processes), "
+                        "sharded (episodes split over one forked process per torch thread); default "
+                        "auto: async for Car Racer latents, sharded when torch has more than one "
+                        "thread, else sync")
 
 
 def _add_datasets(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ Episode ``i`` of an evaluation always starts from ``reset(seed=seed + i)``, whet
 vector env or in the plain sequential loop, so the two give the same per-episode returns (a test
 checks it). Each env runs exactly one episode per round.
 
-Default is in-process envs stepped in a loop (not gymnasium's SyncVectorEnv: its autoreset would
+``sync`` steps in-process envs in a loop (not gymnasium's SyncVectorEnv: its autoreset would
 keep simulating envs whose episode has ended, and its bookkeeping costs ~25% on top of 10 Hopper
 steps): for Hopper-sized simulators (0.2 ms a step) the batched forward pass dominates and worker
 processes only add IPC (measured here: 10 DT envs, 300 steps,
@@ -12,15 +12,31 @@ processes only add IPC (measured here: 10 DT envs, 300 steps,
 group steps while the network acts for the other was slower still, 3.2 s, because two half-size
 forward passes cost more than one). ``async`` pays off for expensive simulators (image-based
 ones), where stepping dominates.
+
+``sharded`` forks one process per torch thread; each takes a contiguous block of the episodes,
+its own copy of the agent and one torch thread, and runs the in-process loop on its block. The
+forward pass of a small policy is mostly fixed per-call cost (Python and op dispatch), which
+intra-op threads cannot split but processes can, so two single-threaded shards of 5 envs finish
+sooner than one two-threaded batch of 10 on the same two cores. Only agents that declare
+``batch_invariant_act`` are sharded: those whose actions for one env are bit-for-bit the same
+whatever other envs share the batch and however many threads compute it (DT, by construction).
+For them the returns are the same as in one process (a test checks it). Other agents run in one
+process: an MLP's GEMM kernel, and so the last bits of its actions, depend on the batch's row
+count, which would make a score depend on the machine's core count; and an agent that draws
+random numbers would draw different ones in the workers.
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 import gymnasium as gym
 import numpy as np
+import torch
+from multiprocessing.connection import Connection, wait
 
 from bench.data.catalog import RefScores
 from bench.progress import progress_bar
@@ -112,6 +128,120 @@ class _WorkerEnvs:
         self.envs.close()
 
 
+def _run_episodes(agent: Any, envs: Any, n: int, ids: np.ndarray, seed: int, condition: str,
+                  on_finished: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
+    """Episodes ``ids`` (episode ``i`` starts from ``reset(seed=seed + i)``), ``n`` at a time."""
+    returns = np.zeros(len(ids))
+    lengths = np.zeros(len(ids), dtype=np.int64)
+    for first in range(0, len(ids), n):
+        chunk = ids[first:first + n]
+        # Unused slots in the last round replay seeds past the end and are discarded.
+        seeds = [int(seed + chunk[0] + j) for j in range(n)]
+        obs = envs.reset(seeds)
+        state = agent.initial_state(n, condition)
+        running = np.ones(n, dtype=bool)
+        running[len(chunk):] = False
+        ret = np.zeros(n)
+        length = np.zeros(n, dtype=np.int64)
+        while running.any():
+            actions, state = agent.act(obs, state)
+            obs, rew, term, trunc = envs.step(actions, running)
+            state = agent.observe(state, actions, rew)
+            ret += np.where(running, rew, 0.0)
+            length += running
+            finished = running & (term | trunc)
+            running &= ~finished
+            done_here = int(finished[: len(chunk)].sum())
+            if done_here:
+                on_finished(done_here)
+        returns[first:first + len(chunk)] = ret[: len(chunk)]
+        lengths[first:first + len(chunk)] = length[: len(chunk)]
+    return returns, lengths
+
+
+def _shard_main(conn: Connection, agent: Any, make_env: MakeEnv, n: int, ids: np.ndarray,
+                seed: int, condition: str) -> None:
+    """One shard of a ``sharded`` evaluation, in a forked worker: reports finished episodes as
+    they end, then its returns and lengths (or the traceback of what went wrong)."""
+    try:
+        torch.set_num_threads(1)
+        envs = _EnvBatch(make_env, n)
+        try:
+            returns, lengths = _run_episodes(agent, envs, n, ids, seed, condition,
+                                             lambda k: conn.send(("finished", k)))
+        finally:
+            envs.close()
+        conn.send(("result", returns, lengths))
+    except BaseException:  # noqa: BLE001 -- the parent re-raises it with the worker's traceback
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def shard_count(agent: Any, num_envs: int) -> int:
+    """How many worker processes ``mode="auto"`` shards an evaluation of ``agent`` over: one per
+    torch thread (``torch.get_num_threads()``, so a job confined to one thread stays in one
+    process), at most one per env; 1 (no sharding) for agents that are not batch-invariant, inside
+    daemonic processes (which cannot fork children), once CUDA is in use and where ``fork`` is
+    unavailable."""
+    if not getattr(agent, "batch_invariant_act", False) or num_envs < 2:
+        return 1
+    if mp.current_process().daemon or "fork" not in mp.get_all_start_methods():
+        return 1
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # CUDA does not survive fork
+        return 1
+    return max(1, min(torch.get_num_threads(), num_envs))
+
+
+def _evaluate_sharded(agent: Any, make_env: MakeEnv, episodes: int, n: int, shards: int,
+                      seed: int, condition: str, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    blocks = [b for b in np.array_split(np.arange(episodes), shards) if len(b)]
+    per_shard = -(-n // len(blocks))  # the n envs shared out, rounded up
+    ctx = mp.get_context("fork")  # the agent is inherited, not pickled
+    workers, conns = [], []
+    try:
+        # Workers are forked before the progress bar exists, so no bar thread is copied mid-write.
+        for block in blocks:
+            parent, child = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_shard_main, daemon=True,
+                               args=(child, agent, make_env, min(per_shard, len(block)), block,
+                                     seed, condition))
+            proc.start()
+            child.close()
+            workers.append(proc)
+            conns.append(parent)
+        results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        pending = dict(enumerate(conns))
+        with progress_bar(total=episodes, desc=desc, unit="ep") as bar:
+            while pending:
+                for conn in wait(list(pending.values())):
+                    index = next(i for i, c in pending.items() if c is conn)
+                    try:
+                        message = conn.recv()
+                    except EOFError:
+                        raise RuntimeError(
+                            f"evaluation worker {index} died (exit code {workers[index].exitcode}) "
+                            "without a result; rerun with --eval-mode sync to see the error "
+                            "in this process") from None
+                    if message[0] == "finished":
+                        bar.update(message[1])
+                    elif message[0] == "error":
+                        raise RuntimeError(f"evaluation worker {index} failed:\n{message[1]}")
+                    else:
+                        results[index] = (message[1], message[2])
+                        del pending[index]
+    finally:
+        for conn in conns:
+            conn.close()
+        for proc in workers:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.terminate()
+    returns = np.concatenate([results[i][0] for i in range(len(blocks))])
+    lengths = np.concatenate([results[i][1] for i in range(len(blocks))])
+    return returns, lengths
+
+
 def evaluate(
     agent: Any,
     make_env: MakeEnv,
@@ -120,52 +250,43 @@ def evaluate(
     seed: int,
     condition: str = "default",
     num_envs: int | None = None,
-    mode: Literal["async", "sync", "auto"] = "auto",
+    mode: Literal["async", "sync", "sharded", "auto"] = "auto",
     desc: str = "evaluating",
+    shards: int | None = None,
 ) -> EvalResult:
     """Run ``episodes`` episodes, ``num_envs`` at a time (default: all of them, at most 32).
 
-    ``mode="auto"`` steps the envs in this process, except for envs that offer a worker split
-    (``worker_split``): those run in worker processes with the observation transform batched
-    here."""
+    ``mode="auto"`` runs envs that offer a worker split (``worker_split``) in worker processes
+    with the observation transform batched here; otherwise it shards the episodes over
+    ``shard_count`` forked processes when that is more than one, and steps them in this process
+    when it is not. ``sharded`` without a shardable agent or a second thread falls back to
+    ``sync``. ``shards`` overrides ``shard_count`` (the agent must still be batch-invariant)."""
     n = min(episodes, num_envs or 32)
     start = time.perf_counter()
     split = None
-    if mode != "sync" and n > 1:
+    if mode in ("async", "auto") and n > 1:
         probe = make_env()
         split = worker_split(probe)
         probe.close()
         if mode == "auto":
-            mode = "async" if split is not None else "sync"
-    returns = np.zeros(episodes)
-    lengths = np.zeros(episodes, dtype=np.int64)
+            mode = "async" if split is not None else "sharded"
+    if mode in ("sharded", "auto"):
+        if shards is None or not getattr(agent, "batch_invariant_act", False):
+            shards = shard_count(agent, n)
+        shards = min(shards, n)
+        if shards > 1:
+            returns, lengths = _evaluate_sharded(agent, make_env, episodes, n, shards, seed,
+                                                 condition, desc)
+            return EvalResult(returns, lengths, time.perf_counter() - start, condition)
+        mode = "sync"
     if mode == "async" and n > 1:
         envs = _WorkerEnvs(make_env, n) if split is None else _WorkerEnvs(split[0], n, split[1])
     else:
         envs = _EnvBatch(make_env, n)
     try:
         with progress_bar(total=episodes, desc=desc, unit="ep") as bar:
-            for first in range(0, episodes, n):
-                ids = np.arange(first, min(first + n, episodes))
-                # Unused slots in the last round replay seeds past the end and are discarded.
-                seeds = [int(seed + first + j) for j in range(n)]
-                obs = envs.reset(seeds)
-                state = agent.initial_state(n, condition)
-                running = np.ones(n, dtype=bool)
-                running[len(ids):] = False
-                ret = np.zeros(n)
-                length = np.zeros(n, dtype=np.int64)
-                while running.any():
-                    actions, state = agent.act(obs, state)
-                    obs, rew, term, trunc = envs.step(actions, running)
-                    state = agent.observe(state, actions, rew)
-                    ret += np.where(running, rew, 0.0)
-                    length += running
-                    finished = running & (term | trunc)
-                    running &= ~finished
-                    bar.update(int(finished[: len(ids)].sum()))
-                returns[ids] = ret[: len(ids)]
-                lengths[ids] = length[: len(ids)]
+            returns, lengths = _run_episodes(agent, envs, n, np.arange(episodes), seed,
+                                             condition, bar.update)
     finally:
         envs.close()
     return EvalResult(returns, lengths, time.perf_counter() - start, condition)
@@ -195,8 +316,11 @@ def evaluate_sequential(agent: Any, make_env: MakeEnv, *, episodes: int, seed: i
 class PolicyAgent:
     """Adapts a stateless batch policy ``f(obs) -> actions`` to the agent interface."""
 
-    def __init__(self, policy: Callable[[np.ndarray], np.ndarray]) -> None:
+    def __init__(self, policy: Callable[[np.ndarray], np.ndarray], batch_invariant: bool = False) -> None:
         self.policy = policy
+        # Only a policy whose per-env actions do not depend on the batch (no random draws, no
+        # batch-size-dependent rounding) may be sharded over processes (``evaluate``).
+        self.batch_invariant_act = batch_invariant
 
     def initial_state(self, num_envs: int, condition: str = "default") -> None:
         return None

@@ -74,3 +74,75 @@ def test_finished_episodes_are_not_simulated_further():
                    episodes=6, seed=5, mode="sync")
     assert len(set(res.lengths.tolist())) > 1
     assert _CountingWrapper.steps == res.lengths.sum()
+
+
+# -- sharded evaluation: episodes split over forked processes, one torch thread each -----------
+
+def test_sharded_equals_sequential_and_keeps_episode_order():
+    agent = PolicyAgent(_elementwise_policy, batch_invariant=True)
+    seq = evaluate_sequential(agent, _short_hopper, episodes=7, seed=5)
+    for shards, num_envs in [(2, None), (3, 2)]:  # uneven blocks; several rounds per shard
+        res = evaluate(agent, _short_hopper, episodes=7, seed=5, mode="sharded", shards=shards,
+                       num_envs=num_envs)
+        np.testing.assert_array_equal(res.returns, seq.returns)
+        np.testing.assert_array_equal(res.lengths, seq.lengths)
+
+
+def test_sharded_dt_matches_one_process_bit_for_bit():
+    from bench.algos.dt import DecisionTransformer, DTConfig
+    from bench.config import make_config
+    from bench.data.sampler import DatasetSpec
+
+    torch.manual_seed(0)
+    spec = DatasetSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
+                       -np.ones(3, np.float32), np.ones(3, np.float32), 60)
+    algo = DecisionTransformer(make_config(DTConfig, "smoke"), spec, torch.device("cpu"))
+    threads = torch.get_num_threads()
+    one = evaluate(algo, _short_hopper, episodes=4, seed=1, condition="target=3600", mode="sync")
+    sharded = evaluate(algo, _short_hopper, episodes=4, seed=1, condition="target=3600",
+                       mode="sharded", shards=2)
+    np.testing.assert_array_equal(sharded.returns, one.returns)
+    assert torch.get_num_threads() == threads  # only the workers run on one thread
+
+
+def test_only_batch_invariant_agents_are_sharded(monkeypatch):
+    from bench.evaluate import shard_count
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert shard_count(PolicyAgent(_elementwise_policy, batch_invariant=True), 10) == 4
+    assert shard_count(PolicyAgent(_elementwise_policy, batch_invariant=True), 3) == 3
+    assert shard_count(PolicyAgent(_elementwise_policy), 10) == 1  # not declared batch-invariant
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert shard_count(PolicyAgent(_elementwise_policy, batch_invariant=True), 10) == 1
+
+    # A random policy asked to shard runs in one process: its draws stay as they were.
+    def random_policy(obs, rng=np.random.default_rng(0)):
+        return rng.uniform(-1, 1, (len(obs), 3)).astype(np.float32)
+
+    def fresh():
+        return PolicyAgent(functools.partial(random_policy, rng=np.random.default_rng(0)))
+
+    a = evaluate(fresh(), _short_hopper, episodes=4, seed=0, mode="sync")
+    b = evaluate(fresh(), _short_hopper, episodes=4, seed=0, mode="sharded", shards=2)
+    np.testing.assert_array_equal(a.returns, b.returns)
+
+
+class _FailingAgent(PolicyAgent):
+    def act(self, observations, state):
+        if len(observations) and observations[0, 0] > -10:  # always: fails in the worker
+            raise ValueError("policy exploded in the worker")
+        return super().act(observations, state)
+
+
+def test_a_failing_shard_raises_with_the_workers_traceback():
+    agent = _FailingAgent(_elementwise_policy, batch_invariant=True)
+    with pytest.raises(RuntimeError, match="policy exploded in the worker"):
+        evaluate(agent, _short_hopper, episodes=4, seed=0, mode="sharded", shards=2)
+
+
+def test_algorithms_shard_only_when_declared_batch_invariant():
+    from bench.algos.bc import BehaviourCloning
+    from bench.algos.dt import DecisionTransformer
+
+    assert DecisionTransformer.batch_invariant_act
+    assert not BehaviourCloning.batch_invariant_act  # an MLP's last bits depend on the batch's row count

@@ -129,6 +129,7 @@ class _History:
           presets={"vicreg_weight": 0.1})
 class DecisionTransformer(Algorithm):
     Config = DTConfig
+    batch_invariant_act = True  # see ``act``: ACT_QUERY_ROWS
 
     def __init__(self, config: DTConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
