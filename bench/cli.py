@@ -90,17 +90,22 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="list every run as finished / resume / run, and run nothing")
 
 
-def _add_report(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="Markdown + self-contained HTML report of a results root")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
-    p.add_argument("--to", type=Path, default=Path("report"),
-                   help="folder for report.md, report.html and figures/ (default ./report)")
+def _add_run_filters(p: argparse.ArgumentParser) -> None:
+    """The run selection shared by ``results`` and ``report``."""
     p.add_argument("--dataset", action="append", default=None, metavar="NAME",
                    help="only these datasets (repeatable; default all)")
     p.add_argument("--algo", action="append", default=None, metavar="NAME",
                    help="only these algorithms (repeatable; default all)")
     p.add_argument("--variant", action="append", default=None, metavar="NAME",
                    help="only these variants, e.g. quick (repeatable; default all)")
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="Markdown + self-contained HTML report of a results root")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
+    p.add_argument("--to", type=Path, default=Path("report"),
+                   help="folder for report.md, report.html and figures/ (default ./report)")
+    _add_run_filters(p)
     p.add_argument("--title", default="bench report", help="report title")
     p.add_argument("--reps", type=int, default=5000,
                    help="bootstrap resamples for the rliable intervals (default 5000)")
@@ -115,10 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     res = sub.add_parser("results", help="normalized-score table over a results root")
     res.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
     res.add_argument("--format", default="markdown", choices=["markdown", "csv", "json"])
-    res.add_argument("--dataset", action="append", default=None, metavar="ALIAS",
-                     help="only these datasets (repeatable; default all)")
-    res.add_argument("--algo", action="append", default=None, metavar="NAME",
-                     help="only these algorithms (repeatable; default all)")
+    _add_run_filters(res)
     res.add_argument("--conditions", action="store_true",
                      help="a row per evaluation condition (goal source, target return) instead of "
                           "each run's headline score")
@@ -255,6 +257,8 @@ def cmd_results(args: argparse.Namespace) -> int:
         runs = runs[runs["dataset"].isin(args.dataset)]
     if args.algo:
         runs = runs[runs["algo"].isin(args.algo)]
+    if args.variant:
+        runs = runs[runs["variant"].isin(args.variant)]
     print(format_table(score_table(runs), args.format))
     return 0
 

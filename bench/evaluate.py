@@ -178,9 +178,9 @@ def _shard_main(conn: Connection, agent: Any, make_env: MakeEnv, n: int, ids: np
         conn.close()
 
 
-def shard_count(agent: Any, num_envs: int) -> int:
-    """How many worker processes ``mode="auto"`` shards an evaluation of ``agent`` over: one per
-    torch thread (``torch.get_num_threads()``, so a job confined to one thread stays in one
+def shard_count(agent: Any, num_envs: int, limit: int | None = None) -> int:
+    """How many worker processes an evaluation of ``agent`` is sharded over: ``limit``, by default
+    one per torch thread (``torch.get_num_threads()``, so a job confined to one thread stays in one
     process), at most one per env; 1 (no sharding) for agents that are not batch-invariant, inside
     daemonic processes (which cannot fork children), once CUDA is in use and where ``fork`` is
     unavailable."""
@@ -190,7 +190,7 @@ def shard_count(agent: Any, num_envs: int) -> int:
         return 1
     if torch.cuda.is_available() and torch.cuda.is_initialized():  # CUDA does not survive fork
         return 1
-    return max(1, min(torch.get_num_threads(), num_envs))
+    return max(1, min(limit or torch.get_num_threads(), num_envs))
 
 
 def _evaluate_sharded(agent: Any, make_env: MakeEnv, episodes: int, n: int, shards: int,
@@ -260,7 +260,7 @@ def evaluate(
     with the observation transform batched here; otherwise it shards the episodes over
     ``shard_count`` forked processes when that is more than one, and steps them in this process
     when it is not. ``sharded`` without a shardable agent or a second thread falls back to
-    ``sync``. ``shards`` overrides ``shard_count`` (the agent must still be batch-invariant)."""
+    ``sync``. ``shards`` replaces the thread count as ``shard_count``'s limit."""
     n = min(episodes, num_envs or 32)
     start = time.perf_counter()
     split = None
@@ -271,9 +271,7 @@ def evaluate(
         if mode == "auto":
             mode = "async" if split is not None else "sharded"
     if mode in ("sharded", "auto"):
-        if shards is None or not getattr(agent, "batch_invariant_act", False):
-            shards = shard_count(agent, n)
-        shards = min(shards, n)
+        shards = shard_count(agent, n, limit=shards)
         if shards > 1:
             returns, lengths = _evaluate_sharded(agent, make_env, episodes, n, shards, seed,
                                                  condition, desc)

@@ -28,10 +28,7 @@ for v in "${variants[@]}"; do args+=(--variant "$v"); done
 python -m bench report --out "$root" --to "$out" \
   --title "Temporal VICReg next to its base algorithms (quick budget)" "${args[@]}"
 # Every evaluation condition (both return targets, goal sources), a row each.
-filters=()
-for a in "${algos[@]}"; do filters+=(--algo "$a"); done
-for d in "${datasets[@]}"; do filters+=(--dataset "$d"); done
-python -m bench results --out "$root" --conditions --format markdown "${filters[@]}" \
+python -m bench results --out "$root" --conditions --format markdown "${args[@]}" \
   > "$out/conditions.md"
 for ds in "${datasets[@]}"; do
   for algo in "${algos[@]}"; do

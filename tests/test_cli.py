@@ -63,6 +63,8 @@ def test_results_table_formats(tiny_dataset, tmp_path):
     assert len(only_bc) == 1 and only_bc[0]["seeds"] == 3
     assert json.loads(run_cli("results", "--out", str(tmp_path), "--format", "json",
                               "--algo", "dt").stdout) == []
+    assert json.loads(run_cli("results", "--out", str(tmp_path), "--format", "json",
+                              "--variant", "quick").stdout) == []  # the runs are smoke
 
 
 def test_verify_all_local_datasets_detects_a_flipped_byte(tiny_dataset, tmp_path):
