@@ -95,14 +95,49 @@ def test_dt_act_keeps_a_return_to_go_per_env():
     torch.manual_seed(0)
     algo = DecisionTransformer(make_config(DTConfig, "smoke"), SPEC, torch.device("cpu"))
     state = algo.initial_state(3, "target=1800")
-    K = algo.config.context_len
-    assert torch.allclose(state.returns[:, K - 1], torch.tensor(1.8))
+    assert torch.allclose(state.returns[:, state.slot()], torch.tensor(1.8))
     obs = np.zeros((3, 11), np.float32)
     actions, state = algo.act(obs, state)
     assert actions.shape == (3, 3) and np.all(np.abs(actions) <= 1)
     state = algo.observe(state, actions, np.array([100.0, 0.0, -50.0]))
-    torch.testing.assert_close(state.returns[:, K], torch.tensor([1.7, 1.8, 1.85]))
+    torch.testing.assert_close(state.returns[:, state.slot()], torch.tensor([1.7, 1.8, 1.85]))
     assert algo.eval_conditions() == ["target=3600", "target=1800"]
+
+
+@pytest.mark.parametrize("budget, fixed, steps", [
+    ("smoke", {}, 300), ("smoke", {"use_returns": False}, 300), ("smoke", {"n_layers": 2}, 40),
+    ("full", {}, 30)])
+def test_incremental_act_equals_the_forward_pass_on_the_window(budget, fixed, steps):
+    """``act`` keeps tokens and first-block projections between steps and computes one query in
+    the last block; its actions must be the network's on the left-padded, masked window of the
+    last K steps. 300 steps pass the token buffer's capacity, so its move is covered too."""
+    torch.manual_seed(0)
+    algo = DecisionTransformer(make_config(DTConfig, budget, fixed=fixed), SPEC, torch.device("cpu"))
+    algo.net.eval()
+    K, n, target = algo.config.context_len, 3, 1.8
+    rng = np.random.default_rng(1)
+    state = algo.initial_state(n, "target=1800")
+    states = torch.zeros(n, K - 1 + steps, 11)  # left-padded histories, as training windows
+    actions = torch.zeros(n, K - 1 + steps, 3)
+    returns = torch.zeros(n, K - 1 + steps)
+    returns[:, K - 1] = target
+    for t in range(steps):
+        obs = rng.normal(size=(n, 11)).astype(np.float32)
+        got, state = algo.act(obs, state)
+        i = t + K - 1
+        states[:, i] = torch.from_numpy(obs)  # SPEC normalizes with mean 0, std 1
+        window = slice(i - K + 1, i + 1)
+        mask = torch.arange(t - K + 1, t + 1) >= 0
+        with torch.no_grad():
+            expected = algo.net(states[:, window], actions[:, window], returns[:, window],
+                                torch.arange(t - K + 1, t + 1).clamp(min=0).expand(n, K),
+                                mask.expand(n, K))[:, -1]
+        torch.testing.assert_close(torch.from_numpy(got), expected, rtol=1e-5, atol=1e-5)
+        actions[:, i] = torch.from_numpy(got)  # SPEC's action range is [-1, 1]: no rescaling
+        reward = rng.uniform(0, 3, n)
+        state = algo.observe(state, got, reward)
+        if i + 1 < returns.shape[1]:
+            returns[:, i + 1] = returns[:, i] - torch.from_numpy(reward).float() * algo.config.reward_scale
 
 
 def test_dt_actions_do_not_depend_on_the_batch_size():

@@ -26,16 +26,17 @@ from bench.algorithm import Algorithm
 from bench.config import TrainConfig
 from bench.data.sampler import DatasetSpec, Sampler, default_target_returns
 from bench.nn import CausalTransformer, FastDropout
-from bench.nn.layers import ScalarEmbedding
+from bench.nn.layers import ScalarEmbedding, row_padded_linear
 from bench.nn.optim import adamw
 from bench.nn.vicreg import VICRegFields, VICRegHead
 from bench.registry import register
 
 
-# Rows per env in the last block when acting. MKL picks its matmul kernel by the row count, and
-# below a threshold a row's bits depend on how many rows share the call: 4 sufficed on AVX2 (AMD
-# EPYC); on AVX-512 (Intel Xeon) the MLP's 512 -> 128 product needs 16.
-ACT_QUERY_ROWS = 16
+# When acting, products over a few rows per env are padded to a multiple of this many rows. MKL
+# picks its matmul kernel by the row count, and below a threshold a row's bits depend on how many
+# rows share the call: 4 sufficed on AVX2 (AMD EPYC); on AVX-512 (Intel Xeon) the MLP's
+# 512 -> 128 product needs 16.
+ACT_ROW_MULTIPLE = 16
 
 @dataclass
 class DTConfig(TrainConfig, VICRegFields):
@@ -84,42 +85,117 @@ class DecisionTransformerNet(nn.Module):
                                              config.activation)
         self.predict_action = nn.Sequential(nn.Linear(E, act_dim), nn.Tanh())
 
+    def embed(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
+              timesteps: torch.Tensor, pad_rows: int = 0) -> torch.Tensor:
+        """(B, K, ·) inputs → the transformer's input tokens (B, K, tokens_per_step, E)."""
+        time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
+        state = row_padded_linear(states, self.embed_state.weight, self.embed_state.bias, pad_rows)
+        action = row_padded_linear(actions, self.embed_action.weight, self.embed_action.bias,
+                                   pad_rows)
+        parts = [state + time, action + time]
+        if self.use_returns:
+            parts.insert(0, self.embed_return(returns_to_go.unsqueeze(-1)) + time)
+        return self.embed_dropout(self.embed_ln(torch.stack(parts, dim=2)))
+
     def forward(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
                 timesteps: torch.Tensor, mask: torch.Tensor | None = None,
                 last: int | None = None) -> torch.Tensor:
         """(B, K, ·) inputs → predicted actions (B, K, act_dim) read at the state tokens
         (``last``: only the last ``last`` steps' predictions, (B, last, act_dim))."""
         B, K, _ = states.shape
-        time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
-        parts = [self.embed_state(states) + time, self.embed_action(actions) + time]
-        if self.use_returns:
-            parts.insert(0, self.embed_return(returns_to_go.unsqueeze(-1)) + time)
         n = self.tokens_per_step
-        x = torch.stack(parts, dim=2).reshape(B, n * K, -1)
-        x = self.embed_dropout(self.embed_ln(x))
+        x = self.embed(states, actions, returns_to_go, timesteps).reshape(B, n * K, -1)
         token_mask = None if mask is None else mask.repeat_interleave(n, dim=1)
-        state_tokens = torch.arange(1 if self.use_returns else 0, n * K, n, device=x.device)
+        state_tokens = torch.arange(self.state_token, n * K, n, device=x.device)
         if last is not None:
             state_tokens = state_tokens[-last:]
         return self.predict_action(self.transformer(x, token_mask, outputs=state_tokens))
+
+    @property
+    def state_token(self) -> int:
+        """The state token's index within a step's tokens."""
+        return 1 if self.use_returns else 0
+
+    def first_qkv(self, tokens: torch.Tensor, pad_rows: int = 0) -> torch.Tensor:
+        """The first block's Q/K/V projections of ``tokens`` (each token's depend on it alone)."""
+        block = self.transformer.blocks[0]
+        qkv = block.attn.qkv
+        return row_padded_linear(block.ln1(tokens), qkv.weight, qkv.bias, pad_rows)
+
+    def act_forward(self, tokens: torch.Tensor, qkv: torch.Tensor,
+                    token_mask: torch.Tensor | None, pad_rows: int) -> torch.Tensor:
+        """The action at the last state token of windows ``tokens`` (B, L, E) whose first-block
+        projections ``qkv`` are already known: (B, act_dim), before ``predict_action``'s scaling."""
+        L = tokens.shape[1]
+        query = torch.tensor([L - self.tokens_per_step + self.state_token], device=tokens.device)
+        hidden = self.transformer(tokens, token_mask, outputs=query, first_qkv=qkv,
+                                  pad_rows=pad_rows)[:, 0]
+        head = self.predict_action[0]
+        return self.predict_action[1](row_padded_linear(hidden, head.weight, head.bias, pad_rows))
+
+
+class _TokenWindow:
+    """Each env's transformer input tokens for its last ``context`` steps plus the action token
+    before them, with their first-block Q/K/V projections, contiguous so that a window is a
+    slice. Acting appends only the tokens that are new each step, which saves embedding and
+    projecting the rest of the window again (≈11% of an action's FLOPs). The buffer holds
+    ``context + spare`` steps and moves the live window to its front when full (one copy every
+    ``spare`` steps)."""
+
+    def __init__(self, n: int, context: int, tokens_per_step: int, embed_dim: int,
+                 device: torch.device, spare: int = 256) -> None:
+        spare = max(spare, context)  # so a move never overlaps itself
+        self.context, self.per_step = context, tokens_per_step
+        self.capacity = context + spare
+        size = 1 + tokens_per_step * self.capacity  # the leading 1: the action before a window
+        # Zeros, not garbage: unfilled slots are padding, hidden from every real query, and a
+        # hidden key still multiplies its value by an exact 0, which must not be inf or NaN.
+        self.tokens = torch.zeros(n, size, embed_dim, device=device)
+        self.qkv = torch.zeros(n, size, 3 * embed_dim, device=device)
+        self.base = 0  # the history slot whose first token sits at buffer index 1
+
+    def start(self, j: int) -> int:
+        """Buffer index of history slot ``j``'s first token; ``j`` is the newest slot, and the
+        window is moved to the buffer's front first if ``j`` is past the end."""
+        if j - self.base >= self.capacity:
+            first = j - self.context + 1  # the oldest slot that stays in the window
+            src = (first - self.base) * self.per_step  # from the action token before it
+            width = 1 + (self.context - 1) * self.per_step
+            for buf in (self.tokens, self.qkv):
+                buf[:, :width] = buf[:, src:src + width]
+            self.base = first
+        return 1 + (j - self.base) * self.per_step
+
+    def window(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens and projections of the ``context`` steps ending at history slot ``j``."""
+        end = self.start(j) + self.per_step
+        begin = end - self.context * self.per_step
+        return self.tokens[:, begin:end], self.qkv[:, begin:end]
 
 
 class _History:
     """Per-env episode history for acting; all envs in one evaluation round start together.
 
-    Arrays carry ``context - 1`` zero slots in front, so the window at step t is always the
-    K slots ``[t, t + K)``: left-padded and masked early in the episode, exactly like training.
+    Arrays carry ``pad = context`` zero slots in front, so step t is slot ``t + pad`` and its
+    window, slots ``t + 1 .. t + pad``, is left-padded and masked early in the episode exactly
+    like training windows; slot ``t`` (the action before the window) always exists.
     """
 
     def __init__(self, n: int, horizon: int, context: int, obs_dim: int, act_dim: int,
-                 target: float, device: torch.device) -> None:
-        pad = context - 1
-        self.states = torch.zeros(n, pad + horizon, obs_dim, device=device)
-        self.actions = torch.zeros(n, pad + horizon, act_dim, device=device)
-        self.returns = torch.zeros(n, pad + horizon, device=device)
-        self.returns[:, pad] = target
+                 target: float, device: torch.device, tokens_per_step: int,
+                 embed_dim: int) -> None:
+        self.pad = context
+        self.states = torch.zeros(n, self.pad + horizon, obs_dim, device=device)
+        self.actions = torch.zeros(n, self.pad + horizon, act_dim, device=device)
+        self.returns = torch.zeros(n, self.pad + horizon, device=device)
+        self.returns[:, self.pad] = target
         self.context = context
         self.t = 0
+        self.window = _TokenWindow(n, context, tokens_per_step, embed_dim, device)
+
+    def slot(self) -> int:
+        """The current step's slot (the last one, should an episode outrun the arrays)."""
+        return min(self.t + self.pad, self.states.shape[1] - 1)
 
 
 @register("dt", description="Decision Transformer, return-conditioned (Chen et al. 2021)")
@@ -129,7 +205,7 @@ class _History:
           presets={"vicreg_weight": 0.1})
 class DecisionTransformer(Algorithm):
     Config = DTConfig
-    batch_invariant_act = True  # see ``act``: ACT_QUERY_ROWS
+    batch_invariant_act = True  # see ``act``: ACT_ROW_MULTIPLE
 
     def __init__(self, config: DTConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
@@ -199,36 +275,47 @@ class DecisionTransformer(Algorithm):
         target = float(condition.split("=")[1]) if condition.startswith("target=") else 0.0
         return _History(num_envs, self.spec.max_episode_steps + 1, self.config.context_len,
                         self.spec.obs_dim, self.spec.act_dim, target * self.config.reward_scale,
-                        self.device)
+                        self.device, self.net.tokens_per_step, self.config.embed_dim)
 
     @torch.inference_mode()
     def act(self, observations: np.ndarray, state: _History) -> tuple[np.ndarray, _History]:
-        K = state.context
-        t = min(state.t, state.states.shape[1] - K)
-        state.states[:, t + K - 1] = self.normalize(self.tensor(observations))
-        # Always a full K-step window (padded + masked early on), the same shapes as training.
-        # Only the last state token's action is needed, so the last block computes just a few
-        # queries (less work per step); ACT_QUERY_ROWS rather than 1 keeps every matmul at that
-        # many rows per env, where MKL's kernels give each row the same bits whatever the batch
-        # size (with fewer they do not), so an env's actions never depend on how many envs
-        # share the batch: vectorized and sequential evaluation return identical episodes.
-        steps = torch.arange(t - K + 1, t + 1, device=self.device)
-        n = len(observations)
-        mask = (steps >= 0).expand(n, K)
-        if self.net.training:  # switched once per evaluation, not per step (it walks every module)
-            self.net.eval()
-        pred = self.net(state.states[:, t:t + K], state.actions[:, t:t + K],
-                        state.returns[:, t:t + K], steps.clamp(min=0).expand(n, K), mask,
-                        last=min(K, ACT_QUERY_ROWS))[:, -1]
-        state.actions[:, t + K - 1] = pred
+        """The action read at the newest state token of each env's last K steps (padded and
+        masked early in the episode, like training windows). Computed incrementally, but the
+        same maths as ``net(...)[:, -1]`` on that window: the tokens new since the last step
+        (a_{t-1}, R_t, s_t) are embedded and projected for the first block once and kept; the
+        trailing a_t slot, which no earlier token reads, is left as it is; the last block
+        computes only the one query that is read.
+
+        Products over a few rows per env are padded to ACT_ROW_MULTIPLE rows, so an env's
+        action has the same bits whatever the batch (``row_padded_linear``): vectorized,
+        sharded and sequential evaluation return identical episodes."""
+        K, net, n = state.context, self.net, len(observations)
+        j = state.slot()
+        state.states[:, j] = self.normalize(self.tensor(observations))
+        if net.training:  # switched once per evaluation, not per step (it walks every module)
+            net.eval()
+        steps = torch.arange(j - 1 - state.pad, j + 1 - state.pad, device=self.device)
+        new = net.embed(state.states[:, j - 1:j + 1], state.actions[:, j - 1:j + 1],
+                        state.returns[:, j - 1:j + 1], steps.clamp(min=0).expand(n, 2),
+                        ACT_ROW_MULTIPLE)
+        fresh = torch.cat([new[:, 0, -1:], new[:, 1, :-1]], dim=1)  # a_{t-1}; R_t, s_t
+        start = state.window.start(j) - 1  # a_{t-1} sits just before step t's tokens
+        state.window.tokens[:, start:start + fresh.shape[1]] = fresh
+        state.window.qkv[:, start:start + fresh.shape[1]] = net.first_qkv(fresh, ACT_ROW_MULTIPLE)
+        tokens, projections = state.window.window(j)
+        token_mask = None
+        if j - K + 1 < state.pad:  # the window still reaches into the padding
+            real = torch.arange(j - K + 1, j + 1, device=self.device) >= state.pad
+            token_mask = real.repeat_interleave(net.tokens_per_step).expand(n, -1)
+        pred = net.act_forward(tokens, projections, token_mask, ACT_ROW_MULTIPLE)
+        state.actions[:, j] = pred
         state.t += 1
         return (pred * self.act_scale + self.act_shift).cpu().numpy(), state
 
     def observe(self, state: _History, actions: np.ndarray, rewards: np.ndarray) -> _History:
-        K = state.context
-        t = min(state.t, state.returns.shape[1] - K)
+        j = state.slot()  # the next step's slot (act has advanced t)
         scaled = self.tensor(rewards) * self.config.reward_scale
-        state.returns[:, t + K - 1] = state.returns[:, t + K - 2] - scaled
+        state.returns[:, j] = state.returns[:, j - 1] - scaled
         return state
 
     # -- persistence ----------------------------------------------------------------------

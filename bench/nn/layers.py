@@ -30,6 +30,26 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return (x * keep).mul_(1.0 / (1.0 - p))
 
 
+def row_padded_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                      multiple: int) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` with ``x``'s rows (all leading dims together) padded with
+    zeros to a multiple of ``multiple`` (none when 0).
+
+    MKL chooses its GEMM kernel by the row count, and below some count a row's result depends
+    on how many rows share the call (here: fewer than 4 rows on one thread, 12 on two; on an
+    AVX-512 Xeon more). Padded to a multiple of 16 a row gets the same bits whatever the batch,
+    so an agent acting on a few envs at once returns exactly what it would for each env alone.
+    """
+    if not multiple:
+        return nn.functional.linear(x, weight, bias)
+    lead, rows = x.shape[:-1], x.numel() // x.shape[-1]
+    flat = x.reshape(rows, x.shape[-1])
+    padded = -(-rows // multiple) * multiple
+    if padded != rows:
+        flat = nn.functional.pad(flat, (0, 0, 0, padded - rows))
+    return nn.functional.linear(flat, weight, bias)[:rows].reshape(*lead, weight.shape[0])
+
+
 class FastDropout(nn.Module):
     def __init__(self, p: float) -> None:
         super().__init__()

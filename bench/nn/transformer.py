@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.nn.layers import FastDropout, fast_dropout
+from bench.nn.layers import FastDropout, fast_dropout, row_padded_linear
 
 
 class CausalSelfAttention(nn.Module):
@@ -26,32 +26,49 @@ class CausalSelfAttention(nn.Module):
         B, L, _ = x.shape  # (B, L, n*E) -> n tensors of (B, heads, L, E/heads)
         return x.view(B, L, n, self.n_heads, -1).permute(2, 0, 3, 1, 4)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None,
-                queries: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | None, attn_mask: torch.Tensor | None,
+                queries: torch.Tensor | None = None, qkv: torch.Tensor | None = None,
+                pad_rows: int = 0) -> torch.Tensor:
         """``queries``: positions whose outputs are wanted (all when None). Keys and values always
-        cover the whole sequence; computing only the wanted queries saves work in a last layer."""
-        B, L, E = x.shape
-        if queries is None:
+        cover the whole sequence; computing only the wanted queries saves work in a last layer.
+        ``qkv``: this layer's Q/K/V projections of every position, computed earlier (``x`` is then
+        not needed). ``pad_rows``: see ``row_padded_linear`` (for the products over query rows)."""
+        if qkv is not None:
+            B, L, E3 = qkv.shape
+            E = E3 // 3
+            if queries is None:
+                q, k, v = self._heads(qkv, 3)
+            else:
+                q = self._heads(qkv[:, queries, :E], 1)[0]
+                k, v = self._heads(qkv[..., E:], 2)
+        elif queries is None:
+            B, L, E = x.shape
             q, k, v = self._heads(self.qkv(x), 3)
         else:
+            B, L, E = x.shape
             w, b = self.qkv.weight, self.qkv.bias
-            q = self._heads(F.linear(x[:, queries], w[:E], b[:E]), 1)[0]
+            q = self._heads(row_padded_linear(x[:, queries], w[:E], b[:E], pad_rows), 1)[0]
             k, v = self._heads(F.linear(x, w[E:], b[E:]), 2)
+        if queries is not None:
             if attn_mask is not None:
                 attn_mask = attn_mask[..., queries, :]
             if self.causal:
-                causal = queries[:, None] >= torch.arange(L, device=x.device)[None, :]
+                causal = queries[:, None] >= torch.arange(L, device=q.device)[None, :]
                 attn_mask = causal if attn_mask is None else attn_mask & causal
-        if self.training and self.attn_dropout > 0 and x.device.type == "cpu":
+        dropout = self.training and self.attn_dropout > 0
+        if q.device.type == "cpu" and (dropout or q.shape[2] == 1):
             # SDPA's CPU dropout draws Bernoulli masks element by element (+7 ms per layer at
             # DT size, fwd+bwd); with short sequences the explicit product plus the cheap mask
-            # is faster.
+            # is faster. For a lone query (acting) SDPA's CPU kernel splits the keys by the
+            # batch size, so a row's result would depend on the batch; the explicit product does
+            # not, and is faster there too (48 vs 375 µs for 5 windows of 60 tokens with 16
+            # queries, as acting computed before).
             scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
             if attn_mask is None and self.causal:
-                attn_mask = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()
+                attn_mask = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()
             if attn_mask is not None:
                 scores = scores.masked_fill(~attn_mask, float("-inf"))
-            weights = fast_dropout(scores.softmax(-1), self.attn_dropout, True)
+            weights = fast_dropout(scores.softmax(-1), self.attn_dropout, dropout)
             y = weights @ v
         else:
             p = self.attn_dropout if self.training else 0.0
@@ -60,6 +77,8 @@ class CausalSelfAttention(nn.Module):
             else:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
         y = y.transpose(1, 2).reshape(B, q.shape[2], E)
+        if queries is not None:
+            return self.resid_dropout(row_padded_linear(y, self.proj.weight, self.proj.bias, pad_rows))
         return self.resid_dropout(self.proj(y))
 
 
@@ -81,14 +100,23 @@ class TransformerBlock(nn.Module):
         self.dropout = FastDropout(dropout)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None,
-                queries: torch.Tensor | None = None) -> torch.Tensor:
-        attended = self.attn(self.ln1(x), attn_mask, queries)
-        x = (x if queries is None else x[:, queries]) + attended
-        hidden = self.fc(self.ln2(x))
+                queries: torch.Tensor | None = None, qkv: torch.Tensor | None = None,
+                pad_rows: int = 0) -> torch.Tensor:
+        """``qkv``: the attention's projections of ``ln1(x)``, computed earlier (acting caches
+        them); ``queries`` and ``pad_rows``: see ``CausalSelfAttention.forward``."""
+        attended = self.attn(self.ln1(x) if qkv is None else None, attn_mask, queries, qkv, pad_rows)
+        if queries is None:
+            x = x + attended
+            hidden = self.fc(self.ln2(x))
+        else:
+            x = x[:, queries] + attended
+            hidden = row_padded_linear(self.ln2(x), self.fc.weight, self.fc.bias, pad_rows)
         # Without autograd (acting, evaluation) the ReLU can reuse its input's buffer.
         hidden = (F.relu_(hidden) if self.activation is F.relu and torch.is_inference_mode_enabled()
                   else self.activation(hidden))
-        return x + self.dropout(self.out(hidden))
+        out = (self.out(hidden) if queries is None
+               else row_padded_linear(hidden, self.out.weight, self.out.bias, pad_rows))
+        return x + self.dropout(out)
 
 
 class CausalTransformer(nn.Module):
@@ -114,10 +142,17 @@ class CausalTransformer(nn.Module):
         return allowed[:, None]  # broadcast over heads
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None,
-                outputs: torch.Tensor | None = None) -> torch.Tensor:
+                outputs: torch.Tensor | None = None, first_qkv: torch.Tensor | None = None,
+                pad_rows: int = 0) -> torch.Tensor:
         """Hidden states at positions ``outputs`` (all when None). The last block computes only
-        those: with DT reading 1 token in 3, that removes ~18% of an update's FLOPs."""
+        those: with DT reading 1 token in 3, that removes ~18% of an update's FLOPs.
+        ``first_qkv``: the first block's Q/K/V projections of ``x``, if already known (a token's
+        projections in the first block depend on that token alone, so acting caches them).
+        ``pad_rows``: the last block's products over ``outputs`` rows are padded to a multiple
+        of it (``row_padded_linear``)."""
         attn_mask = self.attention_mask(token_mask, x.shape[1], x.device)
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            x = block(x, attn_mask, outputs if i == len(self.blocks) - 1 else None)
+            x = block(x, attn_mask, outputs if i == last else None,
+                      first_qkv if i == 0 else None, pad_rows)
         return self.ln_f(x)
