@@ -32,16 +32,26 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 def row_padded_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                       multiple: int) -> torch.Tensor:
-    """``F.linear(x, weight, bias)`` with ``x``'s rows (all leading dims together) padded with
-    zeros to a multiple of ``multiple`` (none when 0).
+    """``F.linear(x, weight, bias)`` computed so that each row's bits do not depend on how many
+    rows share the call (plain ``F.linear`` when ``multiple`` is 0).
 
-    MKL chooses its GEMM kernel by the row count, and below some count a row's result depends
-    on how many rows share the call (here: fewer than 4 rows on one thread, 12 on two; on an
-    AVX-512 Xeon more). Padded to a multiple of 16 a row gets the same bits whatever the batch,
-    so an agent acting on a few envs at once returns exactly what it would for each env alone.
+    MKL chooses its GEMM kernel by the row count, and below some count a row's result depends on
+    the count (here: under 4 rows on one thread, under 12 on two; on an AVX-512 Xeon more). So
+    ``x``'s rows (all leading dims together) are padded with zeros to a multiple of ``multiple``
+    (16 suffices on both). With fewer input features than that (DT's 3 action and 11 state
+    features) the products are summed feature by feature instead: a Xeon's small-K kernels
+    rounded differently at any row count (see ``ScalarEmbedding``), and elementwise sums cannot.
+    An agent acting this way on a few envs at once returns exactly what it would for each env
+    alone.
     """
     if not multiple:
         return nn.functional.linear(x, weight, bias)
+    if x.shape[-1] < multiple:
+        out = torch.zeros(*x.shape[:-1], weight.shape[0], dtype=x.dtype, device=x.device) \
+            if bias is None else bias.expand(*x.shape[:-1], -1)
+        for k in range(x.shape[-1]):
+            out = torch.addcmul(out, x[..., k:k + 1], weight[:, k])
+        return out
     lead, rows = x.shape[:-1], x.numel() // x.shape[-1]
     flat = x.reshape(rows, x.shape[-1])
     padded = -(-rows // multiple) * multiple
