@@ -125,7 +125,8 @@ class DecisionTransformerNet(nn.Module):
     def act_forward(self, tokens: torch.Tensor, qkv: torch.Tensor,
                     token_mask: torch.Tensor | None, pad_rows: int) -> torch.Tensor:
         """The action at the last state token of windows ``tokens`` (B, L, E) whose first-block
-        projections ``qkv`` are already known: (B, act_dim), before ``predict_action``'s scaling."""
+        projections ``qkv`` are already known: (B, act_dim) in [-1, 1], not yet scaled to the
+        env's action range."""
         L = tokens.shape[1]
         query = torch.tensor([L - self.tokens_per_step + self.state_token], device=tokens.device)
         hidden = self.transformer(tokens, token_mask, outputs=query, first_qkv=qkv,
