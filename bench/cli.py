@@ -249,16 +249,11 @@ def _require_results_root(root: Path) -> None:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
-    from bench.results import format_table, load_results, score_table
+    from bench.results import format_table, load_results, score_table, select_runs
 
     _require_results_root(args.out)
-    runs = load_results(args.out, conditions=args.conditions)
-    if args.dataset:
-        runs = runs[runs["dataset"].isin(args.dataset)]
-    if args.algo:
-        runs = runs[runs["algo"].isin(args.algo)]
-    if args.variant:
-        runs = runs[runs["variant"].isin(args.variant)]
+    runs = select_runs(load_results(args.out, conditions=args.conditions), args.dataset,
+                       args.algo, args.variant)
     print(format_table(score_table(runs), args.format))
     return 0
 

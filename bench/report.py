@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from bench.curves import load_curve, normalize, plot_bands, seed_band
-from bench.results import incomplete_runs, load_results, score_table
+from bench.results import incomplete_runs, load_results, score_table, select_runs
 
 BASELINES = Path(__file__).resolve().parent.parent / "baselines" / "hopper_d4rl_v2.csv"
 # Curve metrics in order of preference; a run is plotted with the first one it logged.
@@ -361,11 +361,8 @@ def _status_section(status: pd.DataFrame) -> list[Block]:
 def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = None,
                  algos: Sequence[str] | None = None, variants: Sequence[str] | None = None,
                  title: str = "bench report", reps: int = 5000) -> list[Block]:
-    runs = load_results(root, timings=True)
-    status = incomplete_runs(root)
-    for column, wanted in (("dataset", datasets), ("algo", algos), ("variant", variants)):
-        if wanted:
-            runs, status = runs[runs[column].isin(wanted)], status[status[column].isin(wanted)]
+    runs = select_runs(load_results(root, timings=True), datasets, algos, variants)
+    status = select_runs(incomplete_runs(root), datasets, algos, variants)
     scored = runs.dropna(subset=["normalized_score"])
     names = sorted(scored["dataset"].unique())
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,17 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
     columns = ["dataset", "algo", "variant", "budget", "seed", "normalized_score", "mean_return",
                "dataset_source", "dataset_sha256", "path"] + (["condition"] if conditions else [])
     return pd.DataFrame(rows, columns=columns + (TIMING_COLUMNS if timings else []))
+
+
+def select_runs(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
+                algos: Sequence[str] | None = None,
+                variants: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows of ``frame`` (runs, or ``incomplete_runs``) in the given datasets, algorithms and
+    variants; a filter that is None or empty keeps everything."""
+    for column, wanted in (("dataset", datasets), ("algo", algos), ("variant", variants)):
+        if wanted:
+            frame = frame[frame[column].isin(wanted)]
+    return frame
 
 
 def _timing_fields(r: dict[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,8 @@ class CausalSelfAttention(nn.Module):
         """``queries``: positions whose outputs are wanted (all when None). Keys and values always
         cover the whole sequence; computing only the wanted queries saves work in a last layer.
         ``qkv``: this layer's Q/K/V projections of every position, computed earlier (``x`` is then
-        not needed). ``pad_rows``: see ``row_padded_linear`` (for the products over query rows)."""
+        not needed). ``pad_rows``: see ``row_padded_linear`` (callers give it only when few rows
+        are computed, i.e. with ``queries``)."""
         if qkv is not None:
             B, L, E3 = qkv.shape
             E = E3 // 3
@@ -77,9 +78,7 @@ class CausalSelfAttention(nn.Module):
             else:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
         y = y.transpose(1, 2).reshape(B, q.shape[2], E)
-        if queries is not None:
-            return self.resid_dropout(row_padded_linear(y, self.proj.weight, self.proj.bias, pad_rows))
-        return self.resid_dropout(self.proj(y))
+        return self.resid_dropout(row_padded_linear(y, self.proj.weight, self.proj.bias, pad_rows))
 
 
 # Out-of-place on purpose: a Linear's 3-D output is a view of its 2-D matmul result, and an
@@ -105,18 +104,12 @@ class TransformerBlock(nn.Module):
         """``qkv``: the attention's projections of ``ln1(x)``, computed earlier (acting caches
         them); ``queries`` and ``pad_rows``: see ``CausalSelfAttention.forward``."""
         attended = self.attn(self.ln1(x) if qkv is None else None, attn_mask, queries, qkv, pad_rows)
-        if queries is None:
-            x = x + attended
-            hidden = self.fc(self.ln2(x))
-        else:
-            x = x[:, queries] + attended
-            hidden = row_padded_linear(self.ln2(x), self.fc.weight, self.fc.bias, pad_rows)
+        x = (x if queries is None else x[:, queries]) + attended
+        hidden = row_padded_linear(self.ln2(x), self.fc.weight, self.fc.bias, pad_rows)
         # Without autograd (acting, evaluation) the ReLU can reuse its input's buffer.
         hidden = (F.relu_(hidden) if self.activation is F.relu and torch.is_inference_mode_enabled()
                   else self.activation(hidden))
-        out = (self.out(hidden) if queries is None
-               else row_padded_linear(hidden, self.out.weight, self.out.bias, pad_rows))
-        return x + self.dropout(out)
+        return x + self.dropout(row_padded_linear(hidden, self.out.weight, self.out.bias, pad_rows))
 
 
 class CausalTransformer(nn.Module):
@@ -154,5 +147,5 @@ class CausalTransformer(nn.Module):
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             x = block(x, attn_mask, outputs if i == last else None,
-                      first_qkv if i == 0 else None, pad_rows)
+                      first_qkv if i == 0 else None, pad_rows if i == last else 0)
         return self.ln_f(x)
