@@ -9,9 +9,19 @@ import json
 import sys
 from pathlib import Path
 
+from bench.config import BUDGET_NAMES, EVAL_MODES, check_seed
 from bench.errors import BenchError, UsageError
 
 DEFAULT_OUT = Path("results")
+
+
+def _seed(text: str) -> int:
+    """argparse type of every --seed: an integer numpy's seeding accepts."""
+    try:
+        return check_seed(int(text))
+    except (ValueError, UsageError) as exc:
+        raise argparse.ArgumentTypeError(str(exc) if isinstance(exc, UsageError)
+                                         else f"{text!r} is not an integer") from None
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +33,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset alias (hopper-random, ...) or a local Minari dataset id")
     p.add_argument("--env", help="gymnasium env id, for online algorithms trained without a dataset "
                                  "(e.g. --algo ppo --env Hopper-v5)")
-    p.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more seeds (default 0)")
-    p.add_argument("--budget", default="quick", choices=["smoke", "quick", "full"],
+    p.add_argument("--seed", type=_seed, nargs="+", default=[0], help="one or more seeds (default 0)")
+    p.add_argument("--budget", default="quick", choices=BUDGET_NAMES,
                    help="smoke: seconds (CI); quick: minutes on a CPU (default); "
                         "full: published hyper-parameters")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -33,7 +43,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue an unfinished run from its checkpoint")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes (default 10)")
-    p.add_argument("--eval-mode", default="auto", choices=["auto", "async", "sync", "sharded"],
+    p.add_argument("--eval-mode", default="auto", choices=EVAL_MODES,
                    help="how evaluation runs its envs: sync (in this process), async (worker processes), "
                         "sharded (episodes split over one forked process per torch thread); default "
                         "auto: async for Car Racer latents, sharded when torch has more than one "
@@ -49,8 +59,10 @@ def _add_datasets(sub: argparse._SubParsersAction) -> None:
     make = dsub.add_parser("make", help="generate the suite's own dataset for an alias")
     make.add_argument("name")
     make.add_argument("--transitions", type=int, default=None,
-                      help="at least this many transitions (default: the alias's, 1M for hopper)")
-    make.add_argument("--seed", type=int, default=0)
+                      help="at least this many transitions (default: the alias's, 1M for hopper; "
+                           "not for medium-replay, whose size is set by its recorded training)")
+    make.add_argument("--seed", type=_seed, default=None, help="seed of the generating policy "
+                                                               "and envs (default 0)")
     make.add_argument("--force", action="store_true",
                       help="make it again; the existing one is moved to a backup, not deleted")
     verify = dsub.add_parser("verify", help="check data files against their recorded sha256 "
@@ -70,8 +82,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algo", nargs="+", help="algorithms")
     p.add_argument("--dataset", nargs="+", help="dataset aliases or local Minari ids")
     p.add_argument("--env", nargs="+", help="gymnasium env ids (online algorithms only)")
-    p.add_argument("--seed", type=int, nargs="+", help="seeds (default 0)")
-    p.add_argument("--budget", choices=["smoke", "quick", "full"], help="default quick")
+    p.add_argument("--seed", type=_seed, nargs="+", help="seeds (default 0)")
+    p.add_argument("--budget", choices=BUDGET_NAMES, help="default quick")
     p.add_argument("--set", dest="overrides", action="append", default=None,
                    metavar="KEY=VALUE", help="config override for every run (repeatable; "
                                              "replaces the sweep file's [set] table)")

@@ -14,6 +14,32 @@ from typing import Any, ClassVar, Literal
 from bench.errors import UsageError, unknown_name
 
 BUDGET_NAMES = ("smoke", "quick", "full")
+EVAL_MODES = ("auto", "async", "sync", "sharded")  # see bench.evaluate.evaluate
+DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**32 - 1  # numpy's global seeding (bench.run.seed_everything) takes 0 .. 2**32 - 1
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` if it is an integer that every seeded library accepts, else a usage error."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"a seed must be an integer in 0..{MAX_SEED}, got {seed!r}.")
+    return seed
+
+
+def check_count(kind: str, value: Any, minimum: int = 1) -> int:
+    """``value`` if it is an integer >= ``minimum``, else a usage error."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UsageError(f"{kind} must be an integer >= {minimum}, got {value!r}.")
+    return value
+
+
+def check_choice(kind: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else a usage error naming the close ones."""
+    if not isinstance(value, str):
+        raise UsageError(f"{kind} must be one of {', '.join(choices)}, got {value!r}.")
+    if value not in choices:
+        raise unknown_name(kind, value, choices)
+    return value
 
 
 @dataclasses.dataclass
@@ -29,6 +55,40 @@ class TrainConfig:
 
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
+    def problems(self) -> list[str]:
+        """What is wrong with these values, a phrase each (empty: usable). Configs extend it with
+        ``super().problems() + [...]``; mixins later in the MRO (``VICRegFields``) are reached
+        through ``super()`` here."""
+        inherited = getattr(super(), "problems", None)
+        return ((inherited() if inherited else [])
+                + at_least(self, 1, "num_updates", "batch_size", "log_every")
+                + at_least(self, 0, "checkpoint_every", "eval_every", "snapshot_every"))
+
+    def __post_init__(self) -> None:
+        # Every config is checked when it is made (by make_config for the CLI, by hand, or by
+        # dataclasses.replace), so a bad --set fails before any data is loaded or run
+        # directory made, and no algorithm meets a config it cannot use.
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise a usage error naming every bad value."""
+        problems = self.problems()
+        if problems:
+            raise UsageError(f"invalid {type(self).__name__}: {'; '.join(problems)}. Change the "
+                             "value with --set KEY=VALUE.")
+
+
+def at_least(config: Any, minimum: float, *names: str) -> list[str]:
+    """A problem for each field in ``names`` whose value is below ``minimum``."""
+    return [f"{name} must be >= {minimum:g}, got {getattr(config, name)!r}" for name in names
+            if getattr(config, name) < minimum]
+
+
+def positive_sizes(config: Any, *names: str) -> list[str]:
+    """A problem for each layer-size tuple in ``names`` holding a size below 1."""
+    return [f"{name} must hold sizes >= 1, got {getattr(config, name)!r}" for name in names
+            if any(size < 1 for size in getattr(config, name))]
+
 
 def make_config(
     cls: type, budget: str = "quick", overrides: dict[str, str] | None = None,
@@ -39,8 +99,7 @@ def make_config(
 
     Overrides are strings (from the CLI) parsed against each field's type annotation.
     """
-    if budget not in BUDGET_NAMES:
-        raise unknown_name("budget", budget, BUDGET_NAMES)
+    check_choice("budget", budget, BUDGET_NAMES)
     values: dict[str, Any] = {}
     values.update(cls.BUDGETS.get(budget, {}))
     values.update(presets or {})

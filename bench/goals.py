@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.config import TrainConfig
+from bench.config import TrainConfig, at_least, positive_sizes
 from bench.data.sampler import DatasetSpec, Sampler, default_target_returns
 from bench.errors import UsageError
 from bench.nn import MLP
@@ -58,6 +58,21 @@ class GoalConfig(TrainConfig):
     target_returns: tuple[float, ...] = ()
     # `gs_ppo`: a finished goal-setter run (its directory or checkpoint.pt) that proposes goals
     goal_setter_run: str = ""
+
+    def problems(self) -> list[str]:
+        out = (super().problems() + at_least(self, 1, "goal_offset", "goal_batch_size")
+               + positive_sizes(self, "goal_hidden"))
+        if self.goal_source not in GOAL_SOURCES:
+            out.append(f"goal_source must be one of {', '.join(GOAL_SOURCES)}, got "
+                       f"{self.goal_source!r}")
+        unknown = [s for s in self.extra_goal_sources if s not in GOAL_SOURCES]
+        if unknown:
+            out.append(f"unknown goal source(s) {', '.join(map(repr, unknown))} in "
+                       f"extra_goal_sources; choose from {', '.join(GOAL_SOURCES)} (e.g. --set "
+                       "extra_goal_sources=dataset,self)")
+        if not 0.0 < self.goal_top_fraction <= 1.0:
+            out.append(f"goal_top_fraction must be in (0, 1], got {self.goal_top_fraction!r}")
+        return out
 
 
 class GoalModel(nn.Module):
@@ -87,15 +102,6 @@ class GoalSetter:
 
     def __init__(self, config: GoalConfig, spec: DatasetSpec, device: torch.device) -> None:
         sources = tuple(dict.fromkeys((config.goal_source, *config.extra_goal_sources)))
-        for source in sources:
-            if source not in GOAL_SOURCES:
-                raise UsageError(f"unknown goal source {source!r}; choose from "
-                                 f"{', '.join(GOAL_SOURCES)} (--set goal_source=dataset, "
-                                 f"--set extra_goal_sources=dataset,self)")
-        if config.goal_offset < 1:
-            raise UsageError(f"goal_offset must be >= 1, got {config.goal_offset}")
-        if not 0.0 < config.goal_top_fraction <= 1.0:
-            raise UsageError(f"goal_top_fraction must be in (0, 1], got {config.goal_top_fraction}")
         self.config = config
         self.spec = spec
         self.source = config.goal_source

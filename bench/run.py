@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from bench import registry
-from bench.config import config_to_dict, make_config
+from bench.config import (EVAL_MODES, check_choice, check_count, check_seed, config_to_dict,
+                          make_config)
 from bench.data import DatasetSpec, Sampler, load_flat, resolve
 from bench.data.generate import package_versions
 from bench.errors import BenchError, NonFiniteLossError, UsageError
@@ -94,6 +95,19 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_env_id(env_id: str) -> str:
+    """``env_id`` if gymnasium knows it, else a usage error naming the close ids."""
+    import gymnasium as gym
+
+    try:
+        gym.spec(env_id)
+    except gym.error.Error:
+        from bench.errors import unknown_name
+
+        raise unknown_name("environment", env_id, [k for k in gym.registry if "-v" in k]) from None
+    return env_id
+
+
 def git_commit() -> dict[str, Any]:
     here = Path(__file__).resolve().parent
     try:
@@ -138,8 +152,9 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     if req.env is not None and entry.kind == "online" and entry.cls.dataset_use(config) == "required":
         raise UsageError(f"{req.algo} with these settings learns from a dataset: pass "
                          f"--dataset (e.g. --dataset hopper-expert) instead of --env.")
-    if req.eval_episodes < 1:
-        raise UsageError("--eval-episodes must be at least 1.")
+    check_seed(req.seed)
+    check_count("--eval-episodes", req.eval_episodes)
+    check_choice("eval mode", req.eval_mode, EVAL_MODES)
     device = pick_device(req.device)
     directory = run_dir(req)
     if (directory / "result.json").exists():
@@ -177,13 +192,7 @@ class _Source:
 
         from bench.data.catalog import env_reference_scores
 
-        try:
-            gym.spec(req.env)
-        except gym.error.Error:
-            from bench.errors import unknown_name
-
-            raise unknown_name("environment", req.env,
-                               [k for k in gym.registry if "-v" in k]) from None
+        check_env_id(req.env)
         ref = env_reference_scores(req.env)
         return cls(req.env, partial(gym.make, req.env), ref,
                    {"env": req.env, "ref_min": ref.ref_min if ref else None,

@@ -42,10 +42,13 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # the same parser, before it joined the standard library
     import tomli as tomllib
+from bench.config import (BUDGET_NAMES, DEVICES, EVAL_MODES, check_choice, check_count,
+                          check_seed)
+from bench.data.resolve import check_dataset_name
 from bench.io import atomic_write_json
 from bench.locks import file_lock
 from bench.progress import progress_bar
-from bench.run import RunRequest, run_dir
+from bench.run import RunRequest, check_env_id, pick_device, run_dir
 
 SWEEP_KEYS = {"algo", "dataset", "env", "seed", "budget", "set", "eval_episodes", "eval_mode",
               "device"}
@@ -94,12 +97,13 @@ def _override_text(value: Any) -> str:
     return str(value)
 
 
-def _as_list(key: str, value: Any) -> list[Any]:
-    if isinstance(value, list):
-        return value
-    if isinstance(value, (str, int)):
-        return [value]
-    raise UsageError(f"sweep key {key!r} must be a value or a list of values, got {value!r}.")
+def _as_list(key: str, value: Any, kind: type) -> list[Any]:
+    """``value`` or a list of values, each of type ``kind`` (a str or an int)."""
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
+        raise UsageError(f"sweep key {key!r} must be a {kind.__name__} or a list of "
+                         f"{kind.__name__}s, got {value!r}.")
+    return values
 
 
 def load_sweep_file(path: Path) -> list[dict[str, Any]]:
@@ -135,11 +139,14 @@ def _grid_values(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         raise UsageError(f"sweep file {path}: unknown key(s) {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(sorted(SWEEP_KEYS | {'grid'}))}.")
     out: dict[str, Any] = {}
-    for key in ("algo", "dataset", "env", "seed"):
-        if key in raw:
-            out[key] = _as_list(key, raw[key])
-    if "seed" in out and not all(isinstance(s, int) for s in out["seed"]):
-        raise UsageError(f"sweep file {path}: seeds must be integers, got {out['seed']!r}.")
+    try:
+        for key in ("algo", "dataset", "env"):
+            if key in raw:
+                out[key] = _as_list(key, raw[key], str)
+        if "seed" in raw:
+            out["seed"] = [check_seed(s) for s in _as_list("seed", raw["seed"], int)]
+    except UsageError as exc:
+        raise UsageError(f"sweep file {path}: {exc}") from None
     if "set" in raw:
         if not isinstance(raw["set"], dict):
             raise UsageError(f"sweep file {path}: `set` must be a table of key = value.")
@@ -152,7 +159,8 @@ def _grid_values(raw: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def make_spec(file_values: dict[str, Any], flag_values: dict[str, Any]) -> SweepSpec:
     """A spec from a sweep file's values with command-line values on top (a flag that was given
-    replaces the file's value for that key, so `--budget smoke` tries a sweep file quickly)."""
+    replaces the file's value for that key, so `--budget smoke` tries a sweep file quickly).
+    Every shared setting is checked here, so a bad one fails before any run starts."""
     values = {**file_values, **{k: v for k, v in flag_values.items() if v is not None}}
     if not values.get("algo"):
         raise UsageError("a sweep needs at least one algorithm (`algo = [...]` in the sweep "
@@ -161,8 +169,10 @@ def make_spec(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Sweep
         raise UsageError("a sweep needs at least one dataset or env (`dataset = [...]` / "
                          "`env = [...]` in the sweep file, or --dataset / --env).")
     spec = SweepSpec(**values)
-    if spec.eval_episodes < 1:
-        raise UsageError("eval_episodes must be at least 1.")
+    check_choice("budget", spec.budget, BUDGET_NAMES)
+    check_count("eval_episodes", spec.eval_episodes)
+    check_choice("eval mode", spec.eval_mode, EVAL_MODES)
+    pick_device(check_choice("device", spec.device, DEVICES))
     return spec
 
 
@@ -178,8 +188,9 @@ def expand_all(specs: list[SweepSpec], out: Path) -> list[RunRequest]:
 def expand(spec: SweepSpec, out: Path) -> list[RunRequest]:
     """Every run of the sweep, in a stable order (datasets, then envs; algorithms; seeds).
 
-    Unknown algorithms and bad ``--set`` values are usage errors raised here, before anything
-    runs. Envs pair only with online algorithms: an offline algorithm cannot train without data.
+    Unknown algorithms, dataset names and envs and bad ``--set`` values are usage errors raised
+    here, before anything runs (a missing alias is made by its first run; a Minari id missing
+    where a run resolves it fails that run). Envs pair only with online algorithms: an offline algorithm cannot train without data.
     """
     from bench import registry
     from bench.config import make_config
@@ -189,6 +200,10 @@ def expand(spec: SweepSpec, out: Path) -> list[RunRequest]:
         entry = registry.get(algo)
         make_config(entry.config_cls, spec.budget, spec.overrides, entry.defaults, entry.presets)
         kinds[algo] = entry.kind
+    for dataset in dict.fromkeys(spec.dataset):
+        check_dataset_name(dataset)
+    for env in dict.fromkeys(spec.env):
+        check_env_id(env)
     common = dict(budget=spec.budget, overrides=dict(spec.overrides), out=Path(out), resume=True,
                   device=spec.device, eval_episodes=spec.eval_episodes, eval_mode=spec.eval_mode)
     requests = [RunRequest(algo=a, dataset=d, seed=s, **common)

@@ -26,6 +26,12 @@ def test_each_algorithm_runs_at_smoke_through_the_cli(algo, tiny_dataset, tmp_pa
     (["run", "--algo", "dt", "--dataset", "hopper-random", "--budget", "huge"], "invalid choice"),
     (["run", "--algo", "dt", "--dataset", "hopper-random", "--device", "tpu"], "unknown device"),
     (["datasets", "make", "hopper-rando"], "Did you mean: hopper-random"),
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--seed", "-1"], "0..4294967295"),
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "n_heads=3"], "divisible by n_heads"),
+    (["run", "--algo", "bc", "--dataset", "hopper-random", "--set", "batch_size=0"], "batch_size must be >= 1"),
+    (["run", "--algo", "gcsl_idm", "--dataset", "hopper-random", "--set", "extra_goal_sources=foo"],
+     "extra_goal_sources"),
+    (["datasets", "make", "hopper-medium-replay", "--seed", "3"], "do not apply"),
 ])
 def test_usage_errors_exit_2_with_close_matches(args, needle, tmp_path):
     proc = run_cli(*args, "--out", str(tmp_path)) if args[0] == "run" else run_cli(*args)

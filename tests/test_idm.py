@@ -49,7 +49,7 @@ def test_masked_tokens_with_the_current_state_visible(mask_pos, expected):
 
 
 def _net(masked: bool, K: int = 4, mask_current_state: bool = True) -> TransformerIDMNet:
-    config = TransformerIDMConfig(context_len=K, embed_dim=32, n_layers=2, dropout=0.0,
+    config = TransformerIDMConfig(context_len=K, embed_dim=32, n_layers=2, dropout=0.0, goal_offset=1,
                                   masked=masked, mask_current_state=mask_current_state)
     torch.manual_seed(0)
     return TransformerIDMNet(3, 2, config).eval()
@@ -319,16 +319,14 @@ def test_a_goal_source_must_be_known_and_conditions_name_evaluated_sources():
 def test_mask_current_state_is_refused_for_the_causal_model():
     from bench.errors import UsageError
 
-    flat = make_flat([5])
-    config = make_config(TransformerIDMConfig, "smoke", {"mask_current_state": "false"})
     with pytest.raises(UsageError, match="transformer_idm_masked"):
-        TransformerInverseDynamics(config, _spec(flat), CPU)
+        make_config(TransformerIDMConfig, "smoke", {"mask_current_state": "false"})
+    masked = make_config(TransformerIDMConfig, "smoke", {"masked": "true", "mask_current_state": "false"})
+    TransformerInverseDynamics(masked, _spec(make_flat([5])), CPU)
 
 
 def test_transformer_idm_rejects_a_goal_beyond_its_window():
     from bench.errors import UsageError
 
-    flat = make_flat([5])
-    config = make_config(TransformerIDMConfig, "smoke", {"goal_offset": "50"})
     with pytest.raises(UsageError, match="goal_offset"):
-        TransformerInverseDynamics(config, _spec(flat), CPU)
+        make_config(TransformerIDMConfig, "smoke", {"goal_offset": "50"})

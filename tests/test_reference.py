@@ -60,6 +60,16 @@ def test_policy_datasets_and_their_union(picked, tmp_path, monkeypatch):
     cold = storage._read_episodes(storage.data_file(ALIASES["hopper-medium-expert"].local_id))
     np.testing.assert_array_equal(cold.observations, both.observations)
     assert resolve("hopper-medium-expert").ref_scores.ref_max == card["expert"]["mean_return"]
+    # The union records how it was made: both parts made now, with this seed and a share of the size.
+    union = meta["hopper-medium-expert"]["bench_provenance"]
+    assert (union["seed"], union["requested_transitions"]) == (0, 400) and union["versions"]
+    assert [(c["made_now"], c["seed"], c["requested_transitions"]) for c in union["components"]] \
+        == [(True, 0, 200), (True, 0, 200)]
+    # Remade with --force, the present parts are reused as they are, and it says so.
+    make_alias(ALIASES["hopper-medium-expert"], num_transitions=400, seed=5, force=True)
+    again = storage.read_metadata(ALIASES["hopper-medium-expert"].local_id)["bench_provenance"]
+    assert again["seed"] == 5 and [c["made_now"] for c in again["components"]] == [False, False]
+    assert [c["seed"] for c in again["components"]] == [0, 0]
 
 
 def test_tampered_reference_policy_is_refused(picked, tmp_path, monkeypatch):
@@ -94,7 +104,7 @@ def test_medium_replay_is_the_training_that_led_to_the_medium_policy(picked, tmp
     card, _ = picked
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    meta = make_alias(ALIASES["hopper-medium-replay"], seed=0, log=lambda m: None)
+    meta = make_alias(ALIASES["hopper-medium-replay"], log=lambda m: None)
     assert meta["bench_provenance"]["policy_sha256"] == card["medium"]["sha256"]
     assert meta["bench_provenance"]["replay_max_parameter_difference"] == 0.0  # same machine
     flat = storage.load_flat(ALIASES["hopper-medium-replay"].local_id, meta["data_sha256"])
@@ -102,7 +112,7 @@ def test_medium_replay_is_the_training_that_led_to_the_medium_policy(picked, tmp
     assert 0 < flat.num_transitions <= card["medium"]["env_steps"]
     assert (flat.terminations | flat.truncations).sum() == flat.num_episodes
     # Made twice, the same arrays (the replay is deterministic).
-    make_alias(ALIASES["hopper-medium-replay"], seed=0, force=True, log=lambda m: None)
+    make_alias(ALIASES["hopper-medium-replay"], force=True, log=lambda m: None)
     again = storage.load_flat(ALIASES["hopper-medium-replay"].local_id,
                               storage.read_metadata(ALIASES["hopper-medium-replay"].local_id)["data_sha256"])
     np.testing.assert_array_equal(again.observations, flat.observations)
@@ -131,11 +141,11 @@ def test_medium_replay_on_a_cpu_that_computes_differently_is_labelled_or_refused
 
     monkeypatch.setenv("BENCH_STRICT_REPLAY", "1")
     with pytest.raises(DatasetError, match="BENCH_STRICT_REPLAY"):
-        make_alias(alias, seed=0, log=lambda m: None)
+        make_alias(alias, log=lambda m: None)
     assert not storage.data_file(alias.local_id).exists()
 
     monkeypatch.delenv("BENCH_STRICT_REPLAY")
-    meta = make_alias(alias, seed=0, log=lambda m: None)
+    meta = make_alias(alias, log=lambda m: None)
     provenance = meta["bench_provenance"]
     assert provenance["replay_verified"].startswith("NO")
     assert provenance["replay_max_parameter_difference"] == pytest.approx(1e-3, rel=1e-3)

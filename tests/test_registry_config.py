@@ -1,3 +1,4 @@
+import re
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Optional
 
@@ -62,6 +63,28 @@ def test_budgets_and_typed_overrides():
 def test_bad_overrides_are_usage_errors(pair, message):
     with pytest.raises(UsageError, match=message):
         make_config(_Cfg, "quick", parse_overrides([pair]))
+
+
+@pytest.mark.parametrize("algo, overrides, message", [
+    ("dt", {"n_heads": "3"}, "embed_dim (128) must be divisible by n_heads (3)"),
+    ("dt", {"dropout": "1"}, "dropout must be in [0, 1)"),
+    ("bc", {"num_updates": "-1", "hidden": "64,0"}, "num_updates must be >= 1, got -1; hidden"),
+    ("ppo", {"num_minibatches": "4096", "rollout_steps": "16"}, "at most the transitions"),
+    ("gs_ppo", {"goal_clip": "0"}, "goal_clip must be > 0"),
+    ("gcsl_idm", {"vicreg_weight": "0.1"}, "set state_encoder"),
+    ("dt_vicreg", {"vicreg_max_offset": "0"}, "vicreg_max_offset must be >= 1"),
+    ("transformer_idm", {"goal_offset": "50"}, "goal_offset must be in 1..context_len"),
+])
+def test_configs_refuse_values_they_cannot_use(algo, overrides, message):
+    entry = registry.get(algo)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        make_config(entry.config_cls, "quick", overrides, entry.defaults, entry.presets)
+
+
+def test_every_algorithm_accepts_its_own_budgets():
+    for entry in registry.all_algorithms().values():
+        for budget in ("smoke", "quick", "full"):
+            make_config(entry.config_cls, budget, {}, entry.defaults, entry.presets)
 
 
 def test_variant_fixed_fields_cannot_be_overridden():

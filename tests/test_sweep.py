@@ -58,6 +58,15 @@ def test_grids_share_top_level_keys_and_add_their_own(tmp_path):
     ('algo = ["bc"]\n', "at least one dataset or env"),
     ('algo = ["bc"]\nenv = ["Hopper-v5"]\n', "envs pair only with online algorithms"),
     ('dataset = ["x"]\n[[grid]]\nalgo = ["bc"]\n[[grid]]\nalgos = ["dt"]\n', "unknown key"),
+    ('algo = ["bc"]\ndataset = ["hoper-random"]\n', "Did you mean: hopper-random"),
+    ('algo = ["ppo"]\nenv = ["Hoper-v5"]\n', "Did you mean: Hopper-v5"),
+    ('algo = 5\ndataset = ["hopper-random"]\n', "'algo' must be a str"),
+    ('algo = "bc"\ndataset = "hopper-random"\nseed = [0, -1]\n', "0..4294967295"),
+    ('algo = "bc"\ndataset = "hopper-random"\nbudget = 1\n', "budget must be one of"),
+    ('algo = "bc"\ndataset = "hopper-random"\neval_episodes = "ten"\n', "eval_episodes must be"),
+    ('algo = "bc"\ndataset = "hopper-random"\neval_mode = "fast"\n', "unknown eval mode"),
+    ('algo = "bc"\ndataset = "hopper-random"\ndevice = "tpu"\n', "unknown device"),
+    ('algo = "dt"\ndataset = "hopper-random"\n[set]\nn_heads = 3\n', "divisible by n_heads"),
 ])
 def test_bad_sweeps_are_usage_errors(tmp_path, text, message):
     sweep = tmp_path / "sweep.toml"

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.algorithm import Algorithm
-from bench.config import TrainConfig
+from bench.config import TrainConfig, positive_sizes
 from bench.data.sampler import DatasetSpec, Sampler
 from bench.nn import MLP
 from bench.nn.optim import adamw
@@ -32,6 +32,9 @@ class BCConfig(TrainConfig):
         "smoke": {"num_updates": 20, "log_every": 5, "checkpoint_every": 10, "batch_size": 32},
         "quick": {"num_updates": 20_000, "log_every": 500, "checkpoint_every": 5_000},
     }
+
+    def problems(self) -> list[str]:
+        return super().problems() + positive_sizes(self, "hidden")
 
 
 @register("bc", description="MLP behaviour cloning (MSE on actions)")

@@ -26,6 +26,7 @@ from bench.algorithm import Algorithm
 from bench.config import TrainConfig
 from bench.data.sampler import DatasetSpec, Sampler, default_target_returns
 from bench.nn import CausalTransformer, FastDropout
+from bench.nn.transformer import transformer_problems
 from bench.nn.layers import ScalarEmbedding, row_padded_linear
 from bench.nn.optim import adamw
 from bench.nn.vicreg import VICRegFields, VICRegHead
@@ -66,6 +67,9 @@ class DTConfig(TrainConfig, VICRegFields):
         "quick": {"num_updates": 3_000, "warmup_steps": 300, "log_every": 100,
                   "checkpoint_every": 500},
     }
+
+    def problems(self) -> list[str]:
+        return super().problems() + transformer_problems(self)
 
 
 class DecisionTransformerNet(nn.Module):

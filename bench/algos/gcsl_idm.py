@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from bench.algorithm import Algorithm
 from bench.data.sampler import DatasetSpec, Sampler
+from bench.config import at_least, positive_sizes
 from bench.goals import GoalConfig, GoalSetter, GoalState
 from bench.nn.idm import InverseDynamicsMLP
 from bench.nn.optim import adamw
@@ -47,6 +48,14 @@ class GCSLIDMConfig(GoalConfig, VICRegFields):
         "quick": {"num_updates": 20_000, "log_every": 500, "checkpoint_every": 5_000},
     }
 
+    def problems(self) -> list[str]:
+        out = (super().problems() + at_least(self, 1, "max_offset")
+               + positive_sizes(self, "hidden", "state_encoder"))
+        if self.vicreg_weight > 0 and not self.state_encoder:
+            out.append("VICReg regularizes the IDM's state encoder: set state_encoder (e.g. "
+                       "--set state_encoder=256) or use gcsl_idm_vicreg")
+        return out
+
 
 @register("gcsl_idm", description="GCSL inverse dynamics (s_t, s_t+k) -> a_t with a goal source")
 @register("gcsl_idm_vicreg", presets={"state_encoder": (256,), "vicreg_weight": 0.1},
@@ -56,20 +65,11 @@ class GCSLInverseDynamics(Algorithm):
 
     def __init__(self, config: GCSLIDMConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
-        if config.max_offset < 1:
-            from bench.errors import UsageError
-
-            raise UsageError(f"max_offset must be >= 1, got {config.max_offset}")
         self.policy = InverseDynamicsMLP(spec.obs_dim, spec.act_dim, config.hidden,
                                          config.state_encoder).to(device)
         params = list(self.policy.parameters())
         self.vicreg: VICRegHead | None = None
         if config.vicreg_weight > 0:
-            if not config.state_encoder:
-                from bench.errors import UsageError
-
-                raise UsageError("VICReg regularizes the IDM's state encoder: set state_encoder "
-                                 "(e.g. --set state_encoder=256) or use gcsl_idm_vicreg")
             self.vicreg = VICRegHead(self.policy.representation_dim, config).to(device)
             params += list(self.vicreg.parameters())
         self.optimizer = adamw(params, config.lr)

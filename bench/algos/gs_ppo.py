@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.algos.ppo import PPO, PPOConfig
+from bench.config import at_least, positive_sizes
 from bench.data.sampler import DatasetSpec, Sampler
 from bench.errors import UsageError
 from bench.nn.idm import InverseDynamicsMLP
@@ -84,6 +85,17 @@ class GoalSetterPPOConfig(PPOConfig):
                   "idm_updates_per_iteration": 5, "idm_batch_size": 32, "buffer_size": 2048},
         "quick": {**PPOConfig.BUDGETS["quick"], "idm_pretrain_updates": 5_000},
     }
+
+    def problems(self) -> list[str]:
+        out = (super().problems() + at_least(self, 1, "max_offset", "idm_batch_size", "buffer_size")
+               + at_least(self, 0, "idm_pretrain_updates", "idm_updates_per_iteration")
+               + positive_sizes(self, "idm_hidden", "idm_state_encoder"))
+        if self.goal_clip <= 0:
+            out.append(f"goal_clip must be > 0, got {self.goal_clip!r}")
+        if self.vicreg_weight > 0 and not self.idm_state_encoder:
+            out.append("VICReg regularizes the IDM's state encoder: set idm_state_encoder (e.g. "
+                       "--set idm_state_encoder=256)")
+        return out
 
 
 class ReplayBuffer:
@@ -158,10 +170,6 @@ class GoalSetterPPO(PPO):
     Config = GoalSetterPPOConfig
 
     def __init__(self, config: GoalSetterPPOConfig, spec: DatasetSpec, device: torch.device) -> None:
-        if config.max_offset < 1:
-            raise UsageError(f"max_offset must be >= 1, got {config.max_offset}")
-        if config.goal_clip <= 0:
-            raise UsageError(f"goal_clip must be > 0, got {config.goal_clip}")
         super().__init__(config, spec, device)
         self.idm = InverseDynamicsMLP(spec.obs_dim, spec.act_dim, config.idm_hidden,
                                       config.idm_state_encoder).to(device)
@@ -169,9 +177,6 @@ class GoalSetterPPO(PPO):
         # Here VICReg regularizes the IDM's state encoder (PPO's actor is left alone).
         self.idm_vicreg: VICRegHead | None = None
         if config.vicreg_weight > 0:
-            if not config.idm_state_encoder:
-                raise UsageError("VICReg regularizes the IDM's state encoder: set "
-                                 "idm_state_encoder (e.g. --set idm_state_encoder=256)")
             self.idm_vicreg = VICRegHead(self.idm.representation_dim, config).to(device)
             idm_params += list(self.idm_vicreg.parameters())
         self.idm_optimizer = adamw(idm_params, config.idm_lr)

@@ -32,7 +32,7 @@ from torch import nn
 
 from bench import envs as env_state
 from bench.algorithm import Algorithm
-from bench.config import TrainConfig
+from bench.config import TrainConfig, at_least, positive_sizes
 from bench.data.sampler import DatasetSpec
 from bench.nn.optim import adamw
 from bench.nn.vicreg import VICRegFields, VICRegHead
@@ -70,6 +70,20 @@ class PPOConfig(TrainConfig, VICRegFields):
                   "update_epochs": 2, "log_every": 256, "checkpoint_every": 512},
         "quick": {"num_updates": 200_000},
     }
+
+    def problems(self) -> list[str]:
+        out = (super().problems()
+               + at_least(self, 1, "num_envs", "rollout_steps", "update_epochs", "num_minibatches")
+               + positive_sizes(self, "hidden"))
+        if self.num_minibatches > self.num_envs * self.rollout_steps:
+            out.append(f"num_minibatches ({self.num_minibatches}) must be at most the "
+                       f"transitions of a rollout (num_envs x rollout_steps = "
+                       f"{self.num_envs * self.rollout_steps})")
+        if not 0.0 < self.gamma <= 1.0:
+            out.append(f"gamma must be in (0, 1], got {self.gamma!r}")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            out.append(f"gae_lambda must be in [0, 1], got {self.gae_lambda!r}")
+        return out
 
 
 class RunningMeanStd:

@@ -38,9 +38,9 @@ from torch import nn
 
 from bench.algorithm import Algorithm
 from bench.data.sampler import DatasetSpec, Sampler
-from bench.errors import UsageError
 from bench.goals import GoalConfig, GoalSetter, GoalState
 from bench.nn import CausalTransformer, FastDropout
+from bench.nn.transformer import transformer_problems
 from bench.nn.optim import adamw
 from bench.registry import register
 
@@ -73,6 +73,16 @@ class TransformerIDMConfig(GoalConfig):
         "quick": {"num_updates": 3_000, "warmup_steps": 300, "log_every": 100,
                   "checkpoint_every": 500},
     }
+
+    def problems(self) -> list[str]:
+        out = super().problems() + transformer_problems(self)
+        if not 1 <= self.goal_offset <= self.context_len:
+            out.append(f"goal_offset must be in 1..context_len ({self.context_len}) for a "
+                       f"transformer IDM, got {self.goal_offset}")
+        if not self.masked and not self.mask_current_state:
+            out.append("mask_current_state applies to the masked variant only (use --algo "
+                       "transformer_idm_masked --set mask_current_state=false)")
+        return out
 
 
 def hidden_steps(mask_pos: torch.Tensor, context: int) -> torch.Tensor:
@@ -166,12 +176,6 @@ class TransformerInverseDynamics(Algorithm):
 
     def __init__(self, config: TransformerIDMConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
-        if not 1 <= config.goal_offset <= config.context_len:
-            raise UsageError(f"goal_offset must be in 1..context_len ({config.context_len}) for a "
-                             f"transformer IDM, got {config.goal_offset}")
-        if not config.masked and not config.mask_current_state:
-            raise UsageError("mask_current_state applies to the masked variant only: use "
-                             "--algo transformer_idm_masked --set mask_current_state=false")
         self.net = TransformerIDMNet(spec.obs_dim, spec.act_dim, config).to(device)
         self.optimizer = adamw(self.net.parameters(), config.lr, config.weight_decay)
         warmup = max(1, config.warmup_steps)

@@ -13,7 +13,8 @@ import gymnasium as gym
 import numpy as np
 
 from bench.data.catalog import D4RL_HOPPER_EXPERT, DatasetAlias
-from bench.data.generate import UniformRandomPolicy, collect_episodes, write_dataset
+from bench.data.generate import (UniformRandomPolicy, collect_episodes, package_versions,
+                                 write_dataset)
 from bench.evaluate import PolicyAgent, evaluate
 
 REF_EPISODES = 100  # episodes used to measure a reference return
@@ -110,8 +111,10 @@ def make_with_reference_policy(which: str) -> Callable[..., dict[str, Any]]:
 
 
 def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
-    """Maker for ``medium-expert``: the union of the suite's own component datasets (made first
-    if missing, with the same seed), combined with ``minari.combine_datasets``."""
+    """Maker for ``medium-expert``: the union of the suite's own component datasets, combined
+    with ``minari.combine_datasets``. Missing parts are made first with this seed and a share of
+    the size; present parts are reused as they are (their provenance says how they were made),
+    and the combined dataset's provenance records which parts were made and which reused."""
 
     def make(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
         import minari
@@ -123,9 +126,15 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
         components = [ALIASES[p] for p in parts]
         # Missing parts are made at their own defaults, scaled if a size was asked for.
         share = num_transitions / alias.default_transitions
+        made = []
         for c in components:
-            if not storage.is_present(c.local_id):
+            if storage.is_present(c.local_id):
+                print(f"[bench] {alias.alias}: reusing the present {c.alias} as it is (remake it "
+                      f"with `bench datasets make {c.alias} --force` to change its size or seed)",
+                      file=sys.stderr)
+            else:
                 make_alias(c, num_transitions=int(round(c.default_transitions * share)), seed=seed)
+                made.append(c.local_id)
         metas = [storage.read_metadata(c.local_id) for c in components]
         combined = minari.combine_datasets([minari.load_dataset(c.local_id) for c in components],
                                            alias.local_id)
@@ -136,9 +145,15 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
         first = metas[0]
         provenance = {
             "source": "self-generated", "generator": f"bench.data.makers.make_combined{parts}",
+            "policy": "the components' behaviour policies (see components)",
+            "policy_sha256": None,
             "components": [{"dataset_id": c.local_id, "data_sha256": m["data_sha256"],
-                            "policy_sha256": m["bench_provenance"].get("policy_sha256")}
+                            "policy_sha256": m["bench_provenance"].get("policy_sha256"),
+                            "seed": m["bench_provenance"].get("seed"),
+                            "requested_transitions": m["bench_provenance"].get("requested_transitions"),
+                            "made_now": c.local_id in made}
                            for c, m in zip(components, metas)],
+            "seed": seed, "requested_transitions": num_transitions, "versions": package_versions(),
             "alias": alias.alias, "ref_scores_source": first["bench_provenance"].get("ref_scores_source"),
         }
         combined.storage.update_metadata({
@@ -258,6 +273,10 @@ def policy_difference(replayed: dict[str, Any], target: dict[str, Any]) -> float
     diffs.append((replayed["log_std"] - target["log_std"]).abs().max().item())
     return float(max(diffs))
 
+
+# Makers whose data are fixed by a recorded recipe (they take no size or seed), in words.
+FIXED_RECIPES = {"medium-replay": "a replay of the recorded PPO training that produced the "
+                                  "medium reference policy"}
 
 MAKERS: dict[str, Callable[..., dict[str, Any]]] = {
     "medium-replay": make_training_replay,

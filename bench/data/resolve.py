@@ -22,7 +22,7 @@ import gymnasium as gym
 
 from bench.data import storage
 from bench.data.catalog import ALIASES, DatasetAlias, RefScores, reference_scores
-from bench.errors import DatasetError, unknown_name
+from bench.errors import DatasetError, UsageError, unknown_name
 
 HUB_HOST = "huggingface.co"  # where minari.download_dataset fetches from
 
@@ -114,6 +114,16 @@ def known_names() -> list[str]:
     return sorted(ALIASES)
 
 
+def check_dataset_name(name: str) -> str:
+    """``name`` if it has the form of a dataset ``resolve`` serves (an alias, or a Minari id:
+    anything with a ``/``), else a usage error naming the close aliases. Makes, downloads and
+    reads nothing: whether a Minari id is present is for ``resolve`` to say, on the machine
+    that runs it."""
+    if name in ALIASES or "/" in name:
+        return name
+    raise unknown_name("dataset", name, known_names())
+
+
 def resolve(name: str, *, make_missing: bool = True, download: bool = True,
             log=None) -> ResolvedDataset:
     """Resolve ``name`` (an alias or a local Minari id) to a present dataset."""
@@ -141,25 +151,30 @@ def resolve(name: str, *, make_missing: bool = True, download: bool = True,
             make_alias(alias, log=log)
         return ResolvedDataset(name, alias.local_id, "self-generated",
                                storage.read_metadata(alias.local_id))
-    if "/" in name:
-        if not storage.is_present(name):
-            raise DatasetError(f"Minari dataset {name!r} is not in {storage.minari_root()} "
-                               "(set MINARI_DATASETS_PATH, or use an alias: "
-                               f"{', '.join(known_names())}).")
-        meta = storage.read_metadata(name)
-        source = "self-generated" if "bench_provenance" in meta else "local"
-        return ResolvedDataset(name, name, source, meta)
-    raise unknown_name("dataset", name, known_names())
+    check_dataset_name(name)  # a Minari id from here on
+    if not storage.is_present(name):
+        raise DatasetError(f"Minari dataset {name!r} is not in {storage.minari_root()} "
+                           "(set MINARI_DATASETS_PATH, or use an alias: "
+                           f"{', '.join(known_names())}).")
+    meta = storage.read_metadata(name)
+    source = "self-generated" if "bench_provenance" in meta else "local"
+    return ResolvedDataset(name, name, source, meta)
 
 
-def make_alias(alias: DatasetAlias, *, num_transitions: int | None = None, seed: int = 0,
-               force: bool = False, log=print) -> dict[str, Any]:
-    """Generate the suite's own dataset for ``alias``. Refuses to overwrite; ``force`` keeps a backup."""
+def make_alias(alias: DatasetAlias, *, num_transitions: int | None = None,
+               seed: int | None = None, force: bool = False, log=print) -> dict[str, Any]:
+    """Generate the suite's own dataset for ``alias`` (``num_transitions``: at least this many,
+    default the alias's; ``seed`` default 0). Refuses to overwrite; ``force`` keeps a backup."""
     from bench.data import makers
 
     maker = makers.MAKERS.get(alias.generator)
     if maker is None:
         raise DatasetError(makers.unavailable_message(alias))
+    if alias.generator in makers.FIXED_RECIPES and (num_transitions is not None or seed is not None):
+        raise UsageError(f"{alias.alias} is {makers.FIXED_RECIPES[alias.generator]}; its size and "
+                         "seed are fixed by that recipe, so --transitions and --seed do not apply.")
+    if num_transitions is not None and num_transitions < 1:
+        raise UsageError(f"--transitions must be at least 1, got {num_transitions}.")
     target = storage.dataset_dir(alias.local_id)
     if storage.is_present(alias.local_id) or target.exists():
         if not force:
@@ -171,4 +186,5 @@ def make_alias(alias: DatasetAlias, *, num_transitions: int | None = None, seed:
         backup.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(target), str(backup))
         log(f"[bench] kept the previous {alias.local_id} at {backup}")
-    return maker(alias, num_transitions=num_transitions or alias.default_transitions, seed=seed)
+    return maker(alias, num_transitions=num_transitions or alias.default_transitions,
+                 seed=0 if seed is None else seed)

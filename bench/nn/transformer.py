@@ -3,11 +3,27 @@ callers add their own (DT adds a timestep embedding to every token). Causal by d
 ``causal=False`` gives the bidirectional encoder the masked inverse-dynamics model needs."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.config import at_least
 from bench.nn.layers import FastDropout, fast_dropout, row_padded_linear
+
+
+def transformer_problems(config: Any) -> list[str]:
+    """Problems of the transformer fields DT and the transformer IDM share (``problems()``)."""
+    out = (at_least(config, 1, "context_len", "embed_dim", "n_layers", "n_heads")
+           + at_least(config, 0, "warmup_steps"))
+    if config.n_heads >= 1 and config.embed_dim % config.n_heads:
+        out.append(f"embed_dim ({config.embed_dim}) must be divisible by n_heads ({config.n_heads})")
+    if not 0.0 <= config.dropout < 1.0:
+        out.append(f"dropout must be in [0, 1), got {config.dropout!r}")
+    if config.activation not in ACTIVATIONS:
+        out.append(f"activation must be one of {', '.join(ACTIVATIONS)}, got {config.activation!r}")
+    return out
 
 
 class CausalSelfAttention(nn.Module):

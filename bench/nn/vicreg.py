@@ -31,6 +31,12 @@ class VICRegFields:
     vicreg_max_offset: int = 5  # pairs are states 1..this many steps apart in one episode
     vicreg_projector: tuple[int, ...] = (256, 256)  # the expander's hidden and output sizes
 
+    def problems(self) -> list[str]:
+        from bench.config import at_least, positive_sizes
+
+        return (at_least(self, 0, "vicreg_weight") + at_least(self, 1, "vicreg_max_offset")
+                + positive_sizes(self, "vicreg_projector"))
+
 
 def vicreg_terms(za: torch.Tensor, zb: torch.Tensor, eps: float = 1e-4) -> dict[str, torch.Tensor]:
     """Invariance, variance and covariance terms for paired embeddings (N, D), unweighted.
@@ -59,10 +65,6 @@ class VICRegHead(nn.Module):
 
     def __init__(self, in_dim: int, fields: VICRegFields) -> None:
         super().__init__()
-        if fields.vicreg_max_offset < 1:
-            from bench.errors import UsageError
-
-            raise UsageError(f"vicreg_max_offset must be >= 1, got {fields.vicreg_max_offset}")
         *hidden, out = fields.vicreg_projector
         self.projector = MLP(in_dim, tuple(hidden), out)
         self.coefficients = (fields.vicreg_sim, fields.vicreg_var, fields.vicreg_cov)
