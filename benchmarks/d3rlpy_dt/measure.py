@@ -20,6 +20,11 @@ buffer beforehand with ``sample_trajectory_batch`` (as ``fit`` does), so
 sampling is excluded from ``updates_per_s``; it is timed separately and
 reported as ``sample_batches_per_s`` and ``steps_per_s`` (sample + update).
 Prints one JSON line on stdout.
+
+``--serve``: after the warm-up, print ``{"ready": true}`` and then, for each line ``N`` read from
+stdin, time N more updates and print ``{"seconds": [...]}`` (one entry per update). The benchmark
+uses it to alternate chunks of d3rlpy's updates with chunks of its own in one process each, so
+both sides see the same drift of a shared machine.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ def main() -> None:
     p.add_argument("--episode-len", type=int, default=200)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--serve", action="store_true",
+                   help="time chunks of updates on request (stdin: a count per line)")
     args = p.parse_args()
     if args.n_updates < 30:
         p.error("--n-updates must be >= 30")
@@ -124,6 +131,10 @@ def main() -> None:
     losses = []
     for batch in batches[: args.warmup]:
         losses.append(algo.update(batch)["loss"])
+
+    if args.serve:
+        serve(algo, batches[args.warmup :])
+        return
 
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -185,6 +196,23 @@ def main() -> None:
             }
         )
     )
+
+
+def serve(algo, batches: list) -> None:
+    """Answer each stdin line N with the seconds of N more updates (batches reused in turn)."""
+    import sys
+
+    print(json.dumps({"ready": True}), flush=True)
+    turn = 0
+    for line in sys.stdin:
+        seconds = []
+        for _ in range(int(line)):
+            batch = batches[turn % len(batches)]
+            turn += 1
+            t_update = time.perf_counter()
+            algo.update(batch)
+            seconds.append(time.perf_counter() - t_update)
+        print(json.dumps({"seconds": seconds}), flush=True)
 
 
 if __name__ == "__main__":
