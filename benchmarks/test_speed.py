@@ -18,7 +18,9 @@ import functools
 import itertools
 import json
 import os
+import statistics
 import subprocess
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -50,6 +52,43 @@ def _hopper_shaped_flat(episodes: int = 50, length: int = 200) -> FlatEpisodes:
         rewards=rng.uniform(0, 3, n).astype(np.float32),
         terminations=np.zeros(n, bool), truncations=np.tile(np.arange(length) == length - 1, episodes),
         episode_lengths=np.full(episodes, length))
+
+
+def _gemm_gflops(threads: int, seconds: float = 1.0) -> float:
+    """Median GFLOP/s of a DT-sized product (3840x128 @ 128x512) on ``threads`` torch threads."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, w = torch.randn(3840, 128), torch.randn(512, 128)
+        for _ in range(5):
+            torch.nn.functional.linear(a, w)
+        times, end = [], time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            start = time.perf_counter()
+            torch.nn.functional.linear(a, w)
+            times.append(time.perf_counter() - start)
+        return 2 * 3840 * 128 * 512 / statistics.median(times) / 1e9
+    finally:
+        torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="module")
+def machine_state() -> dict[str, float]:
+    """How fast this machine's cores multiply matrices right now, each alone and together. This
+    VM's speed changes by tens of percent over minutes to hours (and one vCPU can run slower than
+    the other), so the ratios below are printed and stored with it."""
+    state = {}
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if cpus:
+        try:
+            for cpu in cpus:
+                os.sched_setaffinity(0, {cpu})
+                state[f"gemm_gflops_cpu{cpu}"] = round(_gemm_gflops(1), 1)
+        finally:
+            os.sched_setaffinity(0, set(cpus))
+    state["gemm_gflops_all_threads"] = round(_gemm_gflops(torch.get_num_threads()), 1)
+    print("\nmachine state: " + ", ".join(f"{k} {v}" for k, v in state.items()))
+    return state
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +132,9 @@ class _D3rlpyUpdates:
         self.proc.wait(timeout=60)
 
 
-def test_dt_update(benchmark, dt_setup):
+def test_dt_update(benchmark, dt_setup, machine_state):
     algo, sampler = dt_setup
+    benchmark.extra_info.update(machine_state)
     batches = itertools.cycle([sampler.windows(64, 20) for _ in range(8)])
     theirs_s: list[float] = []
     d3rlpy = None if os.environ.get("BENCH_SKIP_D3RLPY") else _D3rlpyUpdates()
@@ -152,8 +192,9 @@ def test_sample_batch(benchmark, dt_setup):
     assert share < 0.02
 
 
-def test_eval_vectorized_vs_sequential(benchmark, dt_setup):
+def test_eval_vectorized_vs_sequential(benchmark, dt_setup, machine_state):
     algo, _ = dt_setup
+    benchmark.extra_info.update(machine_state)
     make_env = functools.partial(gym.make, "Hopper-v5", terminate_when_unhealthy=False)
     kwargs = dict(episodes=10, seed=0, condition="target=3600")
     # The loops alternate and each keeps its fastest round: this VM's speed drifts by tens of
