@@ -61,8 +61,8 @@ class TrainConfig:
         through ``super()`` here."""
         inherited = getattr(super(), "problems", None)
         return ((inherited() if inherited else [])
-                + at_least(self, 1, "num_updates", "batch_size", "log_every")
-                + at_least(self, 0, "checkpoint_every", "eval_every", "snapshot_every"))
+                + at_least(self, 1, "num_updates", "batch_size")
+                + at_least(self, 0, "log_every", "checkpoint_every", "eval_every", "snapshot_every"))
 
     def __post_init__(self) -> None:
         # Every config is checked when it is made (by make_config for the CLI, by hand, or by
@@ -74,8 +74,8 @@ class TrainConfig:
         """Raise a usage error naming every bad value."""
         problems = self.problems()
         if problems:
-            raise UsageError(f"invalid {type(self).__name__}: {'; '.join(problems)}. Change the "
-                             "value with --set KEY=VALUE.")
+            raise UsageError(f"invalid {type(self).__name__}: {'; '.join(problems)} (on the "
+                             "command line: --set KEY=VALUE).")
 
 
 def at_least(config: Any, minimum: float, *names: str) -> list[str]:

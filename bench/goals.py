@@ -72,6 +72,9 @@ class GoalConfig(TrainConfig):
                        "extra_goal_sources=dataset,self)")
         if not 0.0 < self.goal_top_fraction <= 1.0:
             out.append(f"goal_top_fraction must be in (0, 1], got {self.goal_top_fraction!r}")
+        if "gs_ppo" in (self.goal_source, *self.extra_goal_sources) and not self.goal_setter_run:
+            out.append("goal source gs_ppo needs a trained goal setter: set goal_setter_run (e.g. "
+                       "--set goal_setter_run=results/<dataset>/gs_ppo/<variant>/seed_0)")
         return out
 
 
@@ -123,10 +126,7 @@ class GoalSetter:
             self.optimizer = adamw(self.model.parameters(), config.goal_lr)
             self._rng = np.random.default_rng(goal_seed)
         self._goal_setter = None
-        if "gs_ppo" in sources:
-            if not config.goal_setter_run:
-                raise UsageError("goal_source=gs_ppo needs a trained goal setter: "
-                                 "--set goal_setter_run=results/<dataset>/gs_ppo/<variant>/seed_0")
+        if "gs_ppo" in sources:  # with a goal_setter_run (GoalConfig.problems)
             from bench.algos.gs_ppo import load_goal_setter
 
             self._goal_setter = load_goal_setter(config.goal_setter_run)

@@ -100,7 +100,7 @@ def _override_text(value: Any) -> str:
 def _as_list(key: str, value: Any, kind: type) -> list[Any]:
     """``value`` or a list of values, each of type ``kind`` (a str or an int)."""
     values = value if isinstance(value, list) else [value]
-    if not values or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
+    if not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
         raise UsageError(f"sweep key {key!r} must be a {kind.__name__} or a list of "
                          f"{kind.__name__}s, got {value!r}.")
     return values
@@ -172,7 +172,7 @@ def make_spec(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Sweep
     check_choice("budget", spec.budget, BUDGET_NAMES)
     check_count("eval_episodes", spec.eval_episodes)
     check_choice("eval mode", spec.eval_mode, EVAL_MODES)
-    pick_device(check_choice("device", spec.device, DEVICES))
+    check_choice("device", spec.device, DEVICES)  # whether CUDA is there: see run_sweep
     return spec
 
 
@@ -458,6 +458,9 @@ def run_sweep(specs: list[SweepSpec], out: Path, *, backend: str = "local", jobs
         log(f"[sweep] --jobs {jobs} is more than the {available_cores()} cores here; using "
             f"{available_cores()}.")
         jobs = available_cores()
+    if backend == "local":  # the runs use this machine's devices (a Ray cluster has its own)
+        for device in dict.fromkeys(spec.device for spec in specs):
+            pick_device(device)
     out = Path(out)
     requests = expand_all(specs, out)
     if dry_run:

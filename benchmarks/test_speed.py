@@ -18,6 +18,7 @@ import functools
 import itertools
 import json
 import os
+import selectors
 import statistics
 import subprocess
 import time
@@ -103,7 +104,10 @@ def dt_setup():
 
 class _D3rlpyUpdates:
     """d3rlpy's DT in its own venv and process (``measure.py --serve``), timing chunks of updates
-    on request, so that they can alternate with chunks of ours."""
+    on request, so that they can alternate with chunks of ours. Every answer has a deadline, and
+    the process is killed if it does not exit when closed."""
+
+    START_S, CHUNK_S = 600, 300  # building + warming up (first import is slow); 10 updates
 
     def __init__(self) -> None:
         if not D3RLPY_PYTHON.exists():
@@ -111,25 +115,45 @@ class _D3rlpyUpdates:
         self.proc = subprocess.Popen(
             [str(D3RLPY_PYTHON), str(D3RLPY_DIR / "measure.py"), "--serve", "--n-updates", "40"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        self._read()  # {"ready": true}: built and warmed up
+        try:
+            self._read(self.START_S)  # {"ready": true}: built and warmed up
+        except BaseException:
+            self.close()
+            raise
 
-    def _read(self) -> dict:
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"d3rlpy's measure.py exited ({self.proc.wait()}) before answering")
-            if line.startswith("{"):
-                return json.loads(line)
+    def _read(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            while True:
+                if not selector.select(max(0.0, deadline - time.monotonic())):
+                    raise RuntimeError(f"d3rlpy's measure.py gave no answer in {timeout} s")
+                line = self.proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"d3rlpy's measure.py exited ({self.proc.wait()}) "
+                                       "before answering")
+                if line.startswith("{"):
+                    return json.loads(line)
 
     def updates(self, n: int) -> list[float]:
         """Seconds of each of ``n`` more d3rlpy updates."""
-        self.proc.stdin.write(f"{n}\n")
-        self.proc.stdin.flush()
-        return self._read()["seconds"]
+        try:
+            self.proc.stdin.write(f"{n}\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise RuntimeError(f"d3rlpy's measure.py exited ({self.proc.wait()})") from None
+        return self._read(self.CHUNK_S)["seconds"]
 
     def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def test_dt_update(benchmark, dt_setup, machine_state):

@@ -187,3 +187,4 @@ def test_a_trained_goal_setter_is_a_goal_source_for_idms(tiny_dataset, tmp_path)
     missing = run_cli("run", "--algo", "gcsl_idm", "--dataset", tiny_dataset, "--budget", "smoke",
                       "--set", "goal_source=gs_ppo", "--out", str(tmp_path / "bad"))
     assert missing.returncode == 2 and "goal_setter_run" in missing.stderr
+    assert not (tmp_path / "bad").exists(), "a usage error writes nothing"

@@ -66,6 +66,7 @@ def test_grids_share_top_level_keys_and_add_their_own(tmp_path):
     ('algo = "bc"\ndataset = "hopper-random"\neval_episodes = "ten"\n', "eval_episodes must be"),
     ('algo = "bc"\ndataset = "hopper-random"\neval_mode = "fast"\n', "unknown eval mode"),
     ('algo = "bc"\ndataset = "hopper-random"\ndevice = "tpu"\n', "unknown device"),
+    ('algo = []\ndataset = "hopper-random"\n', "at least one algorithm"),
     ('algo = "dt"\ndataset = "hopper-random"\n[set]\nn_heads = 3\n', "divisible by n_heads"),
 ])
 def test_bad_sweeps_are_usage_errors(tmp_path, text, message):

@@ -79,6 +79,8 @@ class PPOConfig(TrainConfig, VICRegFields):
             out.append(f"num_minibatches ({self.num_minibatches}) must be at most the "
                        f"transitions of a rollout (num_envs x rollout_steps = "
                        f"{self.num_envs * self.rollout_steps})")
+        if self.vicreg_weight > 0 and not self.hidden:
+            out.append("VICReg regularizes the actor's last hidden layer: hidden needs a size")
         if not 0.0 < self.gamma <= 1.0:
             out.append(f"gamma must be in (0, 1], got {self.gamma!r}")
         if not 0.0 <= self.gae_lambda <= 1.0:

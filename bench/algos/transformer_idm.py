@@ -76,7 +76,7 @@ class TransformerIDMConfig(GoalConfig):
 
     def problems(self) -> list[str]:
         out = super().problems() + transformer_problems(self)
-        if not 1 <= self.goal_offset <= self.context_len:
+        if self.goal_offset > self.context_len:  # (>= 1 is GoalConfig's check)
             out.append(f"goal_offset must be in 1..context_len ({self.context_len}) for a "
                        f"transformer IDM, got {self.goal_offset}")
         if not self.masked and not self.mask_current_state:

@@ -133,7 +133,8 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
                       f"with `bench datasets make {c.alias} --force` to change its size or seed)",
                       file=sys.stderr)
             else:
-                make_alias(c, num_transitions=int(round(c.default_transitions * share)), seed=seed)
+                make_alias(c, num_transitions=max(1, round(c.default_transitions * share)),
+                           seed=seed)
                 made.append(c.local_id)
         metas = [storage.read_metadata(c.local_id) for c in components]
         combined = minari.combine_datasets([minari.load_dataset(c.local_id) for c in components],
@@ -153,7 +154,9 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
                             "requested_transitions": m["bench_provenance"].get("requested_transitions"),
                             "made_now": c.local_id in made}
                            for c, m in zip(components, metas)],
-            "seed": seed, "requested_transitions": num_transitions, "versions": package_versions(),
+            # The seed the parts made now were made with (None: every part was reused).
+            "seed": seed if made else None, "requested_transitions": num_transitions,
+            "versions": package_versions(),
             "alias": alias.alias, "ref_scores_source": first["bench_provenance"].get("ref_scores_source"),
         }
         combined.storage.update_metadata({

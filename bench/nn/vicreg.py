@@ -34,8 +34,12 @@ class VICRegFields:
     def problems(self) -> list[str]:
         from bench.config import at_least, positive_sizes
 
-        return (at_least(self, 0, "vicreg_weight") + at_least(self, 1, "vicreg_max_offset")
-                + positive_sizes(self, "vicreg_projector"))
+        inherited = getattr(super(), "problems", None)
+        out = ((inherited() if inherited else []) + at_least(self, 0, "vicreg_weight")
+               + at_least(self, 1, "vicreg_max_offset") + positive_sizes(self, "vicreg_projector"))
+        if not self.vicreg_projector:
+            out.append("vicreg_projector needs at least one size (its output)")
+        return out
 
 
 def vicreg_terms(za: torch.Tensor, zb: torch.Tensor, eps: float = 1e-4) -> dict[str, torch.Tensor]:
