@@ -284,8 +284,17 @@ def test_allocator_page_faults_per_dt_update(benchmark):
         return float(subprocess.run([sys.executable, "-c", _FAULTS_CODE, flag], capture_output=True,
                                     text=True, check=True, cwd=ROOT).stdout)
 
-    default = faults("0")
-    tuned = benchmark.pedantic(faults, args=("1",), rounds=1, iterations=1)
-    benchmark.extra_info.update(page_faults_default=default, page_faults_tuned=tuned)
-    print(f"\nminor page faults per DT update: default malloc {default:.0f}, tuned {tuned:.0f}")
+    # Alternating, fewest of three each: on this VM the kernel's own memory work (its DAMON
+    # reclaim scans run all the time) adds hundreds of faults to an occasional measurement.
+    defaults, tuned_runs = [], []
+
+    def one_round() -> None:
+        defaults.append(faults("0"))
+        tuned_runs.append(faults("1"))
+
+    benchmark.pedantic(one_round, rounds=3, iterations=1)
+    default, tuned = min(defaults), min(tuned_runs)
+    benchmark.extra_info.update(page_faults_default=defaults, page_faults_tuned=tuned_runs)
+    print(f"\nminor page faults per DT update (fewest of 3): default malloc {default:.0f}, "
+          f"tuned {tuned:.0f} (all: {defaults}, {tuned_runs})")
     assert tuned < 0.25 * default
