@@ -42,8 +42,7 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # the same parser, before it joined the standard library
     import tomli as tomllib
-from bench.config import (BUDGET_NAMES, DEVICES, EVAL_MODES, check_choice, check_count,
-                          check_seed)
+from bench.config import DEVICES, EVAL_MODES, check_choice, check_count, check_seed
 from bench.data.resolve import check_dataset_name
 from bench.io import atomic_write_json
 from bench.locks import file_lock
@@ -169,8 +168,7 @@ def make_spec(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Sweep
         raise UsageError("a sweep needs at least one dataset or env (`dataset = [...]` / "
                          "`env = [...]` in the sweep file, or --dataset / --env).")
     spec = SweepSpec(**values)
-    check_choice("budget", spec.budget, BUDGET_NAMES)
-    check_count("eval_episodes", spec.eval_episodes)
+    check_count("eval_episodes", spec.eval_episodes)  # (the budget: make_config, in expand)
     check_choice("eval mode", spec.eval_mode, EVAL_MODES)
     check_choice("device", spec.device, DEVICES)  # whether CUDA is there: see run_sweep
     return spec
