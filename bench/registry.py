@@ -1,16 +1,24 @@
 """The algorithm registry: the only place the CLI learns which algorithms exist.
 
 An algorithm file in ``bench/algos/`` registers itself with :func:`register`; variants of one class
-(``dt`` and ``dt_noreturn``) are registered configurations of it, not copies.
+(``dt`` and ``dt_noreturn``) are registered configurations of it, not copies. Algorithms kept
+outside the package are loaded too: modules (``my_pkg.my_algo``) or files (``/path/my_algo.py``)
+listed in ``BENCH_ALGO_MODULES`` (separated by commas), and modules that installed packages declare
+in the ``bench.algorithms`` entry-point group.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
+import os
 import pkgutil
+import sys
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from bench.errors import unknown_name
+from bench.errors import UsageError, unknown_name
 
 Kind = Literal["offline", "online"]
 
@@ -65,7 +73,30 @@ def _load_all() -> None:
     for info in pkgutil.iter_modules(pkg.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"bench.algos.{info.name}")
+    for entry_point in importlib.metadata.entry_points(group="bench.algorithms"):
+        entry_point.load()
+    for item in filter(None, (s.strip() for s in os.environ.get("BENCH_ALGO_MODULES", "").split(","))):
+        _import_plugin(item)
     _loaded = True
+
+
+def _import_plugin(item: str) -> None:
+    """Import one ``BENCH_ALGO_MODULES`` item: a ``.py`` file or a module name."""
+    if item.endswith(".py"):
+        path = Path(item).expanduser().resolve()
+        if not path.is_file():
+            raise UsageError(f"BENCH_ALGO_MODULES names {item}, which is not a file.")
+        name = f"bench_plugin_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the file runs
+        spec.loader.exec_module(module)
+        return
+    try:
+        importlib.import_module(item)
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"BENCH_ALGO_MODULES names module {item!r}, which cannot be imported "
+                         f"({exc}); give an importable module or a path to a .py file.") from None
 
 
 def get(name: str) -> AlgoEntry:

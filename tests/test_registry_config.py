@@ -1,5 +1,7 @@
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Literal, Optional
 
 import pytest
@@ -7,6 +9,7 @@ import pytest
 from bench import registry
 from bench.config import TrainConfig, make_config, parse_overrides
 from bench.errors import UsageError
+from conftest import run_cli
 
 
 def test_registered_algorithms_and_variants():
@@ -100,3 +103,35 @@ def test_variant_fixed_fields_cannot_be_overridden():
 def test_unknown_budget():
     with pytest.raises(UsageError, match="budget"):
         make_config(_Cfg, "huge")
+
+
+def _readme_example() -> str:
+    """The worked example of README.md's "Adding an algorithm" section, verbatim."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Adding an algorithm"):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("\n```", start)]
+
+
+def test_the_readme_example_runs_from_outside_the_package(tiny_dataset, tmp_path, monkeypatch):
+    plugin = tmp_path / "my_algo.py"
+    plugin.write_text(_readme_example())
+    monkeypatch.setenv("BENCH_ALGO_MODULES", str(plugin))
+    out = tmp_path / "out"
+    proc = run_cli("run", "--algo", "my_algo", "--dataset", tiny_dataset, "--budget", "smoke",
+                   "--eval-episodes", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(next(out.rglob("result.json")).read_text())
+    assert result["algo"] == "my_algo" and len(result["episode_returns"]) == 2
+    metrics = [json.loads(line) for line in next(out.rglob("metrics.jsonl")).read_text().splitlines()]
+    assert {"nll", "mse", "log_std"} <= set(metrics[-1])
+    bad = run_cli("run", "--algo", "my_algo", "--dataset", tiny_dataset, "--budget", "smoke",
+                  "--set", "min_log_std=3", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "min_log_std (3.0) must be below" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_missing_plugin_is_a_usage_error(monkeypatch):
+    monkeypatch.setenv("BENCH_ALGO_MODULES", "no_such_module_here")
+    proc = run_cli("list")
+    assert proc.returncode == 2 and "BENCH_ALGO_MODULES" in proc.stderr

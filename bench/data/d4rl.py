@@ -1,7 +1,10 @@
 """D4RL-style flat dictionaries, so code written for ``d4rl`` runs on Minari data.
 
 ``get_dataset`` mirrors ``env.get_dataset()``; ``qlearning_dataset`` mirrors
-``d4rl.qlearning_dataset`` (adds ``next_observations``). Both use the suite's dataset resolution.
+``d4rl.qlearning_dataset`` (adds ``next_observations``), with one difference: d4rl drops the last
+transition of every time-limited episode (it had no next observation), while Minari stores each
+episode's final observation, so those transitions are kept, each with its true next observation,
+and a ``timeouts`` key marks them. Both use the suite's dataset resolution.
 """
 from __future__ import annotations
 

@@ -119,6 +119,9 @@ def check_dataset_name(name: str) -> str:
     anything with a ``/``), else a usage error naming the close aliases. Makes, downloads and
     reads nothing: whether a Minari id is present is for ``resolve`` to say, on the machine
     that runs it."""
+    if not isinstance(name, str):
+        raise UsageError(f"a dataset name must be a string (an alias such as hopper-medium, or a "
+                         f"Minari id), got {name!r}.")
     if name in ALIASES or "/" in name:
         return name
     raise unknown_name("dataset", name, known_names())
@@ -128,6 +131,7 @@ def resolve(name: str, *, make_missing: bool = True, download: bool = True,
             log=None) -> ResolvedDataset:
     """Resolve ``name`` (an alias or a local Minari id) to a present dataset."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    check_dataset_name(name)
     if name in ALIASES:
         alias = ALIASES[name]
         official = alias.official_id
@@ -151,8 +155,7 @@ def resolve(name: str, *, make_missing: bool = True, download: bool = True,
             make_alias(alias, log=log)
         return ResolvedDataset(name, alias.local_id, "self-generated",
                                storage.read_metadata(alias.local_id))
-    check_dataset_name(name)  # a Minari id from here on
-    if not storage.is_present(name):
+    if not storage.is_present(name):  # a Minari id from here on
         raise DatasetError(f"Minari dataset {name!r} is not in {storage.minari_root()} "
                            "(set MINARI_DATASETS_PATH, or use an alias: "
                            f"{', '.join(known_names())}).")

@@ -50,6 +50,11 @@ class DatasetSpec:
 
 
 class Sampler:
+    """Random batches from episodes held once as contiguous flat arrays: ``transitions``,
+    K-step ``windows`` (left-padded and masked at episode starts, with returns-to-go and
+    timesteps) and goal-relabelled ``goal_pairs``. Its random stream (``seed``) is saved with a
+    run's checkpoints (``state_dict``), so a resumed run draws the batches it would have drawn."""
+
     def __init__(self, flat: FlatEpisodes, seed: int = 0) -> None:
         self.flat = flat
         self.rng = np.random.default_rng(seed)
