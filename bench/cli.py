@@ -264,9 +264,16 @@ def cmd_results(args: argparse.Namespace) -> int:
     from bench.results import format_table, load_results, score_table, select_runs
 
     _require_results_root(args.out)
-    runs = select_runs(load_results(args.out, conditions=args.conditions), args.dataset,
-                       args.algo, args.variant)
+    loaded = load_results(args.out, conditions=args.conditions)
+    runs = select_runs(loaded, args.dataset, args.algo, args.variant)
     print(format_table(score_table(runs), args.format))
+    skipped = select_runs(loaded.attrs["skipped"], args.dataset, args.algo, args.variant)
+    for status, group in skipped.groupby("status"):
+        what = ("counted once (the same dataset, algorithm, variant and seed in another directory)"
+                if status == "duplicate" else "left out (result.json cannot be read)")
+        print(f"[bench] {len(group)} {status} run record(s) {what}: "
+              + ", ".join(group["path"].head(3)) + (", ..." if len(group) > 3 else ""),
+              file=sys.stderr)
     return 0
 
 

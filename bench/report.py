@@ -346,13 +346,14 @@ def _runtime_section(runs: pd.DataFrame) -> list[Block]:
 
 
 def _status_section(status: pd.DataFrame) -> list[Block]:
-    blocks: list[Block] = [("h", 2, "Failed and unfinished runs")]
+    blocks: list[Block] = [("h", 2, "Failed, unfinished and skipped runs")]
     if status.empty:
-        return blocks + [("p", "None: every run directory holds a result.")]
-    rows = [[r.dataset, r.algo, r.variant, str(r.seed), r.status,
+        return blocks + [("p", "None: every run directory holds a result, read once.")]
+    rows = [[r.dataset, r.algo, r.variant, str(int(r.seed)) if pd.notna(r.seed) else "?", r.status,
              (r.error or "").splitlines()[0][:300] if r.error else ""]
             for r in status.itertuples()]
-    return blocks + [("p", "These runs are not in the tables. A failed run's full error is in "
+    return blocks + [("p", "These runs are not in the tables (a `duplicate` is: once, from the "
+                           "directory its error names). A failed run's full error is in "
                            "its error.json; `bench sweep` again retries failed runs and resumes "
                            "unfinished ones."),
                      ("table", ["dataset", "algorithm", "variant", "seed", "status", "error"], rows)]
@@ -361,15 +362,22 @@ def _status_section(status: pd.DataFrame) -> list[Block]:
 def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = None,
                  algos: Sequence[str] | None = None, variants: Sequence[str] | None = None,
                  title: str = "bench report", reps: int = 5000) -> list[Block]:
-    runs = select_runs(load_results(root, timings=True), datasets, algos, variants)
-    status = select_runs(incomplete_runs(root), datasets, algos, variants)
+    loaded = load_results(root, timings=True)
+    runs = select_runs(loaded, datasets, algos, variants)
+    incomplete = incomplete_runs(root)
+    frames = [f for f in (incomplete, loaded.attrs["skipped"]) if not f.empty]
+    status = select_runs(pd.concat(frames, ignore_index=True) if frames else incomplete,
+                         datasets, algos, variants)
     scored = runs.dropna(subset=["normalized_score"])
+    unscored = len(runs) - len(scored)
     names = sorted(scored["dataset"].unique())
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     blocks: list[Block] = [
         ("h", 1, title),
-        ("p", f"Generated {when} from {len(runs)} finished run(s) under {root}: "
-              f"{len(names)} dataset(s), {scored['algo'].nunique()} algorithm(s). "
+        ("p", f"Generated {when} from {len(scored)} finished run(s) under {root}: "
+              f"{len(names)} dataset(s), {scored['algo'].nunique()} algorithm(s)"
+              + (f" ({unscored} more finished run(s) without reference scores are not in the "
+                 "tables)" if unscored else "") + ". "
               "Normalized score: 0 = the random reference, 100 = the expert reference of each "
               "dataset."),
     ]

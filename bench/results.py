@@ -24,16 +24,39 @@ TIMING_COLUMNS = ["kind", "ref_min", "ref_max", "train_seconds", "eval_seconds",
                   "updates_per_s", "env_steps_per_s", "eval_env_steps_per_s"]
 
 
+STATUS_COLUMNS = ["dataset", "algo", "variant", "seed", "status", "error", "path"]
+
+
 def load_results(root: Path, timings: bool = False, conditions: bool = False) -> pd.DataFrame:
     """One row per finished run under ``root``; with ``timings`` also the run's kind, reference
     scores and the ``timings`` of its result.json (columns ``TIMING_COLUMNS``); with
-    ``conditions`` one row per run and evaluation condition (column ``condition``)."""
+    ``conditions`` one row per run and evaluation condition (column ``condition``).
+
+    A run (dataset, algorithm, variant, seed) found in several directories — e.g. one report's
+    runs copied into another's folder — counts once, from the first path in sorted order; those
+    left out, and result.json files that cannot be read, are listed in ``.attrs["skipped"]``
+    (columns ``STATUS_COLUMNS``, status ``duplicate`` or ``unreadable``), so that no table
+    counts a seed twice or loses one without saying so."""
     rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    first: dict[tuple, str] = {}
     for path in sorted(Path(root).rglob("result.json")):
         try:
             r = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue  # a result being written right now appears on the next call
+        except (OSError, json.JSONDecodeError) as exc:
+            *_, dataset, algo, variant, seed_dir = (None,) * 4 + path.parent.parts
+            seed = int(seed_dir[5:]) if seed_dir.startswith("seed_") and seed_dir[5:].isdigit() else None
+            skipped.append({"dataset": (dataset or "").replace("__", "/"), "algo": algo,
+                            "variant": variant, "seed": seed, "status": "unreadable",
+                            "error": f"result.json: {exc}", "path": str(path.parent)})
+            continue
+        key = (r["dataset"], r["algo"], r.get("variant", r["budget"]), r["seed"])
+        if key in first:
+            skipped.append({"dataset": key[0], "algo": key[1], "variant": key[2], "seed": key[3],
+                            "status": "duplicate", "error": f"the same run as {first[key]}",
+                            "path": str(path.parent)})
+            continue
+        first[key] = str(path.parent)
         row = {
             "dataset": r["dataset"], "algo": r["algo"], "variant": r.get("variant", r["budget"]),
             "budget": r["budget"], "seed": r["seed"], "normalized_score": r["normalized_score"],
@@ -51,7 +74,9 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
                          "mean_return": c.get("mean_return")})
     columns = ["dataset", "algo", "variant", "budget", "seed", "normalized_score", "mean_return",
                "dataset_source", "dataset_sha256", "path"] + (["condition"] if conditions else [])
-    return pd.DataFrame(rows, columns=columns + (TIMING_COLUMNS if timings else []))
+    frame = pd.DataFrame(rows, columns=columns + (TIMING_COLUMNS if timings else []))
+    frame.attrs["skipped"] = pd.DataFrame(skipped, columns=STATUS_COLUMNS)
+    return frame
 
 
 def select_runs(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
@@ -101,8 +126,7 @@ def incomplete_runs(root: Path) -> pd.DataFrame:
             status = "unfinished"
         rows.append({"dataset": dataset.replace("__", "/"), "algo": algo, "variant": variant,
                      "seed": int(d.name[5:]), "status": status, "error": error, "path": str(d)})
-    return pd.DataFrame(rows, columns=["dataset", "algo", "variant", "seed", "status", "error",
-                                       "path"])
+    return pd.DataFrame(rows, columns=STATUS_COLUMNS)
 
 
 def t_interval(values: np.ndarray, confidence: float = 0.95) -> float:

@@ -34,3 +34,22 @@ def test_score_table_groups_and_counts_seeds(tmp_path):
     assert bc["seeds"] == 1 and math.isnan(bc["ci95"])
     md = format_table(table)
     assert "20.0 ± 24.8 (n=3)" in md and "5.0 (n=1)" in md
+
+
+def test_a_run_found_twice_counts_once_and_unreadable_records_are_listed(tmp_path, capsys):
+    from bench.cli import main
+
+    for report in ("report_a", "report_b"):  # the same three seeds copied into two reports
+        for seed, score in enumerate([10.0, 20.0, 30.0]):
+            _write(tmp_path / report, "hopper-medium", "dt", seed, score)
+    _write(tmp_path / "report_b", "hopper-medium", "dt", 3, 99.0)
+    (tmp_path / "report_b" / "hopper-medium" / "dt" / "quick" / "seed_3" / "result.json").write_text("{")
+    runs = load_results(tmp_path)
+    row = score_table(runs).iloc[0]
+    assert row["seeds"] == 3 and row["mean"] == pytest.approx(20.0)
+    skipped = runs.attrs["skipped"]
+    assert sorted(skipped["status"]) == ["duplicate"] * 3 + ["unreadable"]
+    assert set(skipped.loc[skipped["status"] == "unreadable", "seed"]) == {3}
+    assert main(["results", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "3 duplicate run record(s) counted once" in err and "1 unreadable" in err
