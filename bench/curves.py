@@ -21,10 +21,16 @@ DEFAULT_METRIC = "train/episode_return"
 
 
 def load_curve(run_dir: str | Path, metric: str = DEFAULT_METRIC) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of ``metric`` in one run's metrics.jsonl (rows without it are skipped)."""
+    """(steps, values) of ``metric`` in one run's metrics.jsonl (rows without it are skipped;
+    a run without the file, e.g. copied without it, has an empty curve and no band counts it)."""
     steps, values = [], []
-    for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
+    path = Path(run_dir) / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a torn last line of a killed run
         if metric in row and np.isfinite(row[metric]):
             steps.append(row["step"])
             values.append(row[metric])

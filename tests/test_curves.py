@@ -39,3 +39,16 @@ def test_final_and_best_and_plot(tmp_path):
     out = plot_bands({"algo": seed_band([load_curve(r) for r in runs])}, tmp_path / "c.png",
                      title="t", ylabel="y")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_without_metrics_or_with_a_torn_line_has_a_partial_curve(tmp_path):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    steps, values = load_curve(bare)
+    assert len(steps) == 0 and len(values) == 0
+    torn = _run(tmp_path / "torn", [10, 20], [1.0, 2.0], 50.0)
+    with open(torn / "metrics.jsonl", "a") as f:
+        f.write('{"step": 30, "train/episode_ret')
+    steps, values = load_curve(torn)
+    np.testing.assert_array_equal(steps, [10, 20])
+    assert seed_band([load_curve(bare), load_curve(torn)])["seeds"].iloc[0] == 1
