@@ -109,6 +109,10 @@ def iqm_intervals(scores: dict[str, np.ndarray], reps: int, seed: int = 0) -> pd
 
 
 AGGREGATES = ("median", "iqm", "mean", "optimality_gap")
+# Below this many seeds a task's IQM is not shown: the 25% trim removes nothing (it is the mean)
+# and a percentile bootstrap over so few values spans little more than their range, an interval
+# far narrower than the t-interval beside it (3 seeds: [min, max]).
+MIN_SEEDS_FOR_IQM = 5
 
 
 def aggregate_intervals(score_dict: dict[str, np.ndarray], reps: int,
@@ -247,8 +251,9 @@ def _score_section(dataset: str, runs: pd.DataFrame, status: pd.DataFrame,
         q = iqm.loc[label]
         pub = baselines[(baselines["algo"] == r.algo) & (baselines["dataset"] == dataset)]
         published = ", ".join(f"{p.score:g} ({p.source})" for p in pub.itertuples()) or "—"
-        rows.append([r.algo, r.variant, seeds, f"{r.mean:.1f}{ci}",
-                     f"{q.iqm:.1f} [{q.iqm_low:.1f}, {q.iqm_high:.1f}]", _fmt(r.mean_return),
+        iqm_cell = (f"{q.iqm:.1f} [{q.iqm_low:.1f}, {q.iqm_high:.1f}]"
+                    if r.seeds >= MIN_SEEDS_FOR_IQM else f"— (n < {MIN_SEEDS_FOR_IQM})")
+        rows.append([r.algo, r.variant, seeds, f"{r.mean:.1f}{ci}", iqm_cell, _fmt(r.mean_return),
                      published])
     header = ["algorithm", "variant", "seeds", "normalized score, mean ± 95% CI",
               "IQM [95% bootstrap CI]", "mean return", "published, D4RL-v2 †"]

@@ -53,15 +53,15 @@ def _row(md: str, start: str) -> str:
 
 def test_per_dataset_table_values(report):
     md = report["md"]
-    # bc on hopper-medium, seeds 10/20/30: mean 20, t(0.975, 2) · 10 / √3 = 24.8; the IQM of
-    # three values trims nothing, so it is the mean, and a bootstrap resample is all-10 or
-    # all-30 with probability 1/27 > 2.5%, so the percentile CI is [10, 30].
+    # bc on hopper-medium, seeds 10/20/30: mean 20, t(0.975, 2) · 10 / √3 = 24.8. No IQM below
+    # 5 seeds: of three values it trims nothing (it is the mean), and a bootstrap resample is
+    # all-10 or all-30 with probability 1/27 > 2.5%, so its "CI" would be the range [10, 30].
     assert _row(md, "| bc | quick | 3 | 20.0") == (
-        "| bc | quick | 3 | 20.0 ± 24.8 | 20.0 [10.0, 30.0] | 200.0 | "
+        "| bc | quick | 3 | 20.0 ± 24.8 | — (n < 5) | 200.0 | "
         "52.9 (dt-paper), 53.51 (corl) |")
     # dt: seeds 0 and 2 (seed 1 failed): mean 50, t(0.975, 1) · 14.14 / √2 = 127.1.
     assert _row(md, "| dt | quick |") == (
-        "| dt | quick | 2 (missing 1) | 50.0 ± 127.1 | 50.0 [40.0, 60.0] | 500.0 | "
+        "| dt | quick | 2 (missing 1) | 50.0 ± 127.1 | — (n < 5) | 500.0 | "
         "67.6 (dt-paper), 65.1 (corl), 60.4 (d3rlpy-benchmarks) |")
     # hopper-random has no published row.
     assert _row(md, "| bc | quick | 3 | 2.0 ± 2.5 |").endswith("| 20.0 | — |")
@@ -123,3 +123,18 @@ def test_html_is_self_contained(report):
 def test_report_of_missing_root_is_a_usage_error(tmp_path):
     proc = run_cli("report", "--out", str(tmp_path / "nope"), "--to", str(tmp_path / "r"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_a_task_with_five_or_more_seeds_shows_its_iqm(tmp_path):
+    from scipy import stats
+
+    scores = [5.0, 10.0, 20.0, 40.0, 80.0, 90.0]
+    for seed, score in enumerate(scores):
+        _run(tmp_path / "results", "hopper-medium", "bc", seed, score)
+    proc = run_cli("report", "--out", str(tmp_path / "results"), "--to", str(tmp_path / "rep"),
+                   "--reps", "500")
+    assert proc.returncode == 0, proc.stderr
+    row = _row((tmp_path / "rep" / "report.md").read_text(), "| bc | quick | 6 |")
+    iqm = float(row.split("|")[5].split(" [")[0])
+    # 6 seeds: the 25% trim drops one from each end, the IQM is the mean of 10, 20, 40, 80.
+    assert iqm == pytest.approx(stats.trim_mean(scores, 0.25), abs=0.05) == pytest.approx(37.5)
