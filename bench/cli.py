@@ -18,10 +18,13 @@ DEFAULT_OUT = Path("results")
 def _seed(text: str) -> int:
     """argparse type of every --seed: an integer numpy's seeding accepts."""
     try:
-        return check_seed(int(text))
-    except (ValueError, UsageError) as exc:
-        raise argparse.ArgumentTypeError(str(exc) if isinstance(exc, UsageError)
-                                         else f"{text!r} is not an integer") from None
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    try:
+        return check_seed(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:

@@ -27,6 +27,15 @@ TIMING_COLUMNS = ["kind", "ref_min", "ref_max", "train_seconds", "eval_seconds",
 STATUS_COLUMNS = ["dataset", "algo", "variant", "seed", "status", "error", "path"]
 
 
+def _dir_fields(run_dir: Path) -> dict[str, Any]:
+    """dataset, algo, variant and seed named by a run directory ``<dataset>/<algo>/<variant>/
+    seed_<n>`` (None where the path is shorter or the seed is not a number)."""
+    *_, dataset, algo, variant, seed_dir = (None,) * 4 + run_dir.parts
+    digits = seed_dir[5:] if seed_dir and seed_dir.startswith("seed_") else ""
+    return {"dataset": (dataset or "").replace("__", "/"), "algo": algo, "variant": variant,
+            "seed": int(digits) if digits.isdigit() else None}
+
+
 def load_results(root: Path, timings: bool = False, conditions: bool = False) -> pd.DataFrame:
     """One row per finished run under ``root``; with ``timings`` also the run's kind, reference
     scores and the ``timings`` of its result.json (columns ``TIMING_COLUMNS``); with
@@ -44,10 +53,7 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
         try:
             r = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            *_, dataset, algo, variant, seed_dir = (None,) * 4 + path.parent.parts
-            seed = int(seed_dir[5:]) if seed_dir.startswith("seed_") and seed_dir[5:].isdigit() else None
-            skipped.append({"dataset": (dataset or "").replace("__", "/"), "algo": algo,
-                            "variant": variant, "seed": seed, "status": "unreadable",
+            skipped.append({**_dir_fields(path.parent), "status": "unreadable",
                             "error": f"result.json: {exc}", "path": str(path.parent)})
             continue
         key = (r["dataset"], r["algo"], r.get("variant", r["budget"]), r["seed"])
@@ -113,7 +119,6 @@ def incomplete_runs(root: Path) -> pd.DataFrame:
     for d in sorted(root.glob("*/*/*/seed_*")):
         if not d.is_dir() or (d / "result.json").exists() or not d.name[5:].isdigit():
             continue
-        dataset, algo, variant = d.relative_to(root).parts[:3]
         status, error = "not started", None
         if (d / "error.json").exists():
             status = "failed"
@@ -124,8 +129,7 @@ def incomplete_runs(root: Path) -> pd.DataFrame:
                 error = "unreadable error.json"
         elif (d / "checkpoint.pt").exists():
             status = "unfinished"
-        rows.append({"dataset": dataset.replace("__", "/"), "algo": algo, "variant": variant,
-                     "seed": int(d.name[5:]), "status": status, "error": error, "path": str(d)})
+        rows.append({**_dir_fields(d), "status": status, "error": error, "path": str(d)})
     return pd.DataFrame(rows, columns=STATUS_COLUMNS)
 
 

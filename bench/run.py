@@ -32,11 +32,11 @@ import numpy as np
 import torch
 
 from bench import registry
-from bench.config import (EVAL_MODES, check_choice, check_count, check_seed, config_to_dict,
-                          make_config)
+from bench.config import (DEVICES, EVAL_MODES, check_choice, check_count, check_seed,
+                          config_to_dict, make_config)
 from bench.data import DatasetSpec, Sampler, load_flat, resolve
 from bench.data.generate import package_versions
-from bench.errors import BenchError, NonFiniteLossError, UsageError
+from bench.errors import BenchError, NonFiniteLossError, UsageError, unknown_name
 from bench.evaluate import evaluate, normalized_score
 from bench.io import atomic_write_bytes, atomic_write_json, read_json
 from bench.locks import file_lock
@@ -85,13 +85,12 @@ def run_dir(req: RunRequest) -> Path:
 
 
 def pick_device(name: str) -> torch.device:
+    check_choice("device", name, DEVICES)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for but torch sees no CUDA device; "
                          "use --device cpu (or auto).")
-    if name not in ("cpu", "cuda"):
-        raise UsageError(f"unknown device {name!r}; use cpu, cuda or auto.")
     return torch.device(name)
 
 
@@ -102,8 +101,6 @@ def check_env_id(env_id: str) -> str:
     try:
         gym.spec(env_id)
     except gym.error.Error:
-        from bench.errors import unknown_name
-
         raise unknown_name("environment", env_id, [k for k in gym.registry if "-v" in k]) from None
     return env_id
 
