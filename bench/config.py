@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from typing import Any, ClassVar, Literal
@@ -60,7 +61,7 @@ class TrainConfig:
         ``super().problems() + [...]``; mixins later in the MRO (``VICRegFields``) are reached
         through ``super()`` here."""
         inherited = getattr(super(), "problems", None)
-        return ((inherited() if inherited else [])
+        return (not_a_number(self) + (inherited() if inherited else [])
                 + at_least(self, 1, "num_updates", "batch_size")
                 + at_least(self, 0, "log_every", "checkpoint_every", "eval_every", "snapshot_every"))
 
@@ -76,6 +77,18 @@ class TrainConfig:
         if problems:
             raise UsageError(f"invalid {type(self).__name__}: {'; '.join(problems)} (on the "
                              "command line: --set KEY=VALUE).")
+
+
+def not_a_number(config: Any) -> list[str]:
+    """A problem for each field holding NaN (alone or in a tuple): every comparison with NaN is
+    false, so range checks would let it through, and it only ever poisons training."""
+    def has_nan(value: Any) -> bool:
+        if isinstance(value, (tuple, list)):
+            return any(has_nan(v) for v in value)
+        return isinstance(value, float) and math.isnan(value)
+
+    return [f"{f.name} must be a number, got {getattr(config, f.name)!r}"
+            for f in dataclasses.fields(config) if has_nan(getattr(config, f.name))]
 
 
 def at_least(config: Any, minimum: float, *names: str) -> list[str]:

@@ -80,6 +80,10 @@ def test_bad_overrides_are_usage_errors(pair, message):
     ("gcsl_idm", {"extra_goal_sources": "gs_ppo"}, "gs_ppo needs a trained goal setter"),
     ("dt_vicreg", {"vicreg_projector": ""}, "vicreg_projector needs at least one size"),
     ("ppo_vicreg", {"hidden": ""}, "hidden needs a size"),
+    # NaN fails every comparison, so range checks alone would let it through
+    ("dt", {"lr": "nan"}, "lr must be a number, got nan"),
+    ("dt", {"target_returns": "3600,nan"}, "target_returns must be a number"),
+    ("ppo", {"gamma": "nan"}, "gamma must be a number"),
 ])
 def test_configs_refuse_values_they_cannot_use(algo, overrides, message):
     entry = registry.get(algo)
