@@ -6,8 +6,9 @@ Contents, all derived from the run directories:
   seeds (as ``bench results``), the seed count (and which seeds are missing), the IQM with a
   95% bootstrap CI from rliable, and the published D4RL-v2 score from ``baselines/`` where one
   exists (a different dataset version, marked as such);
-- aggregates over datasets (rliable: median, IQM, mean, optimality gap with stratified-bootstrap
-  CIs) and rliable performance profiles;
+- aggregates over each group of comparable datasets (one domain; offline datasets and online
+  envs apart) — rliable's median, IQM, mean and optimality gap with stratified-bootstrap CIs,
+  and its performance profiles;
 - learning curves with 95% CI bands (bench.curves), bar charts with CIs, a runtime table, and the
   runs that failed or are unfinished.
 
@@ -31,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from bench.curves import load_curve, normalize, plot_bands, seed_band
-from bench.results import incomplete_runs, load_results, score_table, select_runs
+from bench.results import (incomplete_runs, load_results, mixed_sources, score_table,
+                           select_runs)
 
 BASELINES = Path(__file__).resolve().parent.parent / "baselines" / "hopper_d4rl_v2.csv"
 # Curve metrics in order of preference; a run is plotted with the first one it logged.
@@ -45,7 +47,13 @@ CURVE_METRICS = {
 BASELINE_NOTE = ("† Published scores on the **D4RL v2** Hopper datasets (old Gym Hopper-v2 on "
                  "mujoco-py), not on this suite's data: a different dataset version and "
                  "simulator, so a rough reference point, not a one-to-one comparison. From "
-                 "baselines/hopper_d4rl_v2.csv (citations below and in baselines/README.md).")
+                 "baselines/hopper_d4rl_v2.csv (citations below and in baselines/README.md). "
+                 "They are normalized with D4RL's Hopper reference returns (random −20.3, expert "
+                 "3,234.3); the scores here use each dataset's own references (the Data table), "
+                 "so the same score stands for different returns on the two sides (the 'mean "
+                 "return' column has this suite's raw returns). Published runs trained for the "
+                 "authors' full schedules: ‡ marks rows trained at a smaller budget, which are "
+                 "not expected to reach them.")
 
 
 @dataclass
@@ -186,7 +194,8 @@ def bar_chart(table: pd.DataFrame, runs: pd.DataFrame, dataset: str, out: Path) 
     return out
 
 
-def profile_chart(score_dict: dict[str, np.ndarray], reps: int, out: Path) -> Path:
+def profile_chart(score_dict: dict[str, np.ndarray], reps: int, out: Path,
+                  title: str = "Performance profiles") -> Path:
     """rliable performance profiles: fraction of runs scoring above τ, with 95% CI bands."""
     from rliable import plot_utils
 
@@ -203,7 +212,7 @@ def profile_chart(score_dict: dict[str, np.ndarray], reps: int, out: Path) -> Pa
                                          xlabel="normalized score τ",
                                          ylabel="fraction of runs with score > τ")
     ax.legend(fontsize=8)
-    ax.set_title("Performance profiles over all runs of the aggregated datasets")
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
@@ -246,11 +255,15 @@ def _score_section(dataset: str, runs: pd.DataFrame, status: pd.DataFrame,
         label = _label(r.algo, r.variant)
         have = set(runs[(runs["algo"] == r.algo) & (runs["variant"] == r.variant)]["seed"])
         missing = sorted(all_seeds - have)
-        seeds = str(r.seeds) + (f" (missing {', '.join(map(str, missing))})" if missing else "")
+        seeds = (str(r.seeds) + (f" (missing {', '.join(map(str, missing))})" if missing else "")
+                 + mixed_sources(r._asdict()))
         ci = "" if math.isnan(r.ci95) else f" ± {r.ci95:.1f}"
         q = iqm.loc[label]
         pub = baselines[(baselines["algo"] == r.algo) & (baselines["dataset"] == dataset)]
         published = ", ".join(f"{p.score:g} ({p.source})" for p in pub.itertuples()) or "—"
+        budgets = set(runs[(runs["algo"] == r.algo) & (runs["variant"] == r.variant)]["budget"])
+        if len(pub) and budgets != {"full"}:
+            published += " ‡"
         iqm_cell = (f"{q.iqm:.1f} [{q.iqm_low:.1f}, {q.iqm_high:.1f}]"
                     if r.seeds >= MIN_SEEDS_FOR_IQM else f"— (n < {MIN_SEEDS_FOR_IQM})")
         rows.append([r.algo, r.variant, seeds, f"{r.mean:.1f}{ci}", iqm_cell, _fmt(r.mean_return),
@@ -262,29 +275,59 @@ def _score_section(dataset: str, runs: pd.DataFrame, status: pd.DataFrame,
             ("img", chart, f"{dataset}: normalized score per algorithm")]
 
 
-def _aggregate_section(runs: pd.DataFrame, datasets: list[str], reps: int,
-                       figures: Path) -> list[Block]:
-    matrices, used = aggregate_matrix(runs, datasets)
+def task_groups(runs: pd.DataFrame) -> dict[str, list[str]]:
+    """The datasets an aggregate may pool, by group: one domain (hopper, carracing, ...) and one
+    kind of run (offline datasets, or online envs). Pooling across all of a results root would
+    need every algorithm on every dataset and env, which an online-only algorithm (PPO) and
+    offline ones never are, so nothing would be aggregated."""
+    groups: dict[str, list[str]] = {}
+    for dataset, g in runs.groupby("dataset", sort=True):
+        online = "kind" in g.columns and (g["kind"] == "online").any()
+        parts = str(dataset).split("/")
+        domain = (parts[-2] if len(parts) > 1 else parts[0].split("-")[0]).lower()
+        groups.setdefault(f"{domain}, {'online' if online else 'offline datasets'}",
+                          []).append(dataset)
+    return groups
+
+
+def _aggregate_section(runs: pd.DataFrame, reps: int, figures: Path) -> list[Block]:
     blocks: list[Block] = [("h", 2, "Aggregates over datasets (rliable)")]
-    if not matrices:
-        return blocks + [("p", "No algorithm has finished runs on every dataset in the report, "
-                               "so there is nothing to aggregate.")]
-    agg = aggregate_intervals(matrices, reps)
-    rows = []
-    for r in agg.to_dict("records"):
-        cells = [f"{r[k]:.1f} [{r[k + '_low']:.1f}, {r[k + '_high']:.1f}]" for k in AGGREGATES]
-        rows.append([r["label"], str(used[r["label"]])] + cells)
-    left_out = sorted({_label(a, v) for a, v in zip(runs["algo"], runs["variant"])} - set(matrices))
-    text = (f"Over the {len(datasets)} dataset(s) {', '.join(datasets)}, with 95% stratified-"
-            f"bootstrap CIs ({reps} resamples). Each dataset contributes the same number of runs "
-            "per algorithm (its lowest seeds, the column 'runs per dataset'). The optimality gap "
-            "is the mean shortfall below 100 (lower is better).")
-    if left_out:
-        text += f" Left out (not run on every dataset): {', '.join(left_out)}."
-    profile = profile_chart(matrices, reps=min(reps, 2000), out=figures / "profiles.png")
-    return blocks + [("p", text), ("table", ["algorithm [variant]", "runs per dataset", "median",
-                                             "IQM", "mean", "optimality gap"], rows),
-                     ("img", profile, "performance profiles")]
+    groups = {name: names for name, names in task_groups(runs).items() if len(names) > 1}
+    if not groups:
+        return blocks + [("p", "Every group of comparable tasks (one domain, offline datasets or "
+                               "online envs) holds a single dataset here, so the tables above are "
+                               "the whole comparison.")]
+    blocks.append(("p", f"Per group of comparable tasks (one domain; offline datasets and online "
+                        f"envs apart), with 95% stratified-bootstrap CIs ({reps} resamples). "
+                        "An algorithm enters a group's aggregate when it has runs on every "
+                        "dataset of the group (`bench report --dataset ...` chooses the datasets); "
+                        "each dataset contributes the same number of runs per algorithm (its "
+                        "lowest seeds, the column 'runs per dataset'). The optimality gap is the "
+                        "mean shortfall below 100 (lower is better)."))
+    for name, datasets in groups.items():
+        group_runs = runs[runs["dataset"].isin(datasets)]
+        matrices, used = aggregate_matrix(group_runs, datasets)
+        blocks.append(("h", 3, f"{name}: {', '.join(datasets)}"))
+        if not matrices:
+            blocks.append(("p", f"No algorithm has finished runs on all {len(datasets)} datasets "
+                                "of this group, so there is nothing to aggregate."))
+            continue
+        agg = aggregate_intervals(matrices, reps)
+        rows = []
+        for r in agg.to_dict("records"):
+            cells = [f"{r[k]:.1f} [{r[k + '_low']:.1f}, {r[k + '_high']:.1f}]" for k in AGGREGATES]
+            rows.append([r["label"], str(used[r["label"]])] + cells)
+        left_out = sorted({_label(a, v) for a, v in zip(group_runs["algo"], group_runs["variant"])}
+                          - set(matrices))
+        if left_out:
+            blocks.append(("p", f"Left out (not run on every dataset): {', '.join(left_out)}."))
+        profile = profile_chart(matrices, reps=min(reps, 2000),
+                                out=figures / f"profiles_{_slug(name)}.png",
+                                title=f"Performance profiles, {name}")
+        blocks += [("table", ["algorithm [variant]", "runs per dataset", "median", "IQM", "mean",
+                              "optimality gap"], rows),
+                   ("img", profile, f"performance profiles, {name}")]
+    return blocks
 
 
 def _curve_section(runs: pd.DataFrame, datasets: list[str], figures: Path) -> list[Block]:
@@ -313,7 +356,7 @@ def _data_section(runs: pd.DataFrame) -> list[Block]:
         for sha, h in g.assign(sha=shas).groupby("sha", sort=True):
             sources = h["dataset_source"].dropna()
             rows.append([dataset, str(sources.iloc[0]) if len(sources) else "—", f"`{sha[:16]}`",
-                         str(len(h)), ", ".join(sorted(h["algo"].unique()))])
+                         _refs(h), str(len(h)), ", ".join(sorted(h["algo"].unique()))])
         if shas.nunique() > 1:
             mixed.append(dataset)
     if not rows:
@@ -321,16 +364,25 @@ def _data_section(runs: pd.DataFrame) -> list[Block]:
     blocks: list[Block] = [
         ("h", 2, "Data"),
         ("p", "The data file each run trained on (sha256 of the dataset's HDF5, from the run's "
-              "result.json). A suite-made dataset is byte-identical when remade on the same "
+              "result.json), and the random and expert reference returns its scores are "
+              "normalized with. A suite-made dataset is byte-identical when remade on the same "
               "machine; on a CPU that rounds differently the same recipe gives different episodes "
               "(README, Datasets)."),
-        ("table", ["dataset", "source", "data sha256", "runs", "algorithms"], rows)]
+        ("table", ["dataset", "source", "data sha256", "reference returns (random / expert)",
+                   "runs", "algorithms"], rows)]
     if mixed:
         blocks.append(("p", "**Mixed data:** runs of " + ", ".join(f"`{d}`" for d in mixed)
                        + " trained on more than one data file: equally valid draws of one recipe, "
                          "not the same draws. Differences between algorithms there include the "
                          "difference between the draws."))
     return blocks
+
+
+def _refs(runs: pd.DataFrame) -> str:
+    """The runs' reference returns, "random / expert" (each distinct pair, should they differ)."""
+    pairs = runs[["ref_min", "ref_max"]].dropna().drop_duplicates()
+    return "; ".join(f"{_fmt(lo, 2)} / {_fmt(hi, 2)}" for lo, hi in pairs.itertuples(index=False)) \
+        or "—"
 
 
 def _runtime_section(runs: pd.DataFrame) -> list[Block]:
@@ -400,7 +452,7 @@ def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = 
         blocks += _score_section(dataset, scored[scored["dataset"] == dataset],
                                  status[status["dataset"] == dataset], baselines, reps, figures)
     blocks.append(("p", BASELINE_NOTE))
-    blocks += _aggregate_section(scored, names, reps, figures)
+    blocks += _aggregate_section(scored, reps, figures)
     blocks += _curve_section(scored, names, figures)
     blocks += _runtime_section(runs)
     blocks += _status_section(status)

@@ -67,7 +67,8 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
             "dataset": r["dataset"], "algo": r["algo"], "variant": r.get("variant", r["budget"]),
             "budget": r["budget"], "seed": r["seed"], "normalized_score": r["normalized_score"],
             "mean_return": r.get("mean_return"), "dataset_source": r.get("dataset_source"),
-            "dataset_sha256": r.get("dataset_sha256"), "path": str(path.parent),
+            "dataset_sha256": r.get("dataset_sha256"), "git_commit": _commit(r),
+            "path": str(path.parent),
         }
         if timings:
             row.update(_timing_fields(r))
@@ -79,10 +80,19 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
             rows.append({**row, "condition": condition, "normalized_score": c["normalized_score"],
                          "mean_return": c.get("mean_return")})
     columns = ["dataset", "algo", "variant", "budget", "seed", "normalized_score", "mean_return",
-               "dataset_source", "dataset_sha256", "path"] + (["condition"] if conditions else [])
+               "dataset_source", "dataset_sha256", "git_commit", "path"] + (["condition"] if conditions else [])
     frame = pd.DataFrame(rows, columns=columns + (TIMING_COLUMNS if timings else []))
     frame.attrs["skipped"] = pd.DataFrame(skipped, columns=STATUS_COLUMNS)
     return frame
+
+
+def _commit(r: dict[str, Any]) -> str | None:
+    """The commit a run's code came from, with ``+dirty`` when the working tree had uncommitted
+    changes (two dirty runs of one commit may still differ); None when not recorded."""
+    git = r.get("git") or {}
+    if not git.get("commit"):
+        return None
+    return git["commit"] + ("+dirty" if git.get("dirty") else "")
 
 
 def select_runs(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
@@ -144,7 +154,9 @@ def t_interval(values: np.ndarray, confidence: float = 0.95) -> float:
 
 def score_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset × algorithm × variant (× condition, where ``df`` has that column):
-    mean, CI half-width, seed count."""
+    mean, CI half-width, seed count, and how many distinct data files (``data_files``, by
+    sha256) and code versions (``commits``) its runs came from — more than one of either means
+    the seeds are not draws of one experiment, which a table must say."""
     df = df.dropna(subset=["normalized_score"])
     keys = ["dataset", "algo", "variant"] + (["condition"] if "condition" in df.columns else [])
     out = []
@@ -152,8 +164,26 @@ def score_table(df: pd.DataFrame) -> pd.DataFrame:
         scores = g["normalized_score"].to_numpy(float)
         out.append({**dict(zip(keys, values)),
                     "mean": float(scores.mean()), "ci95": t_interval(scores),
-                    "seeds": len(scores), "mean_return": float(g["mean_return"].mean())})
-    return pd.DataFrame(out, columns=keys + ["mean", "ci95", "seeds", "mean_return"])
+                    "seeds": len(scores), "mean_return": float(g["mean_return"].mean()),
+                    "data_files": _distinct(g, "dataset_sha256"),
+                    "commits": _distinct(g, "git_commit")})
+    return pd.DataFrame(out, columns=keys + ["mean", "ci95", "seeds", "mean_return", "data_files",
+                                             "commits"])
+
+
+def _distinct(g: pd.DataFrame, column: str) -> int:
+    """Distinct recorded values of ``column`` (0 where none is recorded, e.g. online runs have
+    no data file)."""
+    return int(g[column].nunique()) if column in g.columns else 0
+
+
+def mixed_sources(r: pd.Series | dict[str, Any]) -> str:
+    """A note such as ``" (2 data files, 3 commits)"`` for a score-table row whose runs mix data
+    files or code versions; empty when they do not."""
+    parts = [f"{r[column]} {name}" for column, name in (("data_files", "data files"),
+                                                         ("commits", "commits"))
+             if r.get(column, 0) > 1]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
@@ -166,7 +196,7 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     # Markdown: algorithm rows × dataset columns, "mean ± ci (n)".
     def cell(r: pd.Series) -> str:
         ci = "" if math.isnan(r["ci95"]) else f" ± {r['ci95']:.1f}"
-        return f"{r['mean']:.1f}{ci} (n={r['seeds']})"
+        return f"{r['mean']:.1f}{ci} (n={r['seeds']}){mixed_sources(r)}"
 
     row = table["algo"] + " [" + table["variant"] + "]"
     if "condition" in table.columns:
@@ -176,4 +206,9 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     header = "| algorithm | " + " | ".join(wide.columns) + " |"
     sep = "|---" * (len(wide.columns) + 1) + "|"
     lines = [header, sep] + [f"| {idx} | " + " | ".join(row) + " |" for idx, row in wide.iterrows()]
-    return "\n".join(lines) + "\n\nNormalized score (0 = random, 100 = expert): mean ± 95% CI over seeds."
+    note = "\n\nNormalized score (0 = random, 100 = expert): mean ± 95% CI over seeds."
+    if (table["data_files"] > 1).any() or (table["commits"] > 1).any():
+        note += (" A cell marked with data files or commits pools runs that trained on different "
+                 "data files of the dataset (remade elsewhere) or ran different code versions; "
+                 "`--format csv` has the counts, and each run's result.json its sha256 and commit.")
+    return "\n".join(lines) + note

@@ -11,14 +11,15 @@ import pytest
 from conftest import run_cli
 
 
-def _run(root: Path, dataset: str, algo: str, seed: int, score: float, sha: str = "a" * 64) -> None:
-    d = root / dataset / algo / "quick" / f"seed_{seed}"
+def _run(root: Path, dataset: str, algo: str, seed: int, score: float, sha: str | None = "a" * 64,
+         budget: str = "quick", kind: str = "offline", commit: str | None = None) -> None:
+    d = root / dataset / algo / budget / f"seed_{seed}"
     d.mkdir(parents=True)
     (d / "metrics.jsonl").write_text("".join(
         json.dumps({"step": s, "loss": 1.0 / s + seed}) + "\n" for s in (10, 20, 30)))
     (d / "result.json").write_text(json.dumps({
-        "dataset": dataset, "algo": algo, "kind": "offline", "seed": seed, "budget": "quick",
-        "variant": "quick", "normalized_score": score, "mean_return": score * 10,
+        "dataset": dataset, "algo": algo, "kind": kind, "seed": seed, "budget": budget,
+        "variant": budget, "normalized_score": score, "git": {"commit": commit, "dirty": False}, "mean_return": score * 10,
         "ref_min": 0.0, "ref_max": 1000.0, "dataset_sha256": sha, "dataset_source": "self-generated",
         "conditions": {"default": {"episode_lengths": [100, 100]}},
         "timings": {"train_seconds": 10.0, "eval_seconds": 2.0,
@@ -56,16 +57,18 @@ def test_per_dataset_table_values(report):
     # bc on hopper-medium, seeds 10/20/30: mean 20, t(0.975, 2) · 10 / √3 = 24.8. No IQM below
     # 5 seeds: of three values it trims nothing (it is the mean), and a bootstrap resample is
     # all-10 or all-30 with probability 1/27 > 2.5%, so its "CI" would be the range [10, 30].
+    # The published scores are after full training: ‡ marks a row trained at a smaller budget.
     assert _row(md, "| bc | quick | 3 | 20.0") == (
         "| bc | quick | 3 | 20.0 ± 24.8 | — (n < 5) | 200.0 | "
-        "52.9 (dt-paper), 53.51 (corl) |")
+        "52.9 (dt-paper), 53.51 (corl) ‡ |")
     # dt: seeds 0 and 2 (seed 1 failed): mean 50, t(0.975, 1) · 14.14 / √2 = 127.1.
     assert _row(md, "| dt | quick |") == (
         "| dt | quick | 2 (missing 1) | 50.0 ± 127.1 | — (n < 5) | 500.0 | "
-        "67.6 (dt-paper), 65.1 (corl), 60.4 (d3rlpy-benchmarks) |")
+        "67.6 (dt-paper), 65.1 (corl), 60.4 (d3rlpy-benchmarks) ‡ |")
     # hopper-random has no published row.
     assert _row(md, "| bc | quick | 3 | 2.0 ± 2.5 |").endswith("| 20.0 | — |")
     assert "different dataset version" in md and "D4RL v2" in md
+    assert "random −20.3, expert 3,234.3" in md and "‡ marks rows" in md
 
 
 def test_aggregates_failures_and_runtime(report):
@@ -86,10 +89,11 @@ def test_aggregates_failures_and_runtime(report):
 
 def test_data_files_are_listed_and_mixed_draws_flagged(report):
     md = report["md"]
+    # with the reference returns its scores are normalized with
     assert _row(md, "| hopper-medium | self-generated | `aaaaaaaaaaaaaaaa` |") == (
-        "| hopper-medium | self-generated | `aaaaaaaaaaaaaaaa` | 3 | bc |")
+        "| hopper-medium | self-generated | `aaaaaaaaaaaaaaaa` | 0.00 / 1,000.00 | 3 | bc |")
     assert _row(md, "| hopper-medium | self-generated | `bbbbbbbbbbbbbbbb` |") == (
-        "| hopper-medium | self-generated | `bbbbbbbbbbbbbbbb` | 2 | dt |")
+        "| hopper-medium | self-generated | `bbbbbbbbbbbbbbbb` | 0.00 / 1,000.00 | 2 | dt |")
     mixed = _row(md, "**Mixed data:**")
     assert "`hopper-medium`" in mixed and "hopper-random" not in mixed
 
@@ -138,3 +142,39 @@ def test_a_task_with_five_or_more_seeds_shows_its_iqm(tmp_path):
     iqm = float(row.split("|")[5].split(" [")[0])
     # 6 seeds: the 25% trim drops one from each end, the IQM is the mean of 10, 20, 40, 80.
     assert iqm == pytest.approx(stats.trim_mean(scores, 0.25), abs=0.05) == pytest.approx(37.5)
+
+
+def test_aggregates_per_group_of_comparable_tasks_and_marks(tmp_path):
+    """An online-only algorithm on Hopper-v5 and a carracing dataset beside two hopper datasets:
+    the hopper datasets still aggregate (before, one aggregate over every dataset of the root
+    took in nobody); runs at the full budget carry no ‡; a row pooling two code versions says
+    so."""
+    from bench.report import build_blocks, task_groups
+    from bench.results import load_results
+
+    root = tmp_path / "results"
+    for seed in range(3):
+        _run(root, "hopper-medium", "bc", seed, 10.0 * (seed + 1), budget="full",
+             commit="c1" if seed < 2 else "c2")
+        _run(root, "hopper-random", "bc", seed, 1.0 + seed, budget="full", commit="c1")
+        _run(root, "Hopper-v5", "ppo", seed, 50.0 + seed, sha=None, kind="online")
+        _run(root, "carracing-expert", "bc", seed, 90.0 + seed, budget="full")
+    runs = load_results(root, timings=True)
+    assert task_groups(runs) == {"carracing, offline datasets": ["carracing-expert"],
+                                 "hopper, online": ["Hopper-v5"],
+                                 "hopper, offline datasets": ["hopper-medium", "hopper-random"]}
+    (tmp_path / "fig").mkdir()
+    blocks = build_blocks(root, tmp_path / "fig", reps=200)
+    headings = [b[2] for b in blocks if b[0] == "h" and b[1] == 3]
+    assert "hopper, offline datasets: hopper-medium, hopper-random" in headings
+    tables = [b for b in blocks if b[0] == "table" and b[1][0] == "algorithm [variant]"]
+    assert len(tables) == 1 and [r[0] for r in tables[0][2]] == ["bc [full]"]
+    rows, heading = {}, None
+    for b in blocks:
+        heading = b[2] if b[0] == "h" else heading
+        if b[0] == "table" and b[1][0] == "algorithm":
+            rows.update({(heading, r[0]): r for r in b[2]})
+    medium = rows[("hopper-medium", "bc")]
+    assert medium[2] == "3 (2 commits)"  # seeds 0 and 1 ran commit c1, seed 2 c2
+    assert medium[6] == "52.9 (dt-paper), 53.51 (corl)"  # full budget: no ‡
+    assert rows[("hopper-random", "bc")][2] == "3"

@@ -7,12 +7,13 @@ import pytest
 from bench.results import format_table, load_results, score_table, t_interval
 
 
-def _write(root, dataset, algo, seed, score, variant="quick"):
+def _write(root, dataset, algo, seed, score, variant="quick", **fields):
     d = root / dataset / algo / variant / f"seed_{seed}"
     d.mkdir(parents=True)
     (d / "result.json").write_text(json.dumps({
         "dataset": dataset, "algo": algo, "seed": seed, "budget": "quick", "variant": variant,
-        "normalized_score": score, "mean_return": score * 10, "episode_returns": [score * 10]}))
+        "normalized_score": score, "mean_return": score * 10, "episode_returns": [score * 10],
+        **fields}))
 
 
 def test_t_interval_matches_hand_computation():
@@ -53,3 +54,26 @@ def test_a_run_found_twice_counts_once_and_unreadable_records_are_listed(tmp_pat
     assert main(["results", "--out", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "3 duplicate run record(s) counted once" in err and "1 unreadable" in err
+
+
+def test_cells_pooling_data_files_or_code_versions_say_so(tmp_path):
+    """Seeds that trained on different data files of a dataset, or ran different commits, are
+    not draws of one experiment: the table counts both and the Markdown cell says it."""
+    sha_a, sha_b = "a" * 64, "b" * 64
+    for seed, (sha, commit, dirty) in enumerate([(sha_a, "c1", False), (sha_a, "c1", True),
+                                                 (sha_b, "c2", False)]):
+        _write(tmp_path, "hopper-medium", "dt", seed, 10.0 * seed, dataset_sha256=sha,
+               git={"commit": commit, "dirty": dirty})
+    for seed in range(2):
+        _write(tmp_path, "hopper-medium", "bc", seed, 5.0, dataset_sha256=sha_a,
+               git={"commit": "c1", "dirty": False})
+    _write(tmp_path, "Hopper-v5", "ppo", 0, 50.0)  # online, and no commit recorded
+    table = score_table(load_results(tmp_path)).set_index("algo")
+    # c1, c1+dirty (uncommitted changes) and c2 are three code versions
+    assert (table.loc["dt", "data_files"], table.loc["dt", "commits"]) == (2, 3)
+    assert (table.loc["bc", "data_files"], table.loc["bc", "commits"]) == (1, 1)
+    assert (table.loc["ppo", "data_files"], table.loc["ppo", "commits"]) == (0, 0)
+    md = format_table(table.reset_index())
+    assert "(n=3) (2 data files, 3 commits)" in md
+    assert "5.0 ± 0.0 (n=2) |" in md and "50.0 (n=1) |" in md
+    assert "pools runs that trained on different data files" in md
