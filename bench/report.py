@@ -6,9 +6,9 @@ Contents, all derived from the run directories:
   seeds (as ``bench results``), the seed count (and which seeds are missing), the IQM with a
   95% bootstrap CI from rliable, and the published D4RL-v2 score from ``baselines/`` where one
   exists (a different dataset version, marked as such);
-- aggregates over each group of comparable datasets (one domain; offline datasets and online
-  envs apart) — rliable's median, IQM, mean and optimality gap with stratified-bootstrap CIs,
-  and its performance profiles;
+- aggregates over the offline datasets, over the online envs, and over each domain's where
+  there are several (``task_groups``) — rliable's median, IQM, mean and optimality gap with
+  stratified-bootstrap CIs, and its performance profiles;
 - learning curves with 95% CI bands (bench.curves), bar charts with CIs, a runtime table, and the
   runs that failed or are unfinished.
 
@@ -276,29 +276,37 @@ def _score_section(dataset: str, runs: pd.DataFrame, status: pd.DataFrame,
 
 
 def task_groups(runs: pd.DataFrame) -> dict[str, list[str]]:
-    """The datasets an aggregate may pool, by group: one domain (hopper, carracing, ...) and one
-    kind of run (offline datasets, or online envs). Pooling across all of a results root would
-    need every algorithm on every dataset and env, which an online-only algorithm (PPO) and
-    offline ones never are, so nothing would be aggregated."""
-    groups: dict[str, list[str]] = {}
+    """The sets of datasets an aggregate pools: all offline datasets, and all online envs; where
+    these span several domains (hopper, carracing, ...), also each domain's own. Pooling a whole
+    results root would need every algorithm on every dataset and env, which an online-only
+    algorithm (PPO) and offline ones never are, so nothing would be aggregated; the per-domain
+    sets keep an algorithm run on one domain only in some aggregate. Sets of one dataset are
+    left out (the per-dataset table is that comparison)."""
+    by_kind: dict[str, dict[str, list[str]]] = {}
     for dataset, g in runs.groupby("dataset", sort=True):
-        online = "kind" in g.columns and (g["kind"] == "online").any()
+        kind = "online envs" if "kind" in g.columns and (g["kind"] == "online").any() \
+            else "offline datasets"
         parts = str(dataset).split("/")
         domain = (parts[-2] if len(parts) > 1 else parts[0].split("-")[0]).lower()
-        groups.setdefault(f"{domain}, {'online' if online else 'offline datasets'}",
-                          []).append(dataset)
-    return groups
+        by_kind.setdefault(kind, {}).setdefault(domain, []).append(dataset)
+    groups: dict[str, list[str]] = {}
+    for kind in sorted(by_kind):
+        domains = by_kind[kind]
+        groups[kind] = sorted(d for names in domains.values() for d in names)
+        if len(domains) > 1:
+            groups.update({f"{kind}, {domain}": names for domain, names in domains.items()})
+    return {name: names for name, names in groups.items() if len(names) > 1}
 
 
 def _aggregate_section(runs: pd.DataFrame, reps: int, figures: Path) -> list[Block]:
     blocks: list[Block] = [("h", 2, "Aggregates over datasets (rliable)")]
-    groups = {name: names for name, names in task_groups(runs).items() if len(names) > 1}
+    groups = task_groups(runs)
     if not groups:
-        return blocks + [("p", "Every group of comparable tasks (one domain, offline datasets or "
-                               "online envs) holds a single dataset here, so the tables above are "
-                               "the whole comparison.")]
-    blocks.append(("p", f"Per group of comparable tasks (one domain; offline datasets and online "
-                        f"envs apart), with 95% stratified-bootstrap CIs ({reps} resamples). "
+        return blocks + [("p", "There is one offline dataset and at most one online env here, so "
+                               "the tables above are the whole comparison.")]
+    blocks.append(("p", f"Over the offline datasets, over the online envs (never the two "
+                        "together), and, where these span several domains, over each domain's; "
+                        f"with 95% stratified-bootstrap CIs ({reps} resamples). "
                         "An algorithm enters a group's aggregate when it has runs on every "
                         "dataset of the group (`bench report --dataset ...` chooses the datasets); "
                         "each dataset contributes the same number of runs per algorithm (its "
@@ -451,12 +459,13 @@ def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = 
     for dataset in names:
         blocks += _score_section(dataset, scored[scored["dataset"] == dataset],
                                  status[status["dataset"] == dataset], baselines, reps, figures)
-    blocks.append(("p", BASELINE_NOTE))
+    used = baselines[baselines["dataset"].isin(names) & baselines["algo"].isin(scored["algo"])]
+    if not used.empty:
+        blocks.append(("p", BASELINE_NOTE))
     blocks += _aggregate_section(scored, reps, figures)
     blocks += _curve_section(scored, names, figures)
     blocks += _runtime_section(runs)
     blocks += _status_section(status)
-    used = baselines[baselines["dataset"].isin(names) & baselines["algo"].isin(scored["algo"])]
     if not used.empty:
         cites = used.drop_duplicates("source")
         blocks += [("h", 2, "Published baselines cited"),

@@ -3,7 +3,7 @@
 # 52.9 ± 64.0 on Hopper-v5, 3 seeds) rerun at 10 seeds, same quick budget and evaluation (10
 # episodes). Seeds 0-2 are the report's own runs (restored from reports/vicreg-report/runs/);
 # this makes seeds 3-9 (14 runs, about 40 minutes on 2 cores) and writes
-# reports/vicreg-report/ppo-10-seeds/ (report, figures, every run's records). Resumable across
+# reports/vicreg-report/ppo-10-seeds/ (report, figures, the records of all 20 runs). Resumable across
 # sessions like the other report scripts.
 # Usage: bash reports/make_ppo_vicreg_seeds.sh [RESULTS_ROOT]   (JOBS=N runs N at a time, default 2)
 set -euo pipefail
@@ -21,7 +21,7 @@ python -m bench report --out "$root" --to "$out" --algo ppo --algo ppo_vicreg \
   --dataset Hopper-v5 --variant quick \
   --title "PPO with and without temporal VICReg on its state representation, 10 seeds (quick)"
 for algo in ppo ppo_vicreg; do
-  for seed in 3 4 5 6 7 8 9; do
+  for seed in 0 1 2 3 4 5 6 7 8 9; do
     run="$root/Hopper-v5/$algo/quick/seed_$seed"
     [ -f "$run/result.json" ] || continue
     dest="$out/runs/Hopper-v5/$algo/quick/seed_$seed"

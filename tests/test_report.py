@@ -146,9 +146,10 @@ def test_a_task_with_five_or_more_seeds_shows_its_iqm(tmp_path):
 
 def test_aggregates_per_group_of_comparable_tasks_and_marks(tmp_path):
     """An online-only algorithm on Hopper-v5 and a carracing dataset beside two hopper datasets:
-    the hopper datasets still aggregate (before, one aggregate over every dataset of the root
-    took in nobody); runs at the full budget carry no ‡; a row pooling two code versions says
-    so."""
+    the offline datasets aggregate apart from the online env (before, one aggregate over every
+    dataset of the root took in nobody), and the hopper ones also on their own, which takes in
+    an algorithm not run on carracing; runs at the full budget carry no ‡; a row pooling two
+    code versions says so."""
     from bench.report import build_blocks, task_groups
     from bench.results import load_results
 
@@ -159,16 +160,20 @@ def test_aggregates_per_group_of_comparable_tasks_and_marks(tmp_path):
         _run(root, "hopper-random", "bc", seed, 1.0 + seed, budget="full", commit="c1")
         _run(root, "Hopper-v5", "ppo", seed, 50.0 + seed, sha=None, kind="online")
         _run(root, "carracing-expert", "bc", seed, 90.0 + seed, budget="full")
+        _run(root, "hopper-medium", "dt", seed, 40.0, budget="full")
+        _run(root, "hopper-random", "dt", seed, 4.0, budget="full")
     runs = load_results(root, timings=True)
-    assert task_groups(runs) == {"carracing, offline datasets": ["carracing-expert"],
-                                 "hopper, online": ["Hopper-v5"],
-                                 "hopper, offline datasets": ["hopper-medium", "hopper-random"]}
+    assert task_groups(runs) == {
+        "offline datasets": ["carracing-expert", "hopper-medium", "hopper-random"],
+        "offline datasets, hopper": ["hopper-medium", "hopper-random"]}
     (tmp_path / "fig").mkdir()
     blocks = build_blocks(root, tmp_path / "fig", reps=200)
-    headings = [b[2] for b in blocks if b[0] == "h" and b[1] == 3]
-    assert "hopper, offline datasets: hopper-medium, hopper-random" in headings
-    tables = [b for b in blocks if b[0] == "table" and b[1][0] == "algorithm [variant]"]
-    assert len(tables) == 1 and [r[0] for r in tables[0][2]] == ["bc [full]"]
+    tables = {heading: [r[0] for r in b[2]] for heading, b in zip(
+        [b[2] for b in blocks if b[0] == "h" and b[1] == 3][-2:],
+        [b for b in blocks if b[0] == "table" and b[1][0] == "algorithm [variant]"])}
+    assert tables == {
+        "offline datasets: carracing-expert, hopper-medium, hopper-random": ["bc [full]"],
+        "offline datasets, hopper: hopper-medium, hopper-random": ["bc [full]", "dt [full]"]}
     rows, heading = {}, None
     for b in blocks:
         heading = b[2] if b[0] == "h" else heading
@@ -178,3 +183,7 @@ def test_aggregates_per_group_of_comparable_tasks_and_marks(tmp_path):
     assert medium[2] == "3 (2 commits)"  # seeds 0 and 1 ran commit c1, seed 2 c2
     assert medium[6] == "52.9 (dt-paper), 53.51 (corl)"  # full budget: no ‡
     assert rows[("hopper-random", "bc")][2] == "3"
+    # the note on published scores only where there are some
+    online = build_blocks(root, tmp_path / "fig", datasets=["Hopper-v5"], reps=200)
+    assert not any(b[0] == "p" and b[1].startswith("† Published") for b in online)
+    assert any(b[0] == "p" and b[1].startswith("† Published") for b in blocks)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Rebuilds every committed table and report from the run records committed beside it, without
+# training or evaluating anything: after a change to how tables are computed, or to check that a
+# committed table follows from its runs (`git diff reports/` afterwards shows what changed).
+# The example report (reports/example-report/) is not rebuilt: its runs are not committed;
+# make_example_report.sh makes them and it.
+# Usage: bash reports/rebuild_from_records.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tables() {  # OUT_DIR "DATASET ..." "ALGO ..." [RESULTS_FLAG ...]: table.{md,csv} from OUT_DIR's records
+  local out="$1"; local -a datasets algos filters; read -r -a datasets <<<"$2"; read -r -a algos <<<"$3"
+  shift 3; filters=("$@")
+  for ds in "${datasets[@]}"; do filters+=(--dataset "$ds"); done
+  for algo in "${algos[@]}"; do filters+=(--algo "$algo"); done
+  python -m bench results --out "$out" "${filters[@]}" --format markdown > "$out/table.md"
+  python -m bench results --out "$out" "${filters[@]}" --format csv > "$out/table.csv"
+  echo "rebuilt $out/table.{md,csv}"
+}
+tables reports/quick-hopper-table \
+  "hopper-medium hopper-medium-replay hopper-medium-expert hopper-expert" "dt dt_noreturn bc"
+tables reports/quick-carracing-table "carracing-medium carracing-expert" "dt dt_noreturn bc"
+tables reports/quick-idm-table "hopper-medium hopper-expert" \
+  "transformer_idm transformer_idm_masked gcsl_idm dt bc" --conditions
+
+# The VICReg report and its 10-seed PPO follow-up (seeds 0-2 are the report's own runs).
+vicreg=reports/vicreg-report
+args=()
+for a in dt dt_vicreg gcsl_idm gcsl_idm_vicreg ppo ppo_vicreg gs_ppo_joint gs_ppo_vicreg; do
+  args+=(--algo "$a"); done
+for d in hopper-medium carracing-expert Hopper-v5; do args+=(--dataset "$d"); done
+for v in quick "quick,state_encoder=256" "quick,idm_state_encoder=256"; do args+=(--variant "$v"); done
+python -m bench report --out "$vicreg/runs" --to "$vicreg" \
+  --title "Temporal VICReg next to its base algorithms (quick budget)" "${args[@]}"
+python -m bench results --out "$vicreg/runs" --conditions --format markdown "${args[@]}" \
+  > "$vicreg/conditions.md"
+python -m bench report --out "$vicreg/ppo-10-seeds/runs" --to "$vicreg/ppo-10-seeds" \
+  --algo ppo --algo ppo_vicreg \
+  --dataset Hopper-v5 --variant quick \
+  --title "PPO with and without temporal VICReg on its state representation, 10 seeds (quick)"
