@@ -61,7 +61,7 @@ class TrainConfig:
         ``super().problems() + [...]``; mixins later in the MRO (``VICRegFields``) are reached
         through ``super()`` here."""
         inherited = getattr(super(), "problems", None)
-        return (not_a_number(self) + (inherited() if inherited else [])
+        return ((inherited() if inherited else [])
                 + at_least(self, 1, "num_updates", "batch_size")
                 + at_least(self, 0, "log_every", "checkpoint_every", "eval_every", "snapshot_every"))
 
@@ -72,8 +72,9 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise a usage error naming every bad value."""
-        problems = self.problems()
+        """Raise a usage error naming every bad value; NaN first and alone (a range check
+        written as ``not lo <= x <= hi`` would name the same field again)."""
+        problems = not_a_number(self) or self.problems()
         if problems:
             raise UsageError(f"invalid {type(self).__name__}: {'; '.join(problems)} (on the "
                              "command line: --set KEY=VALUE).")
@@ -87,7 +88,9 @@ def not_a_number(config: Any) -> list[str]:
             return any(has_nan(v) for v in value)
         return isinstance(value, float) and math.isnan(value)
 
-    return [f"{f.name} must be a number, got {getattr(config, f.name)!r}"
+    return [f"{f.name} must hold numbers, got {getattr(config, f.name)!r}"
+            if isinstance(getattr(config, f.name), (tuple, list))
+            else f"{f.name} must be a number, got {getattr(config, f.name)!r}"
             for f in dataclasses.fields(config) if has_nan(getattr(config, f.name))]
 
 

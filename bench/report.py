@@ -48,12 +48,14 @@ BASELINE_NOTE = ("† Published scores on the **D4RL v2** Hopper datasets (old G
                  "mujoco-py), not on this suite's data: a different dataset version and "
                  "simulator, so a rough reference point, not a one-to-one comparison. From "
                  "baselines/hopper_d4rl_v2.csv (citations below and in baselines/README.md). "
-                 "They are normalized with D4RL's Hopper reference returns (random −20.3, expert "
-                 "3,234.3); the scores here use each dataset's own references (the Data table), "
-                 "so the same score stands for different returns on the two sides (the 'mean "
-                 "return' column has this suite's raw returns). Published runs trained for the "
-                 "authors' full schedules: ‡ marks rows trained at a smaller budget, which are "
-                 "not expected to reach them.")
+                 "They are normalized with D4RL's Hopper reference returns (random -20.27, "
+                 "expert 3,234.3); the scores here use each dataset's own references (the Data "
+                 "table), so the same score stands for different returns on the two sides (the "
+                 "'mean return' column has this suite's raw returns).")
+BELOW_FULL = "‡"
+BELOW_FULL_NOTE = (f" {BELOW_FULL} marks rows not trained with the `full` preset unchanged (a "
+                   "smaller budget or overridden settings), while the published runs used their "
+                   "authors' full schedules and settings.")
 
 
 @dataclass
@@ -244,16 +246,20 @@ def _num(x: Any) -> float | None:
 # ---- sections
 
 def _score_section(dataset: str, runs: pd.DataFrame, status: pd.DataFrame,
-                   baselines: pd.DataFrame, reps: int, figures: Path) -> list[Block]:
+                   baselines: pd.DataFrame, reps: int,
+                   figures: Path) -> tuple[list[Block], bool]:
+    """The dataset's table and bar chart, and whether a published score in it is marked as
+    beside a row not trained with the full preset unchanged."""
     table = score_table(runs)
     scores = {_label(a, v): g.sort_values("seed")["normalized_score"].to_numpy(float)
               for (a, v), g in runs.groupby(["algo", "variant"], sort=True)}
     iqm = iqm_intervals(scores, reps).set_index("label")
     all_seeds = set(runs["seed"]) | set(status["seed"])
-    rows = []
+    rows, marked = [], False
     for r in table.itertuples():
         label = _label(r.algo, r.variant)
-        have = set(runs[(runs["algo"] == r.algo) & (runs["variant"] == r.variant)]["seed"])
+        row_runs = runs[(runs["algo"] == r.algo) & (runs["variant"] == r.variant)]
+        have = set(row_runs["seed"])
         missing = sorted(all_seeds - have)
         seeds = (str(r.seeds) + (f" (missing {', '.join(map(str, missing))})" if missing else "")
                  + mixed_sources(r._asdict()))
@@ -261,9 +267,10 @@ def _score_section(dataset: str, runs: pd.DataFrame, status: pd.DataFrame,
         q = iqm.loc[label]
         pub = baselines[(baselines["algo"] == r.algo) & (baselines["dataset"] == dataset)]
         published = ", ".join(f"{p.score:g} ({p.source})" for p in pub.itertuples()) or "—"
-        budgets = set(runs[(runs["algo"] == r.algo) & (runs["variant"] == r.variant)]["budget"])
-        if len(pub) and budgets != {"full"}:
-            published += " ‡"
+        if len(pub) and not all(b == "full" and not o for b, o in
+                                zip(row_runs["budget"], row_runs["overrides"])):
+            published += " " + BELOW_FULL
+            marked = True
         iqm_cell = (f"{q.iqm:.1f} [{q.iqm_low:.1f}, {q.iqm_high:.1f}]"
                     if r.seeds >= MIN_SEEDS_FOR_IQM else f"— (n < {MIN_SEEDS_FOR_IQM})")
         rows.append([r.algo, r.variant, seeds, f"{r.mean:.1f}{ci}", iqm_cell, _fmt(r.mean_return),
@@ -272,38 +279,64 @@ def _score_section(dataset: str, runs: pd.DataFrame, status: pd.DataFrame,
               "IQM [95% bootstrap CI]", "mean return", "published, D4RL-v2 †"]
     chart = bar_chart(table, runs, dataset, figures / f"bars_{_slug(dataset)}.png")
     return [("h", 3, dataset), ("table", header, rows),
-            ("img", chart, f"{dataset}: normalized score per algorithm")]
+            ("img", chart, f"{dataset}: normalized score per algorithm")], marked
 
 
-def task_groups(runs: pd.DataFrame) -> dict[str, list[str]]:
-    """The sets of datasets an aggregate pools: all offline datasets, and all online envs; where
-    these span several domains (hopper, carracing, ...), also each domain's own. Pooling a whole
-    results root would need every algorithm on every dataset and env, which an online-only
-    algorithm (PPO) and offline ones never are, so nothing would be aggregated; the per-domain
-    sets keep an algorithm run on one domain only in some aggregate. Sets of one dataset are
-    left out (the per-dataset table is that comparison)."""
-    by_kind: dict[str, dict[str, list[str]]] = {}
-    for dataset, g in runs.groupby("dataset", sort=True):
-        kind = "online envs" if "kind" in g.columns and (g["kind"] == "online").any() \
-            else "offline datasets"
-        parts = str(dataset).split("/")
-        domain = (parts[-2] if len(parts) > 1 else parts[0].split("-")[0]).lower()
-        by_kind.setdefault(kind, {}).setdefault(domain, []).append(dataset)
-    groups: dict[str, list[str]] = {}
-    for kind in sorted(by_kind):
-        domains = by_kind[kind]
-        groups[kind] = sorted(d for names in domains.values() for d in names)
+def run_kinds(runs: pd.DataFrame) -> pd.Series:
+    """"offline" or "online" per run: its recorded kind; for records without one (older runs)
+    the algorithm's registered kind, else online when no data file is recorded."""
+    from bench import registry
+
+    def kind(row: pd.Series) -> str:
+        recorded = row.get("kind")
+        if isinstance(recorded, str) and recorded in ("offline", "online"):
+            return recorded
+        try:
+            return registry.get(row["algo"]).kind
+        except Exception:  # an algorithm not installed here
+            return "offline" if isinstance(row.get("dataset_sha256"), str) else "online"
+
+    return runs.apply(kind, axis=1) if len(runs) else pd.Series([], dtype=object)
+
+
+def _domain(name: str) -> str:
+    """hopper for ``hopper-medium``, ``mujoco/hopper/medium-v0``, ``Hopper-v5``; carracing for
+    ``bench/carracing/expert-v0``; carracinglatent for ``bench/CarRacingLatent-v0``."""
+    parts = name.split("/")
+    return (parts[-2] if len(parts) >= 3 else parts[-1].split("-")[0]).lower()
+
+
+KIND_LABELS = {"offline": "offline datasets", "online": "online envs"}
+
+
+def task_groups(runs: pd.DataFrame) -> dict[str, tuple[str, list[str]]]:
+    """The sets of tasks an aggregate pools, name → (kind, datasets): the offline runs' datasets,
+    the online runs' envs (an online algorithm given a dataset, such as gs_ppo's frozen IDM,
+    counts as online there), and, where a kind spans several domains (hopper, carracing, ...),
+    each domain's. Pooling a whole results root would need every algorithm on every dataset and
+    env, which an online-only algorithm (PPO) and offline ones never are, so nothing would be
+    aggregated; the per-domain sets keep an algorithm run on one domain only in some aggregate.
+    Sets of one task are left out (the per-dataset table is that comparison)."""
+    kinds = run_kinds(runs)
+    groups: dict[str, tuple[str, list[str]]] = {}
+    for kind in ("offline", "online"):
+        names = sorted(runs.loc[kinds == kind, "dataset"].unique()) if len(runs) else []
+        domains: dict[str, list[str]] = {}
+        for name in names:
+            domains.setdefault(_domain(str(name)), []).append(name)
+        groups[KIND_LABELS[kind]] = (kind, names)
         if len(domains) > 1:
-            groups.update({f"{kind}, {domain}": names for domain, names in domains.items()})
-    return {name: names for name, names in groups.items() if len(names) > 1}
+            groups.update({f"{KIND_LABELS[kind]}, {domain}": (kind, d)
+                           for domain, d in domains.items()})
+    return {name: group for name, group in groups.items() if len(group[1]) > 1}
 
 
 def _aggregate_section(runs: pd.DataFrame, reps: int, figures: Path) -> list[Block]:
     blocks: list[Block] = [("h", 2, "Aggregates over datasets (rliable)")]
     groups = task_groups(runs)
     if not groups:
-        return blocks + [("p", "There is one offline dataset and at most one online env here, so "
-                               "the tables above are the whole comparison.")]
+        return blocks + [("p", "No set of two or more comparable tasks (offline datasets, or "
+                               "online envs) here, so the tables above are the whole comparison.")]
     blocks.append(("p", f"Over the offline datasets, over the online envs (never the two "
                         "together), and, where these span several domains, over each domain's; "
                         f"with 95% stratified-bootstrap CIs ({reps} resamples). "
@@ -312,8 +345,9 @@ def _aggregate_section(runs: pd.DataFrame, reps: int, figures: Path) -> list[Blo
                         "each dataset contributes the same number of runs per algorithm (its "
                         "lowest seeds, the column 'runs per dataset'). The optimality gap is the "
                         "mean shortfall below 100 (lower is better)."))
-    for name, datasets in groups.items():
-        group_runs = runs[runs["dataset"].isin(datasets)]
+    kinds = run_kinds(runs)
+    for name, (kind, datasets) in groups.items():
+        group_runs = runs[(kinds == kind) & runs["dataset"].isin(datasets)]
         matrices, used = aggregate_matrix(group_runs, datasets)
         blocks.append(("h", 3, f"{name}: {', '.join(datasets)}"))
         if not matrices:
@@ -389,8 +423,8 @@ def _data_section(runs: pd.DataFrame) -> list[Block]:
 def _refs(runs: pd.DataFrame) -> str:
     """The runs' reference returns, "random / expert" (each distinct pair, should they differ)."""
     pairs = runs[["ref_min", "ref_max"]].dropna().drop_duplicates()
-    return "; ".join(f"{_fmt(lo, 2)} / {_fmt(hi, 2)}" for lo, hi in pairs.itertuples(index=False)) \
-        or "—"
+    return ("; ".join(f"{_fmt(lo, 2)} / {_fmt(hi, 2)}" for lo, hi in pairs.itertuples(index=False))
+            or "—")
 
 
 def _runtime_section(runs: pd.DataFrame) -> list[Block]:
@@ -456,12 +490,16 @@ def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = 
                      f"95% percentile-bootstrap CI over seeds (rliable, {reps} resamples). "
                      "'missing' lists seeds that other runs of the dataset have and this row "
                      "lacks.")]
+    below_full = False  # whether a published score sits beside a row not trained as published
     for dataset in names:
-        blocks += _score_section(dataset, scored[scored["dataset"] == dataset],
-                                 status[status["dataset"] == dataset], baselines, reps, figures)
-    used = baselines[baselines["dataset"].isin(names) & baselines["algo"].isin(scored["algo"])]
+        section, marked = _score_section(dataset, scored[scored["dataset"] == dataset],
+                                         status[status["dataset"] == dataset], baselines, reps,
+                                         figures)
+        blocks += section
+        below_full |= marked
+    used = baselines.merge(scored[["algo", "dataset"]].drop_duplicates())
     if not used.empty:
-        blocks.append(("p", BASELINE_NOTE))
+        blocks.append(("p", BASELINE_NOTE + (BELOW_FULL_NOTE if below_full else "")))
     blocks += _aggregate_section(scored, reps, figures)
     blocks += _curve_section(scored, names, figures)
     blocks += _runtime_section(runs)

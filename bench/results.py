@@ -20,8 +20,8 @@ import pandas as pd
 from scipy import stats
 
 
-TIMING_COLUMNS = ["kind", "ref_min", "ref_max", "train_seconds", "eval_seconds", "wall_seconds",
-                  "updates_per_s", "env_steps_per_s", "eval_env_steps_per_s"]
+TIMING_COLUMNS = ["kind", "ref_min", "ref_max", "overrides", "train_seconds", "eval_seconds",
+                  "wall_seconds", "updates_per_s", "env_steps_per_s", "eval_env_steps_per_s"]
 
 
 STATUS_COLUMNS = ["dataset", "algo", "variant", "seed", "status", "error", "path"]
@@ -79,8 +79,9 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
         for condition, c in per_condition.items():
             rows.append({**row, "condition": condition, "normalized_score": c["normalized_score"],
                          "mean_return": c.get("mean_return")})
-    columns = ["dataset", "algo", "variant", "budget", "seed", "normalized_score", "mean_return",
-               "dataset_source", "dataset_sha256", "git_commit", "path"] + (["condition"] if conditions else [])
+    columns = (["dataset", "algo", "variant", "budget", "seed", "normalized_score", "mean_return",
+                "dataset_source", "dataset_sha256", "git_commit", "path"]
+               + (["condition"] if conditions else []))
     frame = pd.DataFrame(rows, columns=columns + (TIMING_COLUMNS if timings else []))
     frame.attrs["skipped"] = pd.DataFrame(skipped, columns=STATUS_COLUMNS)
     return frame
@@ -89,8 +90,8 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
 def _commit(r: dict[str, Any]) -> str | None:
     """The commit a run's code came from, with ``+dirty`` when the working tree had uncommitted
     changes (two dirty runs of one commit may still differ); None when not recorded."""
-    git = r.get("git") or {}
-    if not git.get("commit"):
+    git = r.get("git")
+    if not isinstance(git, dict) or not isinstance(git.get("commit"), str) or not git["commit"]:
         return None
     return git["commit"] + ("+dirty" if git.get("dirty") else "")
 
@@ -112,6 +113,7 @@ def _timing_fields(r: dict[str, Any]) -> dict[str, Any]:
     eval_seconds = t.get("eval_seconds")
     return {
         "kind": r.get("kind"), "ref_min": r.get("ref_min"), "ref_max": r.get("ref_max"),
+        "overrides": r.get("overrides") or {},
         "train_seconds": t.get("train_seconds"), "eval_seconds": eval_seconds,
         # Only the last session's wall time is recorded: a resumed run shows less than it took.
         "wall_seconds": t.get("wall_seconds_this_session"),
@@ -172,9 +174,13 @@ def score_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _distinct(g: pd.DataFrame, column: str) -> int:
-    """Distinct recorded values of ``column`` (0 where none is recorded, e.g. online runs have
-    no data file)."""
-    return int(g[column].nunique()) if column in g.columns else 0
+    """Distinct values of ``column``, runs without one counting as one more value when others
+    have one (0 where none is recorded, e.g. online runs have no data file)."""
+    if column not in g.columns:
+        return 0
+    recorded = g[column].dropna()
+    distinct = int(recorded.nunique())
+    return distinct + (0 < len(recorded) < len(g))
 
 
 def mixed_sources(r: pd.Series | dict[str, Any]) -> str:
@@ -207,7 +213,7 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     sep = "|---" * (len(wide.columns) + 1) + "|"
     lines = [header, sep] + [f"| {idx} | " + " | ".join(row) + " |" for idx, row in wide.iterrows()]
     note = "\n\nNormalized score (0 = random, 100 = expert): mean ± 95% CI over seeds."
-    if (table["data_files"] > 1).any() or (table["commits"] > 1).any():
+    if any(mixed_sources(r) for _, r in table.iterrows()):
         note += (" A cell marked with data files or commits pools runs that trained on different "
                  "data files of the dataset (remade elsewhere) or ran different code versions; "
                  "`--format csv` has the counts, and each run's result.json its sha256 and commit.")

@@ -82,8 +82,8 @@ def test_bad_overrides_are_usage_errors(pair, message):
     ("ppo_vicreg", {"hidden": ""}, "hidden needs a size"),
     # NaN fails every comparison, so range checks alone would let it through
     ("dt", {"lr": "nan"}, "lr must be a number, got nan"),
-    ("dt", {"target_returns": "3600,nan"}, "target_returns must be a number"),
-    ("ppo", {"gamma": "nan"}, "gamma must be a number"),
+    ("dt", {"target_returns": "3600,nan"}, "target_returns must hold numbers"),
+    ("ppo", {"gamma": "nan"}, "invalid PPOConfig: gamma must be a number, got nan (on"),
 ])
 def test_configs_refuse_values_they_cannot_use(algo, overrides, message):
     entry = registry.get(algo)

@@ -12,14 +12,17 @@ from conftest import run_cli
 
 
 def _run(root: Path, dataset: str, algo: str, seed: int, score: float, sha: str | None = "a" * 64,
-         budget: str = "quick", kind: str = "offline", commit: str | None = None) -> None:
-    d = root / dataset / algo / budget / f"seed_{seed}"
+         budget: str = "quick", kind: str | None = "offline", commit: str | None = None,
+         overrides: dict | None = None) -> None:
+    variant = budget + "".join(f",{k}={v}" for k, v in (overrides or {}).items())
+    d = root / dataset / algo / variant / f"seed_{seed}"
     d.mkdir(parents=True)
     (d / "metrics.jsonl").write_text("".join(
         json.dumps({"step": s, "loss": 1.0 / s + seed}) + "\n" for s in (10, 20, 30)))
     (d / "result.json").write_text(json.dumps({
-        "dataset": dataset, "algo": algo, "kind": kind, "seed": seed, "budget": budget,
-        "variant": budget, "normalized_score": score, "git": {"commit": commit, "dirty": False}, "mean_return": score * 10,
+        "dataset": dataset, "algo": algo, "seed": seed, "budget": budget, "variant": variant,
+        "normalized_score": score, "git": {"commit": commit, "dirty": False},
+        "overrides": overrides or {}, **({"kind": kind} if kind else {}), "mean_return": score * 10,
         "ref_min": 0.0, "ref_max": 1000.0, "dataset_sha256": sha, "dataset_source": "self-generated",
         "conditions": {"default": {"episode_lengths": [100, 100]}},
         "timings": {"train_seconds": 10.0, "eval_seconds": 2.0,
@@ -68,7 +71,7 @@ def test_per_dataset_table_values(report):
     # hopper-random has no published row.
     assert _row(md, "| bc | quick | 3 | 2.0 ± 2.5 |").endswith("| 20.0 | — |")
     assert "different dataset version" in md and "D4RL v2" in md
-    assert "random −20.3, expert 3,234.3" in md and "‡ marks rows" in md
+    assert "random -20.27, expert 3,234.3" in md and "‡ marks rows" in md
 
 
 def test_aggregates_failures_and_runtime(report):
@@ -144,12 +147,22 @@ def test_a_task_with_five_or_more_seeds_shows_its_iqm(tmp_path):
     assert iqm == pytest.approx(stats.trim_mean(scores, 0.25), abs=0.05) == pytest.approx(37.5)
 
 
-def test_aggregates_per_group_of_comparable_tasks_and_marks(tmp_path):
-    """An online-only algorithm on Hopper-v5 and a carracing dataset beside two hopper datasets:
-    the offline datasets aggregate apart from the online env (before, one aggregate over every
-    dataset of the root took in nobody), and the hopper ones also on their own, which takes in
-    an algorithm not run on carracing; runs at the full budget carry no ‡; a row pooling two
-    code versions says so."""
+def _tables_by_heading(blocks: list) -> dict:
+    """Each table's rows keyed by (the heading above it, the row's first cell)."""
+    rows, heading = {}, None
+    for b in blocks:
+        heading = b[2] if b[0] == "h" else heading
+        if b[0] == "table":
+            rows.update({(heading, r[0]): r for r in b[2]})
+    return rows
+
+
+def test_aggregates_per_set_of_comparable_tasks_and_marks(tmp_path):
+    """An online-only algorithm on Hopper-v5, an online one given a dataset (gs_ppo's frozen IDM
+    is trained on hopper-medium), an old online record without a kind, and a carracing dataset
+    beside two hopper datasets: the offline runs aggregate apart from the online ones (before,
+    one aggregate over every dataset of the root took in nobody), and over the hopper datasets
+    on their own, which takes in an algorithm not run on carracing."""
     from bench.report import build_blocks, task_groups
     from bench.results import load_results
 
@@ -159,31 +172,60 @@ def test_aggregates_per_group_of_comparable_tasks_and_marks(tmp_path):
              commit="c1" if seed < 2 else "c2")
         _run(root, "hopper-random", "bc", seed, 1.0 + seed, budget="full", commit="c1")
         _run(root, "Hopper-v5", "ppo", seed, 50.0 + seed, sha=None, kind="online")
+        _run(root, "hopper-medium", "gs_ppo", seed, 60.0, sha=None, kind="online")
         _run(root, "carracing-expert", "bc", seed, 90.0 + seed, budget="full")
         _run(root, "hopper-medium", "dt", seed, 40.0, budget="full")
         _run(root, "hopper-random", "dt", seed, 4.0, budget="full")
+    _run(root, "Hopper-v5", "gs_ppo", 0, 30.0, sha=None, kind=None)  # registered as online
     runs = load_results(root, timings=True)
     assert task_groups(runs) == {
-        "offline datasets": ["carracing-expert", "hopper-medium", "hopper-random"],
-        "offline datasets, hopper": ["hopper-medium", "hopper-random"]}
+        "offline datasets": ("offline", ["carracing-expert", "hopper-medium", "hopper-random"]),
+        "offline datasets, hopper": ("offline", ["hopper-medium", "hopper-random"]),
+        "online envs": ("online", ["Hopper-v5", "hopper-medium"])}
     (tmp_path / "fig").mkdir()
     blocks = build_blocks(root, tmp_path / "fig", reps=200)
-    tables = {heading: [r[0] for r in b[2]] for heading, b in zip(
-        [b[2] for b in blocks if b[0] == "h" and b[1] == 3][-2:],
-        [b for b in blocks if b[0] == "table" and b[1][0] == "algorithm [variant]"])}
-    assert tables == {
-        "offline datasets: carracing-expert, hopper-medium, hopper-random": ["bc [full]"],
-        "offline datasets, hopper: hopper-medium, hopper-random": ["bc [full]", "dt [full]"]}
-    rows, heading = {}, None
-    for b in blocks:
-        heading = b[2] if b[0] == "h" else heading
-        if b[0] == "table" and b[1][0] == "algorithm":
-            rows.update({(heading, r[0]): r for r in b[2]})
-    medium = rows[("hopper-medium", "bc")]
-    assert medium[2] == "3 (2 commits)"  # seeds 0 and 1 ran commit c1, seed 2 c2
-    assert medium[6] == "52.9 (dt-paper), 53.51 (corl)"  # full budget: no ‡
+    rows = _tables_by_heading(blocks)
+    aggregated = sorted((h.split(":")[0], label) for h, label in rows
+                        if h and h.split(":")[0] in ("offline datasets", "offline datasets, hopper",
+                                                     "online envs"))
+    assert aggregated == [("offline datasets", "bc [full]"),
+                          ("offline datasets, hopper", "bc [full]"),
+                          ("offline datasets, hopper", "dt [full]"),
+                          ("online envs", "gs_ppo [quick]")]
+    # bc over carracing-expert (90, 91, 92), hopper-medium (10, 20, 30), hopper-random (1, 2, 3):
+    # the mean of all nine runs is 339 / 9 = 37.7
+    assert rows[("offline datasets: carracing-expert, hopper-medium, hopper-random",
+                 "bc [full]")][4].startswith("37.7 [")
+
+
+def test_score_rows_mark_mixed_code_and_rows_unlike_the_published_runs(tmp_path):
+    """A row pooling two code versions says so; published scores carry ‡ beside rows not trained
+    with the full preset unchanged (a smaller budget, or full with overridden settings); the
+    note on published scores appears only beside some, and explains ‡ only when used."""
+    from bench.report import build_blocks
+
+    root = tmp_path / "results"
+    for seed in range(3):
+        _run(root, "hopper-medium", "bc", seed, 10.0 * (seed + 1), budget="full",
+             commit="c1" if seed < 2 else "c2")
+        _run(root, "hopper-random", "bc", seed, 1.0 + seed, budget="full", commit="c1")
+        _run(root, "hopper-medium", "dt", seed, 40.0, budget="full", overrides={"lr": "1e-3"})
+        _run(root, "carracing-expert", "dt_noreturn", seed, 30.0)
+        _run(root, "Hopper-v5", "ppo", seed, 50.0 + seed, sha=None, kind="online")
+    (tmp_path / "fig").mkdir()
+
+    def build(datasets):
+        blocks = build_blocks(root, tmp_path / "fig", datasets=datasets, reps=200)
+        notes = [b[1] for b in blocks if b[0] == "p" and b[1].startswith("† Published")]
+        return _tables_by_heading(blocks), notes
+
+    rows, notes = build(None)
+    assert rows[("hopper-medium", "bc")][2] == "3 (2 commits)"  # seeds 0, 1 ran c1, seed 2 c2
     assert rows[("hopper-random", "bc")][2] == "3"
-    # the note on published scores only where there are some
-    online = build_blocks(root, tmp_path / "fig", datasets=["Hopper-v5"], reps=200)
-    assert not any(b[0] == "p" and b[1].startswith("† Published") for b in online)
-    assert any(b[0] == "p" and b[1].startswith("† Published") for b in blocks)
+    assert rows[("hopper-medium", "bc")][6] == "52.9 (dt-paper), 53.51 (corl)"  # as published
+    assert rows[("hopper-medium", "dt")][6].endswith("(d3rlpy-benchmarks) ‡")  # lr overridden
+    assert len(notes) == 1 and "‡ marks rows" in notes[0]
+    _, notes = build(["Hopper-v5", "carracing-expert"])  # no published score for these pairs
+    assert notes == []
+    _, notes = build(["hopper-random", "hopper-medium", "Hopper-v5"])
+    assert len(notes) == 1

@@ -68,12 +68,20 @@ def test_cells_pooling_data_files_or_code_versions_say_so(tmp_path):
         _write(tmp_path, "hopper-medium", "bc", seed, 5.0, dataset_sha256=sha_a,
                git={"commit": "c1", "dirty": False})
     _write(tmp_path, "Hopper-v5", "ppo", 0, 50.0)  # online, and no commit recorded
-    table = score_table(load_results(tmp_path)).set_index("algo")
+    # a record without a commit beside recorded ones is one more version; a malformed git field
+    # (hand-made records) is no commit, not a crash
+    _write(tmp_path, "hopper-expert", "bc", 0, 1.0, git={"commit": "c1", "dirty": False})
+    _write(tmp_path, "hopper-expert", "bc", 1, 2.0)
+    _write(tmp_path, "hopper-expert", "bc", 2, 3.0, git="c1")
+    full = score_table(load_results(tmp_path))
+    table = full[full["dataset"] != "hopper-expert"].set_index("algo")
     # c1, c1+dirty (uncommitted changes) and c2 are three code versions
     assert (table.loc["dt", "data_files"], table.loc["dt", "commits"]) == (2, 3)
     assert (table.loc["bc", "data_files"], table.loc["bc", "commits"]) == (1, 1)
     assert (table.loc["ppo", "data_files"], table.loc["ppo", "commits"]) == (0, 0)
-    md = format_table(table.reset_index())
+    expert = full[full["dataset"] == "hopper-expert"].iloc[0]
+    assert (expert["data_files"], expert["commits"]) == (0, 2)
+    md = format_table(full)
     assert "(n=3) (2 data files, 3 commits)" in md
     assert "5.0 ± 0.0 (n=2) |" in md and "50.0 (n=1) |" in md
     assert "pools runs that trained on different data files" in md
