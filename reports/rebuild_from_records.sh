@@ -2,8 +2,6 @@
 # Rebuilds every committed table and report from the run records committed beside it, without
 # training or evaluating anything: after a change to how tables are computed, or to check that a
 # committed table follows from its runs (`git diff reports/` afterwards shows what changed).
-# The example report (reports/example-report/) is not rebuilt: its runs are not committed;
-# make_example_report.sh makes them and it.
 # Usage: bash reports/rebuild_from_records.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +19,9 @@ tables reports/quick-hopper-table \
 tables reports/quick-carracing-table "carracing-medium carracing-expert" "dt dt_noreturn bc"
 tables reports/quick-idm-table "hopper-medium hopper-expert" \
   "transformer_idm transformer_idm_masked gcsl_idm dt bc" --conditions
+python -m bench results --out reports/spine-quick-hopper-random > reports/spine-quick-hopper-random/table.md
+python -m bench results --out reports/ppo-hopper-v5-1m > reports/ppo-hopper-v5-1m/table.md
+python reports/goal-setter/report.py reports/goal-setter/runs 300000 reports/goal-setter
 
 # The VICReg report and its 10-seed PPO follow-up (seeds 0-2 are the report's own runs).
 vicreg=reports/vicreg-report
@@ -37,3 +38,8 @@ python -m bench report --out "$vicreg/ppo-10-seeds/runs" --to "$vicreg/ppo-10-se
   --algo ppo --algo ppo_vicreg \
   --dataset Hopper-v5 --variant quick \
   --title "PPO with and without temporal VICReg on its state representation, 10 seeds (quick)"
+
+python -m bench report --out reports/example-report/runs --to reports/example-report \
+  --title "Example: BC, DT and GCSL-IDM on Hopper-v5 medium / medium-replay (quick budget)" \
+  --algo bc --algo dt --algo gcsl_idm --dataset hopper-medium --dataset hopper-medium-replay \
+  --variant quick
