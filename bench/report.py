@@ -286,6 +286,7 @@ def run_kinds(runs: pd.DataFrame) -> pd.Series:
     """"offline" or "online" per run: its recorded kind; for records without one (older runs)
     the algorithm's registered kind, else online when no data file is recorded."""
     from bench import registry
+    from bench.errors import UsageError
 
     def kind(row: pd.Series) -> str:
         recorded = row.get("kind")
@@ -293,7 +294,7 @@ def run_kinds(runs: pd.DataFrame) -> pd.Series:
             return recorded
         try:
             return registry.get(row["algo"]).kind
-        except Exception:  # an algorithm not installed here
+        except UsageError:  # an algorithm not installed here
             return "offline" if isinstance(row.get("dataset_sha256"), str) else "online"
 
     return runs.apply(kind, axis=1) if len(runs) else pd.Series([], dtype=object)
@@ -340,8 +341,8 @@ def _aggregate_section(runs: pd.DataFrame, reps: int, figures: Path) -> list[Blo
     blocks.append(("p", f"Over the offline datasets, over the online envs (never the two "
                         "together), and, where these span several domains, over each domain's; "
                         f"with 95% stratified-bootstrap CIs ({reps} resamples). "
-                        "An algorithm enters a group's aggregate when it has runs on every "
-                        "dataset of the group (`bench report --dataset ...` chooses the datasets); "
+                        "An algorithm enters a set's aggregate when it has runs on every "
+                        "dataset of the set (`bench report --dataset ...` chooses the datasets); "
                         "each dataset contributes the same number of runs per algorithm (its "
                         "lowest seeds, the column 'runs per dataset'). The optimality gap is the "
                         "mean shortfall below 100 (lower is better)."))
@@ -352,7 +353,7 @@ def _aggregate_section(runs: pd.DataFrame, reps: int, figures: Path) -> list[Blo
         blocks.append(("h", 3, f"{name}: {', '.join(datasets)}"))
         if not matrices:
             blocks.append(("p", f"No algorithm has finished runs on all {len(datasets)} datasets "
-                                "of this group, so there is nothing to aggregate."))
+                                "of this set, so there is nothing to aggregate."))
             continue
         agg = aggregate_intervals(matrices, reps)
         rows = []
