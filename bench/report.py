@@ -94,23 +94,31 @@ def load_baselines(path: Path = BASELINES) -> pd.DataFrame:
 
 
 @contextlib.contextmanager
-def _rliable() -> Iterator[tuple[Any, Any]]:
-    """rliable's ``library`` and ``metrics`` modules, with arch's warning that the `random_state`
-    keyword rliable passes is deprecated silenced: it is about rliable's internals, not
-    something a user can act on."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="random_state is deprecated",
-                                category=FutureWarning)
-        from rliable import library as rly
-        from rliable import metrics
+def _rliable(seed: int = 0) -> Iterator[tuple[Any, Any]]:
+    """rliable's ``library`` and ``metrics`` modules, with NumPy's global generator seeded for the
+    duration and restored after: rliable's stratified bootstrap draws its resamples from the
+    global generator (``np.random.choice``) whatever ``random_state`` it is given, so without this
+    the same results root gave different confidence intervals on every build. arch's warning that
+    the `random_state` keyword rliable passes is deprecated is silenced: it is about rliable's
+    internals, not something a user can act on."""
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="random_state is deprecated",
+                                    category=FutureWarning)
+            from rliable import library as rly
+            from rliable import metrics
 
-        yield rly, metrics
+            yield rly, metrics
+    finally:
+        np.random.set_state(saved)
 
 
 def iqm_intervals(scores: dict[str, np.ndarray], reps: int, seed: int = 0) -> pd.DataFrame:
     """IQM and its 95% percentile-bootstrap CI per label, from one task's per-seed scores."""
     score_dict = {k: np.asarray(v, float).reshape(-1, 1) for k, v in scores.items()}
-    with _rliable() as (rly, metrics):
+    with _rliable(seed) as (rly, metrics):
         point, ci = rly.get_interval_estimates(
             score_dict, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps,
             random_state=np.random.RandomState(seed))
@@ -129,7 +137,7 @@ def aggregate_intervals(score_dict: dict[str, np.ndarray], reps: int,
                         seed: int = 0) -> pd.DataFrame:
     """rliable's four aggregates with stratified-bootstrap 95% CIs; each value is a
     (runs × tasks) matrix of normalized scores (0–100, so the optimality gap's γ is 100)."""
-    with _rliable() as (rly, metrics):
+    with _rliable(seed) as (rly, metrics):
         def aggregates(x: np.ndarray) -> np.ndarray:
             return np.array([metrics.aggregate_median(x), metrics.aggregate_iqm(x),
                              metrics.aggregate_mean(x),
@@ -204,10 +212,7 @@ def profile_chart(score_dict: dict[str, np.ndarray], reps: int, out: Path,
     plt = _pyplot()
     all_scores = np.concatenate([m.ravel() for m in score_dict.values()])
     taus = np.linspace(min(0.0, all_scores.min()), max(100.0, all_scores.max()) * 1.02, 81)
-    with _rliable() as (rly, _):
-        # create_performance_profile takes no random state; seeding NumPy's global one keeps
-        # the report's bands the same from one build to the next.
-        np.random.seed(0)
+    with _rliable(seed=0) as (rly, _):  # the bands' bootstrap, the same on every build
         profiles, cis = rly.create_performance_profile(score_dict, taus, reps=reps)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,

@@ -229,3 +229,24 @@ def test_score_rows_mark_mixed_code_and_rows_unlike_the_published_runs(tmp_path)
     assert notes == []
     _, notes = build(["hopper-random", "hopper-medium", "Hopper-v5"])
     assert len(notes) == 1
+
+
+def test_bootstrap_intervals_are_the_same_on_every_build():
+    """rliable's stratified bootstrap draws from NumPy's global generator whatever random_state
+    it is given: unseeded, the same scores gave different CIs from one build to the next. The
+    caller's global generator is left as it was."""
+    import numpy as np
+
+    from bench.report import aggregate_intervals, iqm_intervals
+
+    scores = {"a": np.array([[10.0, 1.0], [20.0, 2.0], [30.0, 3.0]]),
+              "b": np.array([[5.0, 50.0], [6.0, 60.0], [7.0, 90.0]])}
+    np.random.seed(123)
+    expected_next = np.random.rand()
+    np.random.seed(123)
+    first = aggregate_intervals(scores, 500)
+    assert np.random.rand() == expected_next
+    for _ in range(3):
+        assert aggregate_intervals(scores, 500).equals(first)
+    per_task = {"a": np.array([1.0, 5.0, 2.0, 8.0, 3.0])}
+    assert iqm_intervals(per_task, 500).equals(iqm_intervals(per_task, 500))
