@@ -29,6 +29,7 @@ from bench.nn import CausalTransformer, FastDropout
 from bench.nn.transformer import transformer_problems
 from bench.nn.layers import ScalarEmbedding, row_padded_linear
 from bench.nn.optim import adamw
+from bench.nn.parallel import sharded_backward
 from bench.nn.vicreg import VICRegFields, VICRegHead
 from bench.registry import register
 
@@ -235,23 +236,37 @@ class DecisionTransformer(Algorithm):
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         if not self.net.training:
             self.net.train()
-        mask = torch.as_tensor(batch["mask"], device=self.device)
-        states = self.normalize(self.tensor(batch["states"]))
-        actions = (self.tensor(batch["actions"]) - self.act_shift) / self.act_scale
-        rtg = self.tensor(batch["returns_to_go"]) * self.config.reward_scale
-        timesteps = torch.as_tensor(batch["timesteps"], device=self.device)
-        pred = self.net(states, actions, rtg, timesteps, mask)
-        err = ((pred - actions) ** 2).mean(-1)
-        mse = (err * mask).sum() / mask.sum()
-        loss, stats = mse, {}
-        if self.vicreg is not None:
-            loss, stats = self._with_vicreg(mse, states, mask)
+        # The loss is the squared action error summed over real tokens, divided by their count
+        # in the whole batch, so its shards' shares add up to it exactly.
+        tokens = float(batch["mask"].sum())
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        stats: dict[str, float] = {}
+        if self.vicreg is None and self.device.type == "cpu":
+            mse = sharded_backward(lambda rows: self._action_error(batch, rows)[0] / tokens,
+                                   len(batch["mask"]), list(self.net.parameters()))
+        else:  # VICReg's batch statistics do not split into shards; accelerators need no shards
+            error, states, mask = self._action_error(batch, slice(None))
+            mse = loss = error / tokens
+            if self.vicreg is not None:
+                loss, stats = self._with_vicreg(mse, states, mask)
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         return {"loss": mse.item(), **stats, "lr": self.scheduler.get_last_lr()[0]}
+
+    def _action_error(self, batch: dict[str, np.ndarray],
+                      rows: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The squared action error (mean over action dimensions) summed over the real tokens of
+        the batch's ``rows``, with the normalized states and the mask of those rows."""
+        mask = torch.as_tensor(batch["mask"][rows], device=self.device)
+        states = self.normalize(self.tensor(batch["states"][rows]))
+        actions = (self.tensor(batch["actions"][rows]) - self.act_shift) / self.act_scale
+        rtg = self.tensor(batch["returns_to_go"][rows]) * self.config.reward_scale
+        timesteps = torch.as_tensor(batch["timesteps"][rows], device=self.device)
+        pred = self.net(states, actions, rtg, timesteps, mask)
+        err = ((pred - actions) ** 2).mean(-1)
+        return (err * mask).sum(), states, mask
 
     def _with_vicreg(self, mse: torch.Tensor, states: torch.Tensor,
                      mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

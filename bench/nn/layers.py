@@ -1,10 +1,27 @@
 """Small building blocks: an MLP and a dropout whose masks are cheap to draw on the CPU."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
+
+_dropout_source = threading.local()
+
+
+@contextlib.contextmanager
+def dropout_generator(generator: torch.Generator | None) -> Iterator[None]:
+    """Within the block, ``fast_dropout`` on this thread draws its masks from ``generator``
+    instead of torch's global generator (``bench.nn.parallel`` gives each concurrent batch shard
+    its own, so that no mask depends on how the threads interleave)."""
+    previous = getattr(_dropout_source, "generator", None)
+    _dropout_source.generator = generator
+    try:
+        yield
+    finally:
+        _dropout_source.generator = previous
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -13,16 +30,17 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     ``F.dropout`` on the CPU draws one Bernoulli sample per element (≈21 ms for a 3840×512 tensor
     here, a quarter of a DT update). Drawing a quarter as many int64 words from the same global
     generator and comparing their 16-bit pieces against ``p * 2**16`` costs ≈4 ms. The keep
-    probability is exact to 1/65536; the generator is torch's global one, so
-    ``torch.manual_seed`` and ``torch.get_rng_state`` reproduce and resume it. On accelerators the
-    fused kernel is already fast, so it is used there.
+    probability is exact to 1/65536; the generator is torch's global one (or the thread's
+    ``dropout_generator``), so ``torch.manual_seed`` and ``torch.get_rng_state`` reproduce and
+    resume it. On accelerators the fused kernel is already fast, so it is used there.
     """
     if not training or p == 0.0:
         return x
     if x.device.type != "cpu":
         return nn.functional.dropout(x, p, True)
     n = x.numel()
-    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64,
+                          generator=getattr(_dropout_source, "generator", None))
     threshold = int(round(p * 65536)) - 32768
     keep = words.view(torch.int16)[:n].view(x.shape) >= threshold
     # In-place scaling of the fresh product saves a full-size temporary; autograd allows it
