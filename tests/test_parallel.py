@@ -50,10 +50,13 @@ def test_shards_draw_their_own_dropout_masks_reproducibly():
     assert not torch.equal(first[0], other[0])
 
 
-def _dt_losses(threads: int, use_vicreg: bool = False) -> list[float]:
+def _dt_updates(threads: int, use_vicreg: bool = False,
+                budget: str = "smoke") -> tuple[list[float], dict[str, torch.Tensor]]:
+    """Losses of six DT updates from seed 0 on ``threads`` torch threads, and the parameters after
+    them (a last-bit difference shows in the parameters long before it shows in a loss)."""
     flat = make_flat([30] * 8, obs_dim=11, act_dim=3)
     overrides = {"vicreg_weight": "0.1"} if use_vicreg else {}
-    config = make_config(DTConfig, "smoke", overrides)
+    config = make_config(DTConfig, budget, overrides)
     saved = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -61,19 +64,72 @@ def _dt_losses(threads: int, use_vicreg: bool = False) -> list[float]:
         sampler = Sampler(flat, seed=0)
         algo = DecisionTransformer(config, sampler.spec(-np.ones(3), np.ones(3), 1000),
                                    torch.device("cpu"))
-        return [algo.update(algo.sample(sampler))["loss"] for _ in range(6)]
+        losses = [algo.update(algo.sample(sampler))["loss"] for _ in range(6)]
+        return losses, {k: v.clone() for k, v in algo.net.state_dict().items()}
     finally:
         torch.set_num_threads(saved)
 
 
-def test_dt_updates_are_the_same_on_one_thread_and_on_two():
-    """The shard count is fixed, not the thread count: one core or two, the same numbers."""
-    one, two = _dt_losses(1), _dt_losses(2)
-    assert one == two
-    assert _dt_losses(2) == two  # and the same again
+def _same(a: tuple[list[float], dict[str, torch.Tensor]],
+          b: tuple[list[float], dict[str, torch.Tensor]]) -> bool:
+    return a[0] == b[0] and all(torch.equal(a[1][k], b[1][k]) for k in a[1])
+
+
+@pytest.mark.parametrize("budget", ["smoke", "full"])
+def test_dt_updates_are_the_same_on_one_thread_and_on_two(budget):
+    """The shard count is fixed, not the thread count: one core or two, the same numbers (at
+    the published size too, where each shard multiplies 32 windows' rows)."""
+    two = _dt_updates(2, budget=budget)
+    assert _same(_dt_updates(1, budget=budget), two)
+    assert _same(_dt_updates(2, budget=budget), two)  # and the same again
+
+
+def test_a_forked_child_can_take_sharded_steps():
+    """A child forked after training (sharded evaluation forks) inherits no worker threads; its
+    steps must still run, not wait forever on the parent's pool."""
+    import os
+    import time
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    net = torch.nn.Linear(4, 1)
+    x = torch.randn(8, 4)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        sharded_backward(lambda rows: net(x[rows]).sum(), 8, list(net.parameters()))
+        pid = os.fork()
+        if pid == 0:  # the child: a step, then out without running the parent's cleanup
+            try:
+                torch.set_num_threads(2)  # so that the step takes the thread pool
+                sharded_backward(lambda rows: net(x[rows]).sum(), 8, list(net.parameters()))
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        deadline = 60.0
+        while deadline > 0:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.1)
+            deadline -= 0.1
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's sharded step hung")
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        torch.set_num_threads(saved)
+
+
+def test_shards_run_in_the_callers_grad_mode():
+    net = torch.nn.Linear(4, 1)
+    with torch.no_grad(), pytest.raises(RuntimeError, match="does not require grad"):
+        sharded_backward(lambda rows: net(torch.ones(8, 4)[rows]).sum(), 8,
+                         list(net.parameters()))
 
 
 def test_dt_with_vicreg_trains_in_one_piece():
     # VICReg's variance and covariance are batch statistics: its update is not sharded, and still
     # reproducible.
-    assert _dt_losses(2, use_vicreg=True) == _dt_losses(2, use_vicreg=True)
+    assert _same(_dt_updates(2, use_vicreg=True), _dt_updates(2, use_vicreg=True))

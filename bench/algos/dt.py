@@ -237,7 +237,7 @@ class DecisionTransformer(Algorithm):
         if not self.net.training:
             self.net.train()
         # The loss is the squared action error summed over real tokens, divided by their count
-        # in the whole batch, so its shards' shares add up to it exactly.
+        # in the whole batch, so its shards' shares add up to it (up to float rounding).
         tokens = float(batch["mask"].sum())
         self.optimizer.zero_grad(set_to_none=True)
         stats: dict[str, float] = {}

@@ -30,9 +30,10 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     ``F.dropout`` on the CPU draws one Bernoulli sample per element (≈21 ms for a 3840×512 tensor
     here, a quarter of a DT update). Drawing a quarter as many int64 words from the same global
     generator and comparing their 16-bit pieces against ``p * 2**16`` costs ≈4 ms. The keep
-    probability is exact to 1/65536; the generator is torch's global one (or the thread's
-    ``dropout_generator``), so ``torch.manual_seed`` and ``torch.get_rng_state`` reproduce and
-    resume it. On accelerators the fused kernel is already fast, so it is used there.
+    probability is exact to 1/65536; the generator is torch's global one, so ``torch.manual_seed``
+    and ``torch.get_rng_state`` reproduce and resume it — or the thread's ``dropout_generator``,
+    which the global state does not capture: ``bench.nn.parallel`` seeds a fresh one from the
+    global generator at every step, so resumes reproduce there too. On accelerators the fused kernel is already fast, so it is used there.
     """
     if not training or p == 0.0:
         return x
