@@ -24,16 +24,7 @@ start=$(date +%s)
 status=0
 python -m bench sweep reports/example_sweep.toml --out "$root" --jobs "${JOBS:-2}" || status=$?
 echo "sweep: $(( $(date +%s) - start )) s (exit $status; failed runs are listed in the report)"
-for ds in "${datasets[@]}"; do
-  for algo in "${algos[@]}"; do
-    for run in "$root/$ds/$algo/quick"/seed_*; do
-      [ -f "$run/result.json" ] || continue
-      dest="$out/runs/${run#"$root"/}"
-      mkdir -p "$dest"
-      cp "$run"/*.json* "$dest/"
-    done
-  done
-done
+bash reports/save_runs.sh "$root" "$out/runs" "${datasets[*]}" "${algos[*]}" quick
 python -m bench report --out "$out/runs" --to "$out" \
   --title "Example: BC, DT and GCSL-IDM on Hopper-v5 medium / medium-replay (quick budget)" \
   --algo bc --algo dt --algo gcsl_idm --dataset hopper-medium --dataset hopper-medium-replay \

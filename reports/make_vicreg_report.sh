@@ -30,16 +30,5 @@ python -m bench report --out "$root" --to "$out" \
 # Every evaluation condition (both return targets, goal sources), a row each.
 python -m bench results --out "$root" --conditions --format markdown "${args[@]}" \
   > "$out/conditions.md"
-for ds in "${datasets[@]}"; do
-  for algo in "${algos[@]}"; do
-    for variant in "${variants[@]}"; do
-      for run in "$root/$ds/$algo/$variant"/seed_*; do
-        [ -f "$run/result.json" ] || continue
-        dest="$out/runs/${run#"$root"/}"
-        mkdir -p "$dest"
-        cp "$run"/*.json* "$dest/"
-      done
-    done
-  done
-done
+bash reports/save_runs.sh "$root" "$out/runs" "${datasets[*]}" "${algos[*]}" "${variants[*]}"
 exit "$status"
