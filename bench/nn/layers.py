@@ -33,7 +33,8 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     probability is exact to 1/65536; the generator is torch's global one, so ``torch.manual_seed``
     and ``torch.get_rng_state`` reproduce and resume it — or the thread's ``dropout_generator``,
     which the global state does not capture: ``bench.nn.parallel`` seeds a fresh one from the
-    global generator at every step, so resumes reproduce there too. On accelerators the fused kernel is already fast, so it is used there.
+    global generator at every step, so resumes reproduce there too. On accelerators the fused
+    kernel is already fast, so it is used there.
     """
     if not training or p == 0.0:
         return x
