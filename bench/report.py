@@ -315,15 +315,17 @@ def _domain(name: str) -> str:
 KIND_LABELS = {"offline": "offline datasets", "online": "online envs"}
 
 
-def task_groups(runs: pd.DataFrame) -> dict[str, tuple[str, list[str]]]:
+def task_groups(runs: pd.DataFrame,
+                kinds: pd.Series | None = None) -> dict[str, tuple[str, list[str]]]:
     """The sets of tasks an aggregate pools, name → (kind, datasets): the offline runs' datasets,
     the online runs' envs (an online algorithm given a dataset, such as gs_ppo's frozen IDM,
     counts as online there), and, where a kind spans several domains (hopper, carracing, ...),
     each domain's. Pooling a whole results root would need every algorithm on every dataset and
     env, which an online-only algorithm (PPO) and offline ones never are, so nothing would be
     aggregated; the per-domain sets keep an algorithm run on one domain only in some aggregate.
-    Sets of one task are left out (the per-dataset table is that comparison)."""
-    kinds = run_kinds(runs)
+    Sets of one task are left out (the per-dataset table is that comparison). ``kinds``: the
+    runs' ``run_kinds``, if already known."""
+    kinds = run_kinds(runs) if kinds is None else kinds
     groups: dict[str, tuple[str, list[str]]] = {}
     for kind in ("offline", "online"):
         names = sorted(runs.loc[kinds == kind, "dataset"].unique()) if len(runs) else []
@@ -339,7 +341,8 @@ def task_groups(runs: pd.DataFrame) -> dict[str, tuple[str, list[str]]]:
 
 def _aggregate_section(runs: pd.DataFrame, reps: int, figures: Path) -> list[Block]:
     blocks: list[Block] = [("h", 2, "Aggregates over datasets (rliable)")]
-    groups = task_groups(runs)
+    kinds = run_kinds(runs)
+    groups = task_groups(runs, kinds)
     if not groups:
         return blocks + [("p", "No set of two or more comparable tasks (offline datasets, or "
                                "online envs) here, so the tables above are the whole comparison.")]
@@ -351,7 +354,6 @@ def _aggregate_section(runs: pd.DataFrame, reps: int, figures: Path) -> list[Blo
                         "each dataset contributes the same number of runs per algorithm (its "
                         "lowest seeds, the column 'runs per dataset'). The optimality gap is the "
                         "mean shortfall below 100 (lower is better)."))
-    kinds = run_kinds(runs)
     for name, (kind, datasets) in groups.items():
         group_runs = runs[(kinds == kind) & runs["dataset"].isin(datasets)]
         matrices, used = aggregate_matrix(group_runs, datasets)

@@ -5,14 +5,8 @@
 # Usage: bash reports/rebuild_from_records.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tables() {  # OUT_DIR "DATASET ..." "ALGO ..." [RESULTS_FLAG ...]: table.{md,csv} from OUT_DIR's records
-  local out="$1"; local -a datasets algos filters; read -r -a datasets <<<"$2"; read -r -a algos <<<"$3"
-  shift 3; filters=("$@")
-  for ds in "${datasets[@]}"; do filters+=(--dataset "$ds"); done
-  for algo in "${algos[@]}"; do filters+=(--algo "$algo"); done
-  python -m bench results --out "$out" "${filters[@]}" --format markdown > "$out/table.md"
-  python -m bench results --out "$out" "${filters[@]}" --format csv > "$out/table.csv"
-  echo "rebuilt $out/table.{md,csv}"
+tables() {  # DIR "DATASET ..." "ALGO ..." [RESULTS_FLAG ...]: DIR/table.{md,csv} from DIR's records
+  bash reports/write_table.sh "$1" "$@"
 }
 tables reports/quick-hopper-table \
   "hopper-medium hopper-medium-replay hopper-medium-expert hopper-expert" "dt dt_noreturn bc"
