@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from bench import registry
+from bench.algorithm import Algorithm
 from bench.config import (DEVICES, EVAL_MODES, check_choice, check_count, check_seed,
                           config_to_dict, make_config)
 from bench.data import DatasetSpec, Sampler, load_flat, resolve
@@ -94,6 +95,20 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def can_export_policy(entry: registry.AlgoEntry) -> bool:
+    """Whether the algorithm writes standalone policy files (``snapshot_every``)."""
+    return entry.cls.export_policy is not Algorithm.export_policy
+
+
+def check_snapshots(algo: str, entry: registry.AlgoEntry, config: Any) -> None:
+    """``snapshot_every`` only where the algorithm can export a policy: a usage error before
+    training, not a crash at the first snapshot."""
+    if config.snapshot_every and not can_export_policy(entry):
+        exporters = ", ".join(n for n, e in registry.all_algorithms().items() if can_export_policy(e))
+        raise UsageError(f"{algo} cannot export a standalone policy, so snapshot_every must stay "
+                         f"0 (algorithms with policy snapshots: {exporters}).")
+
+
 def check_env_id(env_id: str) -> str:
     """``env_id`` if gymnasium knows it, else a usage error naming the close ids."""
     import gymnasium as gym
@@ -149,6 +164,7 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     if req.env is not None and entry.kind == "online" and entry.cls.dataset_use(config) == "required":
         raise UsageError(f"{req.algo} with these settings learns from a dataset: pass "
                          f"--dataset (e.g. --dataset hopper-expert) instead of --env.")
+    check_snapshots(req.algo, entry, config)
     check_seed(req.seed)
     check_count("--eval-episodes", req.eval_episodes)
     check_choice("eval mode", req.eval_mode, EVAL_MODES)

@@ -47,7 +47,7 @@ from bench.data.resolve import check_dataset_name
 from bench.io import atomic_write_json
 from bench.locks import file_lock
 from bench.progress import progress_bar
-from bench.run import RunRequest, check_env_id, pick_device, run_dir
+from bench.run import RunRequest, check_env_id, check_snapshots, pick_device, run_dir
 
 SWEEP_KEYS = {"algo", "dataset", "env", "seed", "budget", "set", "eval_episodes", "eval_mode",
               "device"}
@@ -196,7 +196,9 @@ def expand(spec: SweepSpec, out: Path) -> list[RunRequest]:
     kinds = {}
     for algo in dict.fromkeys(spec.algo):
         entry = registry.get(algo)
-        make_config(entry.config_cls, spec.budget, spec.overrides, entry.defaults, entry.presets)
+        config = make_config(entry.config_cls, spec.budget, spec.overrides, entry.defaults,
+                             entry.presets)
+        check_snapshots(algo, entry, config)
         kinds[algo] = entry.kind
     for dataset in dict.fromkeys(spec.dataset):
         check_dataset_name(dataset)

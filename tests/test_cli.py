@@ -32,6 +32,11 @@ def test_each_algorithm_runs_at_smoke_through_the_cli(algo, tiny_dataset, tmp_pa
     (["run", "--algo", "gcsl_idm", "--dataset", "hopper-random", "--set", "extra_goal_sources=foo"],
      "extra_goal_sources"),
     (["datasets", "make", "hopper-medium-replay", "--seed", "3"], "do not apply"),
+    # Only PPO's Gaussian actor is a standalone policy; a goal-setter's actor emits goals.
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "snapshot_every=5"],
+     "algorithms with policy snapshots: ppo, ppo_vicreg"),
+    (["run", "--algo", "gs_ppo_joint", "--env", "Hopper-v5", "--set", "snapshot_every=5"],
+     "gs_ppo_joint cannot export a standalone policy"),
 ])
 def test_usage_errors_exit_2_with_close_matches(args, needle, tmp_path):
     proc = run_cli(*args, "--out", str(tmp_path)) if args[0] == "run" else run_cli(*args)

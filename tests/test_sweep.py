@@ -68,6 +68,8 @@ def test_grids_share_top_level_keys_and_add_their_own(tmp_path):
     ('algo = "bc"\ndataset = "hopper-random"\ndevice = "tpu"\n', "unknown device"),
     ('algo = []\ndataset = "hopper-random"\n', "at least one algorithm"),
     ('algo = "dt"\ndataset = "hopper-random"\n[set]\nn_heads = 3\n', "divisible by n_heads"),
+    ('algo = ["ppo", "bc"]\ndataset = "hopper-random"\n[set]\nsnapshot_every = 5\n',
+     "bc cannot export a standalone policy"),
 ])
 def test_bad_sweeps_are_usage_errors(tmp_path, text, message):
     sweep = tmp_path / "sweep.toml"

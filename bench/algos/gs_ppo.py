@@ -54,6 +54,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.algorithm import Algorithm
 from bench.algos.ppo import PPO, PPOConfig
 from bench.config import at_least, positive_sizes
 from bench.data.sampler import DatasetSpec, Sampler
@@ -168,6 +169,9 @@ class ReplayBuffer:
           description="goal-setter PPO, joint IDM whose state encoder gets temporal VICReg")
 class GoalSetterPPO(PPO):
     Config = GoalSetterPPOConfig
+    # Not PPO's: this actor emits goals, and acting needs the IDM as well, which a standalone
+    # Gaussian-MLP policy file cannot hold (so snapshot_every is refused for these algorithms).
+    export_policy = Algorithm.export_policy
 
     def __init__(self, config: GoalSetterPPOConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
