@@ -61,9 +61,17 @@ class TrainConfig:
         ``super().problems() + [...]``; mixins later in the MRO (``VICRegFields``) are reached
         through ``super()`` here."""
         inherited = getattr(super(), "problems", None)
+        # Learning rates (``lr``, ``idm_lr``, ``goal_lr``, ...): the optimizer would reject a
+        # negative one only after the run directory exists, and an infinite one poisons step 1.
+        rates = [f"{f.name} must be a finite number > 0, got {getattr(self, f.name)!r}"
+                 for f in dataclasses.fields(self)
+                 if (f.name == "lr" or f.name.endswith("_lr"))
+                 and isinstance(getattr(self, f.name), (int, float))
+                 and not 0 < getattr(self, f.name) < math.inf]
         return ((inherited() if inherited else [])
                 + at_least(self, 1, "num_updates", "batch_size")
-                + at_least(self, 0, "log_every", "checkpoint_every", "eval_every", "snapshot_every"))
+                + at_least(self, 0, "log_every", "checkpoint_every", "eval_every", "snapshot_every")
+                + rates)
 
     def __post_init__(self) -> None:
         # Every config is checked when it is made (by make_config for the CLI, by hand, or by

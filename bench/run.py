@@ -13,6 +13,7 @@ Run directory ``<out>/<dataset>/<algo>/<variant>/seed_<n>/``::
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -76,8 +77,14 @@ def eval_seed(run_seed: int) -> int:
 
 
 def variant_name(budget: str, overrides: dict[str, str]) -> str:
-    parts = [budget] + [f"{k}={v}" for k, v in sorted(overrides.items())]
-    return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", ",".join(parts))
+    """``budget[,key=value...]``, safe as a directory name. Where characters had to be replaced
+    or the name is long, a hash of the exact text is appended, so different settings never
+    share a directory (``lr=１e-3`` and ``lr=９e-3`` both read ``lr=_e-3`` once replaced)."""
+    raw = ",".join([budget] + [f"{k}={v}" for k, v in sorted(overrides.items())])
+    safe = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", raw)
+    if safe == raw and len(raw) <= 120:
+        return raw
+    return f"{safe[:100]}~{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
 
 
 def run_dir(req: RunRequest) -> Path:
@@ -142,12 +149,30 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            break  # a torn last line from a kill: everything after it is dropped
+            row = None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+            break  # a torn last line from a kill (or a damaged one): everything after it is dropped
+        rows.append(row)
     return rows
+
+
+def _finished_result(path: Path) -> dict[str, Any]:
+    """A finished run's result.json, or a clear error when it is damaged."""
+    try:
+        result = read_json(path)
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
+        result, problem = None, str(exc)
+    else:
+        problem = "it is not a run's result"
+    if isinstance(result, dict) and "normalized_score" in result and "episode_returns" in result:
+        return result
+    raise BenchError(f"{path} is damaged ({problem}). Nothing was deleted; move it aside and run "
+                     "again with --resume to evaluate the final checkpoint again, or move the run "
+                     "directory aside to train from scratch.")
 
 
 def execute(req: RunRequest, log=None) -> dict[str, Any]:
@@ -173,7 +198,10 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     if (directory / "result.json").exists():
         log(f"[bench] {directory} is already complete; showing its result (delete "
             "result.json to rerun).")
-        return read_json(directory / "result.json")
+        return _finished_result(directory / "result.json")
+    if Path(req.out).exists() and not Path(req.out).is_dir():
+        raise UsageError(f"--out {req.out} is a file, not a directory; give a directory for the "
+                         "results.")
     ckpt_path = directory / "checkpoint.pt"
     if ckpt_path.exists() and not req.resume:
         raise UsageError(f"{directory} holds an unfinished run; pass --resume to continue it, "
@@ -181,7 +209,11 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     # Resolve (and if needed make) the dataset, or check the env id, before touching the
     # results root, so a bad name leaves nothing behind.
     source = _Source.from_request(req, log)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot make the run directory {directory}: {exc}. Give an --out "
+                         "that can be written to.") from None
     with file_lock(directory / ".lock", blocking=False, what=f"run directory {directory}"):
         return _execute_locked(req, entry, config, device, directory, source, log)
 
@@ -235,12 +267,22 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
 
     start_step, train_seconds, window = 0, 0.0, {}
     if ckpt_path.exists():  # --resume (execute() refused otherwise)
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        algo.load_state_dict(ckpt["algo"])
-        if sampler is not None:
-            sampler.load_state_dict(ckpt["sampler"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        start_step, train_seconds, window = ckpt["step"], ckpt["train_seconds"], ckpt["window"]
+        damaged = (f"Nothing was deleted; move {ckpt_path} aside and run again to start this "
+                   "run over (its progress is lost), or use another --out.")
+        try:
+            ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        except Exception as exc:  # truncated, empty or not a torch file: unpickling errors vary
+            raise BenchError(f"checkpoint {ckpt_path} cannot be read ({type(exc).__name__}: "
+                             f"{exc}). {damaged}") from None
+        try:
+            algo.load_state_dict(ckpt["algo"])
+            if sampler is not None:
+                sampler.load_state_dict(ckpt["sampler"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            start_step, train_seconds, window = ckpt["step"], ckpt["train_seconds"], ckpt["window"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise BenchError(f"checkpoint {ckpt_path} does not hold this run's state "
+                             f"({type(exc).__name__}: {exc}). {damaged}") from None
         kept = [r for r in _read_metrics(metrics_path) if r["step"] <= start_step]
         atomic_write_bytes(metrics_path, "".join(json.dumps(r) + "\n" for r in kept).encode())
         log(f"[bench] resuming {directory} from step {start_step}")

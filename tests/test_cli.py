@@ -32,6 +32,9 @@ def test_each_algorithm_runs_at_smoke_through_the_cli(algo, tiny_dataset, tmp_pa
     (["run", "--algo", "gcsl_idm", "--dataset", "hopper-random", "--set", "extra_goal_sources=foo"],
      "extra_goal_sources"),
     (["datasets", "make", "hopper-medium-replay", "--seed", "3"], "do not apply"),
+    (["run", "--algo", "bc", "--dataset", "hopper-random", "--set", "lr=-1"], "lr must be a finite number > 0"),
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "lr=inf"], "lr must be a finite number > 0"),
+    (["run", "--algo", "gs_ppo_joint", "--env", "Hopper-v5", "--set", "idm_lr=0"], "idm_lr must be"),
     # Only PPO's Gaussian actor is a standalone policy; a goal-setter's actor emits goals.
     (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "snapshot_every=5"],
      "algorithms with policy snapshots: ppo, ppo_vicreg"),

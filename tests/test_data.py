@@ -132,6 +132,43 @@ def test_corrupt_file_is_named_and_never_deleted(tiny_dataset, tmp_path, monkeyp
     assert proc.returncode == 1 and "MISMATCH" in proc.stdout
 
 
+def test_a_changed_data_file_is_reported_and_its_repair_never_shadowed(tiny_dataset, tmp_path,
+                                                                       monkeypatch):
+    from bench.data.storage import _cache_path, _read_episodes
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))  # empty: the first open reads
+    shutil.copytree(os.path.join(os.environ["MINARI_TEST_ROOT"], tiny_dataset),
+                    tmp_path / tiny_dataset)
+    data = tmp_path / tiny_dataset / "data" / "main_data.hdf5"
+    good = data.read_bytes()
+    sha = storage.read_metadata(tiny_dataset)["data_sha256"]
+    damaged = bytearray(good)
+    damaged[len(good) // 2:len(good) // 2 + 64] = b"\xff" * 64  # same size, other bytes
+    data.write_bytes(bytes(damaged))
+    with pytest.raises(DatasetError, match="does not match the sha256"):
+        storage.load_flat(tiny_dataset, sha)
+    assert data.read_bytes() == bytes(damaged), "nothing is deleted or rewritten"
+    assert not _cache_path(sha).exists(), "nothing read from a damaged file is cached"
+    data.write_bytes(good)  # repaired: read, cached, equal to the good file's episodes
+    flat = storage.load_flat(tiny_dataset, sha)
+    np.testing.assert_array_equal(flat.observations, _read_episodes(data).observations)
+    # Damaged again while a cache entry exists: reported, not trained on from the cache.
+    data.write_bytes(bytes(damaged))
+    with pytest.raises(DatasetError, match="does not match the sha256"):
+        storage.load_flat(tiny_dataset, sha)
+    data.unlink()
+    with pytest.raises(DatasetError, match="has no data file"):
+        storage.load_flat(tiny_dataset, sha)
+    data.write_bytes(good)
+    # A broken cache entry (empty, truncated) is rebuilt from the file, not a traceback.
+    entry = _cache_path(sha)
+    for broken in (b"", entry.read_bytes()[:100]):
+        entry.write_bytes(broken)
+        again = storage.load_flat(tiny_dataset, sha)
+        np.testing.assert_array_equal(again.actions, flat.actions)
+
+
 def test_made_datasets_are_cached_flat_and_match_a_cold_read(tiny_dataset):
     from bench.data.storage import _cache_path, _read_episodes
 

@@ -4,7 +4,7 @@ import multiprocessing as mp
 import pytest
 import torch
 
-from bench.errors import NonFiniteLossError, UsageError
+from bench.errors import BenchError, NonFiniteLossError, UsageError
 from bench.run import RunRequest, SimulatedKill, execute, run_dir
 
 
@@ -107,3 +107,52 @@ def test_concurrent_runs_into_one_root_lose_nothing(tiny_dataset, tmp_path):
     df = load_results(tmp_path)
     assert sorted(df["seed"]) == [0, 1, 2, 3]
 
+
+
+def test_damaged_records_give_clear_errors_and_are_kept(tiny_dataset, tmp_path):
+    """A damaged checkpoint, result.json or metrics line: a BenchError naming the file (exit 1,
+    no traceback), nothing deleted; a damaged metrics line is dropped like a torn one."""
+    quiet = lambda m: None  # noqa: E731
+    with pytest.raises(SimulatedKill):
+        execute(_req(tiny_dataset, tmp_path, algo="bc", stop_after=7), log=quiet)
+    directory = run_dir(_req(tiny_dataset, tmp_path, algo="bc"))
+    ckpt = directory / "checkpoint.pt"
+    good = ckpt.read_bytes()
+    for content, message in [(good[:len(good) // 2], "cannot be read"), (b"", "cannot be read"),
+                             (b"\x00garbage" * 10, "cannot be read")]:
+        ckpt.write_bytes(content)
+        with pytest.raises(BenchError, match="checkpoint .* " + message):
+            execute(_req(tiny_dataset, tmp_path, algo="bc", resume=True), log=quiet)
+        assert ckpt.read_bytes() == content
+    torch.save({"step": 3}, ckpt)  # a readable file that is not this run's checkpoint
+    with pytest.raises(BenchError, match="does not hold this run's state"):
+        execute(_req(tiny_dataset, tmp_path, algo="bc", resume=True), log=quiet)
+    ckpt.write_bytes(good)
+    metrics = directory / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '5\n{"foo": 1}\n')
+    finished = execute(_req(tiny_dataset, tmp_path, algo="bc", resume=True), log=quiet)
+    assert all(isinstance(json.loads(l).get("step"), int) for l in metrics.read_text().splitlines())
+    result = directory / "result.json"
+    for content in (b"{}", b"[]", b"\xff\xfe binary", b'{"normalized_score": 1'):
+        result.write_bytes(content)
+        with pytest.raises(BenchError, match="result.json is damaged"):
+            execute(_req(tiny_dataset, tmp_path, algo="bc"), log=quiet)
+        assert result.read_bytes() == content
+    result.write_text(json.dumps(finished))
+    assert execute(_req(tiny_dataset, tmp_path, algo="bc"), log=quiet) == finished
+
+
+def test_settings_never_share_a_run_directory(tiny_dataset, tmp_path):
+    from bench.run import variant_name
+
+    # Characters a directory name cannot keep: a hash of the exact text keeps them apart.
+    a, b = variant_name("smoke", {"lr": "１e-3"}), variant_name("smoke", {"lr": "９e-3"})
+    assert a != b and a.startswith("smoke,lr=_e-3~")
+    assert variant_name("quick", {"lr": "0.001"}) == "quick,lr=0.001"  # plain names unchanged
+    long = variant_name("smoke", {"hidden": ",".join(["8"] * 150)})
+    assert len(long) < 150 and long != variant_name("smoke", {"hidden": ",".join(["8"] * 151)})
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("keep me")
+    with pytest.raises(UsageError, match="is a file, not a directory"):
+        execute(_req(tiny_dataset, not_a_dir), log=lambda m: None)
+    assert not_a_dir.read_text() == "keep me"

@@ -211,7 +211,7 @@ def write_dataset(
             ref_min_score=float(ref_min), ref_max_score=float(ref_max), description=description,
         )
     sha = storage.sha256_file(storage.data_file(dataset_id))
-    storage.save_flat(sha, storage.flat_from_buffers(buffers))
+    storage.save_flat(sha, storage.flat_from_buffers(buffers), storage.data_file(dataset_id))
     provenance = {"source": "self-generated", "versions": package_versions(), **provenance}
     dataset.storage.update_metadata({"bench_provenance": provenance, "data_sha256": sha})
     return storage.read_metadata(dataset_id)

@@ -142,7 +142,8 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
         sha = storage.sha256_file(storage.data_file(alias.local_id))
         flats = [storage.load_flat(c.local_id, m["data_sha256"]) for c, m in zip(components, metas)]
         storage.save_flat(sha, storage.FlatEpisodes(
-            *(np.concatenate([getattr(f, k) for f in flats]) for k in storage.FLAT_FIELDS)))
+            *(np.concatenate([getattr(f, k) for f in flats]) for k in storage.FLAT_FIELDS)),
+            storage.data_file(alias.local_id))
         first = metas[0]
         provenance = {
             "source": "self-generated", "generator": f"bench.data.makers.make_combined{parts}",

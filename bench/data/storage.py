@@ -4,12 +4,19 @@ Minari stores one HDF5 group per episode; reading the 45k short episodes of hopp
 ~45 s even with raw h5py, so the flattened arrays are cached (keyed by the data file's sha256)
 under ``$BENCH_CACHE`` (default ``~/.cache/bench``): 0.4 s to open afterwards. Datasets the suite
 makes are cached straight from the collected episodes, so they are never read cold.
+
+The cache is content-addressed for real: an entry is only ever made from a data file whose bytes
+hash to its key, and it is only used while that file is unchanged (same path, size and mtime as
+when it was last hashed; otherwise the file is hashed again). So a damaged file is reported
+rather than trained on, and a repaired one is never shadowed by arrays read from its damaged
+state.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,12 +161,55 @@ def _cache_path(sha256: str) -> Path:
     return cache_dir() / "flat" / f"{sha256}.npz"
 
 
-def save_flat(sha256: str, flat: FlatEpisodes) -> None:
+def _stamp_path(sha256: str) -> Path:
+    return cache_dir() / "flat" / f"{sha256}.source.json"
+
+
+def _stamp(path: Path) -> dict:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _remember_checked(sha256: str, path: Path) -> None:
+    """Record that ``path``, as it is now, hashes to ``sha256``."""
+    atomic_write_bytes(_stamp_path(sha256), json.dumps(_stamp(path)).encode())
+
+
+def save_flat(sha256: str, flat: FlatEpisodes, data_path: Path | None = None) -> None:
+    """Cache ``flat`` under ``sha256``; ``data_path``: the data file it was made with (whose
+    bytes hash to ``sha256``), so that opening it later need not hash it again."""
     import io
 
     buf = io.BytesIO()
     np.savez(buf, **{k: getattr(flat, k) for k in FLAT_FIELDS})
     atomic_write_bytes(_cache_path(sha256), buf.getvalue())
+    if data_path is not None:
+        _remember_checked(sha256, data_path)
+
+
+def checked_data_file(dataset_id: str, sha256: str) -> Path:
+    """``dataset_id``'s data file, after making sure its bytes hash to ``sha256`` (skipped while
+    the file is unchanged since it last did)."""
+    path = data_file(dataset_id)
+    if not path.is_file():
+        raise DatasetError(f"dataset {dataset_id!r} has no data file at {path}. Nothing was "
+                           "deleted; make the dataset again (`bench datasets make <alias> --force` "
+                           "keeps a backup) or restore the file from where it came.")
+    try:
+        seen = json.loads(_stamp_path(sha256).read_text())
+    except (OSError, ValueError):
+        seen = None
+    if seen == _stamp(path):
+        return path
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise DatasetError(
+            f"data file {path} does not match the sha256 recorded for dataset {dataset_id!r} "
+            f"(it hashes to {actual[:16]}..., recorded {sha256[:16]}...): it was changed or "
+            "damaged. Nothing was deleted; restore it, or make the dataset again "
+            "(`bench datasets make <alias> --force`); `bench datasets verify` checks every one.")
+    _remember_checked(sha256, path)
+    return path
 
 
 def flat_from_buffers(buffers: list) -> FlatEpisodes:
@@ -176,14 +226,16 @@ def flat_from_buffers(buffers: list) -> FlatEpisodes:
 
 
 def load_flat(dataset_id: str, sha256: str) -> FlatEpisodes:
-    """Flat arrays of ``dataset_id``, read once and cached by content hash."""
+    """Flat arrays of ``dataset_id``, whose data file must hash to ``sha256``; read once and
+    cached by that hash."""
+    path = checked_data_file(dataset_id, sha256)
     cache = _cache_path(sha256)
     if cache.exists():
         try:
             with np.load(cache) as z:
                 return FlatEpisodes(**{k: z[k] for k in FLAT_FIELDS})
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a broken cache entry is rebuilt below; the dataset itself is untouched
-    flat = _read_episodes(data_file(dataset_id))
+    flat = _read_episodes(path)
     save_flat(sha256, flat)
     return flat
