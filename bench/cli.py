@@ -261,6 +261,9 @@ def _verify(name: str | None) -> int:
 def _require_results_root(root: Path) -> None:
     if not root.exists():
         raise UsageError(f"results root {root} does not exist (runs write to --out, default ./results).")
+    if not root.is_dir():  # a file holds no runs: say so rather than report an empty table
+        raise UsageError(f"results root {root} is not a directory; give --out the folder the runs "
+                         "were written to (default ./results).")
 
 
 def cmd_results(args: argparse.Namespace) -> int:

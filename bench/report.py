@@ -14,14 +14,16 @@ Contents, all derived from the run directories:
 
 The report is built as a list of blocks rendered twice (Markdown, HTML) so both say the same.
 Figures are PNGs in ``<to>/figures/``, linked from the Markdown and inlined into the HTML as
-base64 data URIs.
+base64 data URIs; a rebuild replaces only the figures its manifest there says it wrote.
 """
 from __future__ import annotations
 
 import base64
 import contextlib
 import html
+import json
 import math
+import tempfile
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from bench.curves import load_curve, normalize, plot_bands, seed_band
+from bench.io import atomic_write_bytes, atomic_write_json
 from bench.results import (incomplete_runs, load_results, mixed_sources, score_table,
                            select_runs)
 
@@ -233,7 +236,12 @@ def curve_bands(runs: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
         for metric in CURVE_METRICS:
             curves = []
             for r in g.itertuples():
-                steps, values = load_curve(r.path, metric)
+                try:
+                    steps, values = load_curve(r.path, metric)
+                except (OSError, ValueError, TypeError, KeyError):
+                    # binary or mangled metrics.jsonl (UnicodeDecodeError is a ValueError): no
+                    # curve, like a run copied without the file; its score still counts
+                    steps, values = np.empty(0), np.empty(0)
                 if metric == "train/episode_return":
                     values = normalize(values, _num(r.ref_min), _num(r.ref_max))
                 curves.append((steps, values))
@@ -580,18 +588,85 @@ def to_html(blocks: list[Block], title: str) -> str:
     return "\n".join(out) + "\n"
 
 
+FIGURE_MANIFEST = ".bench-report.json"  # in figures/: the files the last build wrote there
+
+
+def _written_figures(figures: Path) -> set[str]:
+    """Names of the figures a previous build wrote (its manifest): the only files a new build
+    removes from figures/, so that a user's own files there are never touched. Empty when there
+    is no readable manifest (a folder no build has written, or one from before the manifest)."""
+    try:
+        names = json.loads((figures / FIGURE_MANIFEST).read_text())["figures"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return set()
+    if not isinstance(names, list):
+        return set()
+    # bare file names only: a hand-edited manifest must not reach outside figures/
+    return {n for n in names if isinstance(n, str) and n == Path(n).name and n.endswith(".png")}
+
+
+def _check_destination(to: Path, reps: int) -> None:
+    """Usage errors before anything is built or written: ``--reps`` below 1 (rliable's bootstrap
+    needs at least one resample), and a ``--to`` that is, or lies under, a file, or whose
+    figures/ or report files are of the wrong kind."""
+    from bench.errors import UsageError
+
+    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
+        raise UsageError(f"--reps must be a whole number of at least 1 (bootstrap resamples; "
+                         f"default 5000), not {reps!r}.")
+    existing = next((p for p in (to, *to.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "is" if existing == to else f"lies under {existing}, which is"
+        raise UsageError(f"--to {to} {where} a file, not a folder; give --to a folder for "
+                         "report.md, report.html and figures/ (default ./report).")
+    if (to / "figures").exists() and not (to / "figures").is_dir():
+        raise UsageError(f"{to / 'figures'} is a file, where the report keeps its figures; move it "
+                         "or give --to another folder.")
+    for name in ("report.md", "report.html"):
+        if (to / name).is_dir():
+            raise UsageError(f"{to / name} is a folder, where the report writes a file; move it "
+                             "or give --to another folder.")
+
+
 def build_report(root: Path, to: Path, *, datasets: Sequence[str] | None = None,
                  algos: Sequence[str] | None = None, variants: Sequence[str] | None = None,
                  title: str = "bench report", reps: int = 5000) -> ReportPaths:
-    """Write ``<to>/report.md``, ``<to>/report.html`` and ``<to>/figures/*.png``."""
+    """Write ``<to>/report.md``, ``<to>/report.html`` and ``<to>/figures/*.png``.
+
+    The report is built in a temporary folder and moves into ``to`` only once it is whole: a
+    build that fails leaves the previous report and its figures as they were. Then the previous
+    build's figures that this one did not make again are removed (those in the manifest
+    ``figures/.bench-report.json``, never any other file of figures/)."""
+    from bench.errors import BenchError
+
     to = Path(to)
+    _check_destination(to, reps)
+    with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
+        built = Path(tmp)
+        (built / "figures").mkdir()
+        blocks = build_blocks(Path(root), built / "figures", datasets=datasets, algos=algos,
+                              variants=variants, title=title, reps=reps)
+        made = [Path(b[1]) for b in blocks if b[0] == "img"]
+        try:
+            return _install(to, made, to_markdown(blocks, built), to_html(blocks, title))
+        except OSError as exc:  # e.g. no permission to write there
+            raise BenchError(f"cannot write the report to {to}: {exc}") from exc
+
+
+def _install(to: Path, made: list[Path], md_text: str, page_text: str) -> ReportPaths:
+    """Move a whole built report into ``to``, each file replaced atomically."""
     figures = to / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    for old in figures.glob("*.png"):  # figures of a previous build that may no longer apply
-        old.unlink()
-    blocks = build_blocks(Path(root), figures, datasets=datasets, algos=algos,
-                          variants=variants, title=title, reps=reps)
+    old = _written_figures(figures)
+    new = {f.name for f in made}
+    # The manifest first names every figure about to be written, so that a build killed midway
+    # leaves none that the next build does not know to be its own.
+    atomic_write_json(figures / FIGURE_MANIFEST, {"figures": sorted(old | new)})
+    for f in made:
+        atomic_write_bytes(figures / f.name, f.read_bytes())
     md, page = to / "report.md", to / "report.html"
-    md.write_text(to_markdown(blocks, to))
-    page.write_text(to_html(blocks, title))
-    return ReportPaths(md, page, [Path(b[1]) for b in blocks if b[0] == "img"])
+    atomic_write_bytes(md, md_text.encode())
+    atomic_write_bytes(page, page_text.encode())
+    for name in sorted(old - new):  # figures of the previous build that no longer apply
+        (figures / name).unlink(missing_ok=True)
+    atomic_write_json(figures / FIGURE_MANIFEST, {"figures": sorted(new)})
+    return ReportPaths(md, page, [figures / f.name for f in made])

@@ -51,8 +51,8 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
     first: dict[tuple, str] = {}
     for path in sorted(Path(root).rglob("result.json")):
         try:
-            r = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            r = _read_record(path, conditions)
+        except (OSError, ValueError) as exc:  # ValueError: also JSON and UTF-8 decoding errors
             skipped.append({**_dir_fields(path.parent), "status": "unreadable",
                             "error": f"result.json: {exc}", "path": str(path.parent)})
             continue
@@ -87,6 +87,64 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
     return frame
 
 
+# Fields a record may leave out or set to null, and what they must be otherwise.
+_OPTIONAL_STRINGS = ("dataset_source", "dataset_sha256")
+_OPTIONAL_NUMBERS = ("normalized_score", "mean_return", "ref_min", "ref_max")
+_TIMINGS = ("train_seconds", "eval_seconds", "wall_seconds_this_session", "updates_per_s",
+            "env_steps_per_s")
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _read_record(path: Path, conditions: bool = False) -> dict[str, Any]:
+    """The record in a result.json, checked for the fields the tables and the report compute
+    with. A damaged or hand-edited file (``{}``, a list, binary bytes, a score that is text)
+    raises ValueError saying what is wrong, so that it is skipped and named like invalid JSON
+    rather than losing the whole table to a KeyError or TypeError; ``conditions``: each
+    evaluation condition must carry its own score."""
+    r = json.loads(path.read_text())
+    if not isinstance(r, dict):
+        kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(
+            type(r), "a number")
+        raise ValueError(f"holds {kind}, not a run record (a JSON object)")
+
+    def check(record: dict[str, Any], key: str, ok: bool, what: str, where: str = "") -> None:
+        if not ok:
+            shown = repr(record[key])[:60] if key in record else "missing"
+            raise ValueError(f"{where}{key!r} is {shown}, not {what}")
+
+    for key in ("dataset", "algo", "budget"):
+        check(r, key, isinstance(r.get(key), str), "a string")
+    check(r, "seed", isinstance(r.get("seed"), int) and not isinstance(r["seed"], bool),
+          "an integer")
+    for key in ("variant", "condition"):  # absent: the budget, "default"
+        check(r, key, key not in r or isinstance(r[key], str), "a string")
+    for key in _OPTIONAL_STRINGS:
+        check(r, key, r.get(key) is None or isinstance(r[key], str), "a string or null")
+    check(r, "normalized_score", "normalized_score" in r, "a number or null")
+    for key in _OPTIONAL_NUMBERS:
+        check(r, key, r.get(key) is None or _is_number(r[key]), "a number or null")
+    timings = r.get("timings") or {}
+    check(r, "timings", isinstance(timings, dict), "an object or null")
+    for key in _TIMINGS:
+        check(timings, key, timings.get(key) is None or _is_number(timings[key]),
+              "a number or null", "timings: ")
+    check(r, "conditions", isinstance(r.get("conditions") or {}, dict), "an object or null")
+    for name, c in (r.get("conditions") or {}).items():
+        where = f"conditions: {name}: "
+        check(r["conditions"], name, isinstance(c, dict), "an object", "conditions: ")
+        if conditions:
+            check(c, "normalized_score", "normalized_score" in c, "a number or null", where)
+        for key in ("normalized_score", "mean_return"):
+            check(c, key, c.get(key) is None or _is_number(c[key]), "a number or null", where)
+        lengths = c.get("episode_lengths", [])
+        check(c, "episode_lengths", isinstance(lengths, list) and all(map(_is_number, lengths)),
+              "a list of numbers", where)
+    return r
+
+
 def _commit(r: dict[str, Any]) -> str | None:
     """The commit a run's code came from, with ``+dirty`` when the working tree had uncommitted
     changes (two dirty runs of one commit may still differ); None when not recorded."""
@@ -108,8 +166,9 @@ def select_runs(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
 
 
 def _timing_fields(r: dict[str, Any]) -> dict[str, Any]:
-    t = r.get("timings", {})
-    eval_steps = sum(sum(c.get("episode_lengths", [])) for c in r.get("conditions", {}).values())
+    t = r.get("timings") or {}
+    conditions = (r.get("conditions") or {}).values()
+    eval_steps = sum(sum(c.get("episode_lengths", [])) for c in conditions)
     eval_seconds = t.get("eval_seconds")
     return {
         "kind": r.get("kind"), "ref_min": r.get("ref_min"), "ref_max": r.get("ref_max"),

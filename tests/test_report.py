@@ -250,3 +250,111 @@ def test_bootstrap_intervals_are_the_same_on_every_build():
         assert aggregate_intervals(scores, 500).equals(first)
     per_task = {"a": np.array([1.0, 5.0, 2.0, 8.0, 3.0])}
     assert iqm_intervals(per_task, 500).equals(iqm_intervals(per_task, 500))
+
+
+def _small_root(root: Path) -> None:
+    for seed in range(3):
+        _run(root, "hopper-medium", "bc", seed, 10.0 * (seed + 1))
+        _run(root, "hopper-random", "bc", seed, 1.0 + seed)
+
+
+def test_odd_result_and_binary_metrics_are_skipped_not_a_crash(tmp_path, capsys):
+    """A result.json holding `{}` (KeyError), and a finished run's metrics.jsonl of binary bytes
+    (UnicodeDecodeError), cost the whole report: the first is listed as unreadable, the second
+    run counts in the tables and is left out of the curves only."""
+    from bench.cli import main
+
+    root = tmp_path / "results"
+    _small_root(root)
+    bad = root / "hopper-medium" / "bc" / "quick" / "seed_3"
+    bad.mkdir()
+    (bad / "result.json").write_text("{}")
+    (root / "hopper-medium" / "bc" / "quick" / "seed_0" / "metrics.jsonl").write_bytes(
+        b"\xff\xfe\x00\x01")
+    assert main(["report", "--out", str(root), "--to", str(tmp_path / "rep"), "--reps", "50"]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert _row(md, "| hopper-medium | bc | quick | 3 | unreadable |") == (
+        "| hopper-medium | bc | quick | 3 | unreadable | result.json: 'dataset' is missing, "
+        "not a string |")
+    # seed 3 is named missing: it has a run directory, with no readable result
+    assert _row(md, "| bc | quick | 3 (missing 3) |").startswith(
+        "| bc | quick | 3 (missing 3) | 20.0 ± 24.8 |")
+    assert "hopper-medium, `loss`" in md  # the curve, from the two readable seeds
+
+
+@pytest.mark.parametrize("reps", ["0", "-5"])
+def test_reps_below_one_is_a_usage_error(tmp_path, capsys, reps):
+    from bench.cli import main
+
+    _small_root(tmp_path / "results")
+    to = tmp_path / "rep"
+    assert main(["report", "--out", str(tmp_path / "results"), "--to", str(to),
+                 "--reps", reps]) == 2
+    err = capsys.readouterr().err
+    assert "--reps must be a whole number of at least 1" in err and f"not {reps}" in err
+    assert not to.exists()
+
+
+@pytest.mark.parametrize("under", [False, True])
+def test_report_to_a_file_is_a_usage_error(tmp_path, capsys, under):
+    from bench.cli import main
+
+    _small_root(tmp_path / "results")
+    blocker = tmp_path / "taken"
+    blocker.write_text("mine")
+    to = blocker / "sub" if under else blocker
+    assert main(["report", "--out", str(tmp_path / "results"), "--to", str(to),
+                 "--reps", "50"]) == 2
+    err = capsys.readouterr().err
+    assert f"--to {to}" in err and "a file, not a folder" in err
+    assert blocker.read_text() == "mine"
+
+
+def test_rebuild_removes_only_its_own_figures_and_only_once_built(tmp_path, monkeypatch):
+    """A rebuild removed every *.png in figures/, a user's own images too, and did so before
+    building: a build that then failed left report.md linking figures that were gone."""
+    import bench.report
+    from bench.report import build_report
+
+    root, to = tmp_path / "results", tmp_path / "rep"
+    _small_root(root)
+    first = build_report(root, to, reps=50)
+    assert {f.name for f in first.figures} >= {"bars_hopper-random.png",
+                                                "profiles_offline_datasets.png"}
+    mine = to / "figures" / "mine.png"
+    mine.write_bytes(b"a user's own image")
+    md = first.markdown.read_text()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a build that fails midway")
+
+    with monkeypatch.context() as m:
+        m.setattr(bench.report, "_runtime_section", broken)
+        with pytest.raises(RuntimeError):
+            build_report(root, to, datasets=["hopper-medium"], reps=50)
+    assert first.markdown.read_text() == md  # the previous report, whole, with its figures
+    assert all(f.exists() for f in first.figures) and mine.exists()
+
+    second = build_report(root, to, datasets=["hopper-medium"], reps=50)
+    pngs = {f.name for f in (to / "figures").glob("*.png")}
+    assert pngs == {f.name for f in second.figures} | {"mine.png"}
+    assert "bars_hopper-random.png" not in pngs and "profiles_offline_datasets.png" not in pngs
+    assert mine.read_bytes() == b"a user's own image"
+    for f in second.figures:
+        assert f"](figures/{f.name})" in second.markdown.read_text()
+
+
+def test_a_report_that_cannot_be_written_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    """An OSError while writing (no permission, disk full) is a message, not a traceback."""
+    import bench.report
+    from bench.cli import main
+
+    _small_root(tmp_path / "results")
+
+    def denied(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(bench.report, "atomic_write_bytes", denied)
+    assert main(["report", "--out", str(tmp_path / "results"), "--to", str(tmp_path / "rep"),
+                 "--reps", "50"]) == 1
+    assert "cannot write the report to" in capsys.readouterr().err

@@ -85,3 +85,40 @@ def test_cells_pooling_data_files_or_code_versions_say_so(tmp_path):
     assert "(n=3) (2 data files, 3 commits)" in md
     assert "5.0 ± 0.0 (n=2) |" in md and "50.0 (n=1) |" in md
     assert "pools runs that trained on different data files" in md
+
+
+@pytest.mark.parametrize("content", [b"{}", b"[]", b"\xff\xfe\x00\x01binary",
+                                     b'{"dataset": "hopper-medium", "algo": "dt", "seed": 3, '
+                                     b'"budget": "quick", "normalized_score": "high"}'],
+                         ids=["empty-object", "array", "binary", "text-score"])
+def test_an_odd_result_json_is_skipped_and_named_not_a_crash(tmp_path, capsys, content):
+    """A result.json that is valid JSON but no run record, not UTF-8, or has a score that is text
+    cost the whole table (KeyError, TypeError, UnicodeDecodeError, ValueError): it is skipped and
+    named as unreadable, like invalid JSON, and the other runs make the table."""
+    from bench.cli import main
+
+    for seed, score in enumerate([10.0, 20.0, 30.0]):
+        _write(tmp_path, "hopper-medium", "dt", seed, score)
+    bad = tmp_path / "hopper-medium" / "dt" / "quick" / "seed_3"
+    bad.mkdir()
+    (bad / "result.json").write_bytes(content)
+    for conditions in (False, True):
+        runs = load_results(tmp_path, timings=True, conditions=conditions)
+        assert score_table(runs).iloc[0]["seeds"] == 3
+        skipped = runs.attrs["skipped"]
+        assert list(skipped["status"]) == ["unreadable"] and list(skipped["seed"]) == [3]
+        assert skipped["error"].iloc[0].startswith("result.json: ")
+    assert main(["results", "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "20.0 ± 24.8 (n=3)" in out
+    assert "1 unreadable run record(s) left out" in err and str(bad) in err
+
+
+def test_results_of_a_file_is_a_usage_error(tmp_path, capsys):
+    """--out naming a file printed "No finished runs found." and exited 0."""
+    from bench.cli import main
+
+    (tmp_path / "results").write_text("not a folder")
+    assert main(["results", "--out", str(tmp_path / "results")]) == 2
+    out, err = capsys.readouterr()
+    assert "is not a directory" in err and "--out" in err and "No finished runs" not in out
