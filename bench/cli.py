@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from bench.config import BUDGET_NAMES, EVAL_MODES, check_seed
-from bench.errors import BenchError, UsageError
+from bench.errors import BenchError, DatasetError, UsageError
 
 DEFAULT_OUT = Path("results")
 
@@ -236,16 +236,30 @@ def _verify(name: str | None) -> int:
         ids = [resolve(name, make_missing=False, download=False).dataset_id]
     else:
         root = storage.minari_root()
-        ids = sorted(str(p.parent.parent.relative_to(root))
-                     for p in root.glob("*/*/*/data/metadata.json"))
+        # A dataset directory with either file: one that lost the other is broken, not absent.
+        ids = sorted({str(p.parent.parent.relative_to(root))
+                      for pattern in ("*/*/*/data/metadata.json", "*/*/*/data/" + storage.DATA_FILE)
+                      for p in root.glob(pattern)})
     bad = 0
     for dataset_id in ids:
-        recorded = storage.read_metadata(dataset_id).get("data_sha256")
+        try:
+            recorded = storage.read_metadata(dataset_id).get("data_sha256")
+        except DatasetError as exc:
+            if name is not None:
+                raise
+            bad += 1
+            print(f"BROKEN {dataset_id}: {exc}")
+            continue
         if recorded is None:
             if name is not None:
                 raise BenchError(f"{dataset_id} records no checksum (not made by bench); nothing "
                                  "to verify against.")
             print(f"skip {dataset_id} (no recorded checksum: not made by bench)")
+            continue
+        if not storage.data_file(dataset_id).is_file():
+            bad += 1
+            print(f"MISSING {dataset_id}: no data file at {storage.data_file(dataset_id)}. Make it "
+                  "again with `bench datasets make <alias> --force` (keeps a backup).")
             continue
         actual = storage.sha256_file(storage.data_file(dataset_id))
         if actual != recorded:

@@ -169,6 +169,27 @@ def test_a_changed_data_file_is_reported_and_its_repair_never_shadowed(tiny_data
         np.testing.assert_array_equal(again.actions, flat.actions)
 
 
+def test_verify_all_names_broken_datasets(tiny_dataset, tmp_path, monkeypatch):
+    """`datasets verify` with no name: a dataset missing its metadata or its data file, or with
+    metadata that is not a JSON object, is reported (exit 1), never skipped or a traceback."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    src = os.path.join(os.environ["MINARI_TEST_ROOT"], tiny_dataset)
+    damage = {"metadata.json": None, "main_data.hdf5": None, "metadata.json ": "[]",
+              "metadata.json  ": b"\xff\xfe"}
+    for what, content in damage.items():
+        target = tmp_path / tiny_dataset
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(src, target)
+        path = target / "data" / what.strip()
+        if content is None:
+            path.unlink()
+        else:
+            path.write_bytes(content.encode() if isinstance(content, str) else content)
+        proc = run_cli("datasets", "verify")
+        assert proc.returncode == 1, (what, proc.stdout, proc.stderr)
+        assert tiny_dataset in proc.stdout and "Traceback" not in proc.stderr, (what, proc.stderr)
+
+
 def test_made_datasets_are_cached_flat_and_match_a_cold_read(tiny_dataset):
     from bench.data.storage import _cache_path, _read_episodes
 

@@ -54,12 +54,16 @@ def is_present(dataset_id: str) -> bool:
 def read_metadata(dataset_id: str) -> dict:
     path = metadata_file(dataset_id)
     try:
-        return json.loads(path.read_text())
+        metadata = json.loads(path.read_text())
     except FileNotFoundError:
         raise DatasetError(f"dataset {dataset_id!r} has no metadata file at {path}.") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # invalid JSON, or bytes that are not UTF-8
         raise DatasetError(f"metadata file {path} is not valid JSON ({exc}); move the dataset "
                            f"directory {dataset_dir(dataset_id)} away and make it again.") from None
+    if not isinstance(metadata, dict):
+        raise DatasetError(f"metadata file {path} holds no JSON object; move the dataset "
+                           f"directory {dataset_dir(dataset_id)} away and make it again.")
+    return metadata
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
