@@ -195,17 +195,12 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     check_choice("eval mode", req.eval_mode, EVAL_MODES)
     device = pick_device(req.device)
     directory = run_dir(req)
-    if (directory / "result.json").exists():
-        log(f"[bench] {directory} is already complete; showing its result (delete "
-            "result.json to rerun).")
-        return _finished_result(directory / "result.json")
     if Path(req.out).exists() and not Path(req.out).is_dir():
         raise UsageError(f"--out {req.out} is a file, not a directory; give a directory for the "
                          "results.")
-    ckpt_path = directory / "checkpoint.pt"
-    if ckpt_path.exists() and not req.resume:
-        raise UsageError(f"{directory} holds an unfinished run; pass --resume to continue it, "
-                         "or choose another --out.")
+    finished = _finished_or_refused(req, directory, log)
+    if finished is not None:
+        return finished
     # Resolve (and if needed make) the dataset, or check the env id, before touching the
     # results root, so a bad name leaves nothing behind.
     source = _Source.from_request(req, log)
@@ -215,7 +210,25 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
         raise BenchError(f"cannot make the run directory {directory}: {exc}. Give an --out "
                          "that can be written to.") from None
     with file_lock(directory / ".lock", blocking=False, what=f"run directory {directory}"):
+        # Again under the lock: an identical run may have finished (or checkpointed) between the
+        # first look and taking the lock; this one must not redo or silently resume it.
+        finished = _finished_or_refused(req, directory, log)
+        if finished is not None:
+            return finished
         return _execute_locked(req, entry, config, device, directory, source, log)
+
+
+def _finished_or_refused(req: RunRequest, directory: Path, log) -> dict[str, Any] | None:
+    """The result of a finished run; a usage error for an unfinished one without --resume;
+    None when the run is to go ahead."""
+    if (directory / "result.json").exists():
+        log(f"[bench] {directory} is already complete; showing its result (delete "
+            "result.json to rerun).")
+        return _finished_result(directory / "result.json")
+    if (directory / "checkpoint.pt").exists() and not req.resume:
+        raise UsageError(f"{directory} holds an unfinished run; pass --resume to continue it, "
+                         "or choose another --out.")
+    return None
 
 
 @dataclass

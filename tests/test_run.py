@@ -156,3 +156,26 @@ def test_settings_never_share_a_run_directory(tiny_dataset, tmp_path):
     with pytest.raises(UsageError, match="is a file, not a directory"):
         execute(_req(tiny_dataset, not_a_dir), log=lambda m: None)
     assert not_a_dir.read_text() == "keep me"
+
+
+def test_an_identical_run_that_finished_meanwhile_is_not_redone(tiny_dataset, tmp_path, monkeypatch):
+    """The finished check is repeated under the run directory's lock: an identical run that
+    finished between this run's first look and its taking the lock is returned, not resumed
+    from its final checkpoint and evaluated (and written) again."""
+    import bench.run as run_module
+
+    original = run_module._Source.from_request.__func__
+    meanwhile = {}
+
+    def finish_the_other_first(cls, req, log):
+        if not meanwhile:
+            meanwhile["result"] = None  # the other run, start to end, after our first look
+            meanwhile["result"] = execute(_req(tiny_dataset, tmp_path, algo="bc"), log=lambda m: None)
+        return original(cls, req, log)
+
+    monkeypatch.setattr(run_module._Source, "from_request", classmethod(finish_the_other_first))
+    directory = run_dir(_req(tiny_dataset, tmp_path, algo="bc"))
+    result = execute(_req(tiny_dataset, tmp_path, algo="bc"), log=lambda m: None)
+    written = (directory / "result.json").read_bytes()
+    assert result == meanwhile["result"] == json.loads(written)
+    assert json.loads(written)["timings"] == meanwhile["result"]["timings"]  # not evaluated again
