@@ -345,6 +345,18 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: interrupted; `bench run ... --resume` continues from the last checkpoint.",
               file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as exc:
+        # Out of memory is usually settings too large for the machine (--set hidden=1000000000);
+        # torch reports it as a RuntimeError ("can't allocate memory", CUDA "out of memory").
+        # The run directory and its last checkpoint are kept, as after any other failure.
+        text = str(exc)
+        if not (isinstance(exc, MemoryError) or "allocate memory" in text
+                or "out of memory" in text.lower()):
+            raise
+        print(f"bench: error: out of memory ({text.splitlines()[-1][:200] if text else 'MemoryError'}). "
+              "The model, batch or dataset is too large for this machine; lower the sizes given "
+              "with --set (hidden sizes, batch_size, ...).", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -103,3 +103,23 @@ def test_verify_all_local_datasets_detects_a_flipped_byte(tiny_dataset, tmp_path
     data.write_bytes(bytes(raw))
     bad = verify()
     assert bad.returncode == 1 and f"MISMATCH {tiny_dataset}" in bad.stdout
+
+
+def test_out_of_memory_is_a_clear_error_and_other_errors_still_surface(monkeypatch, capsys):
+    from bench import cli
+
+    def too_big(args):  # what torch raises for --set hidden=1000000000 on this machine
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+                           "can't allocate memory: you tried to allocate 44000000000 bytes.")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", too_big)
+    assert cli.main(["list"]) == 1
+    err = capsys.readouterr().err
+    assert "out of memory" in err and "--set" in err
+
+    def bug(args):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setitem(cli.COMMANDS, "list", bug)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        cli.main(["list"])
