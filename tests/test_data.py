@@ -190,6 +190,24 @@ def test_verify_all_names_broken_datasets(tiny_dataset, tmp_path, monkeypatch):
         assert tiny_dataset in proc.stdout and "Traceback" not in proc.stderr, (what, proc.stderr)
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("env_spec", "{not json", "env_spec cannot be read"),
+    ("ref_min_score", "x", "reference scores are not numbers"),
+])
+def test_damaged_metadata_fields_are_clear_errors(tiny_dataset, tmp_path, monkeypatch, field, value,
+                                                  message):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    shutil.copytree(os.path.join(os.environ["MINARI_TEST_ROOT"], tiny_dataset), tmp_path / tiny_dataset)
+    path = storage.metadata_file(tiny_dataset)
+    meta = json.loads(path.read_text())
+    meta[field] = value
+    path.write_text(json.dumps(meta))
+    proc = run_cli("run", "--algo", "bc", "--dataset", tiny_dataset, "--budget", "smoke",
+                   "--eval-episodes", "2", "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_made_datasets_are_cached_flat_and_match_a_cold_read(tiny_dataset):
     from bench.data.storage import _cache_path, _read_episodes
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.errors import DatasetError
+
 # D4RL's reference returns for hopper (Fu et al. 2020, d4rl/infos.py: REF_MIN_SCORE/REF_MAX_SCORE
 # for hopper). Official Minari mujoco/hopper v0 datasets ship no reference scores, so the suite
 # keeps them here, with their source, instead of inventing any.
@@ -94,7 +96,12 @@ def reference_scores(dataset_id: str, metadata: dict[str, Any]) -> RefScores | N
     lo, hi = metadata.get("ref_min_score"), metadata.get("ref_max_score")
     if lo is not None and hi is not None:
         source = metadata.get("bench_provenance", {}).get("ref_scores_source", "dataset metadata")
-        return RefScores(float(lo), float(hi), source)
+        try:
+            return RefScores(float(lo), float(hi), source)
+        except (TypeError, ValueError):
+            raise DatasetError(f"dataset {dataset_id}: its metadata's reference scores are not "
+                               f"numbers (ref_min_score {lo!r}, ref_max_score {hi!r}); restore its "
+                               "metadata.json or make the dataset again.") from None
     return REFERENCE_SCORES.get(dataset_id)
 
 

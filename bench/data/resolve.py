@@ -55,7 +55,14 @@ class ResolvedDataset:
         if spec is None:
             raise DatasetError(f"dataset {self.dataset_id} records no environment; it cannot be "
                                "evaluated.")
-        return gym.envs.registration.EnvSpec.from_json(spec) if isinstance(spec, str) else spec
+        if not isinstance(spec, str):
+            return spec
+        try:
+            return gym.envs.registration.EnvSpec.from_json(spec)
+        except (ValueError, TypeError, KeyError) as exc:  # json.JSONDecodeError is a ValueError
+            raise DatasetError(f"dataset {self.dataset_id}: its metadata's env_spec cannot be read "
+                               f"({exc}); move the dataset directory away and make it again, or "
+                               "restore its metadata.json.") from None
 
     def make_env_fn(self, **overrides: Any):
         """A picklable zero-argument env constructor (for async vector envs)."""
