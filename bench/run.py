@@ -160,7 +160,7 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _finished_result(path: Path) -> dict[str, Any]:
+def finished_result(path: Path) -> dict[str, Any]:
     """A finished run's result.json, or a clear error when it is damaged."""
     try:
         result = read_json(path)
@@ -224,7 +224,7 @@ def _finished_or_refused(req: RunRequest, directory: Path, log) -> dict[str, Any
     if (directory / "result.json").exists():
         log(f"[bench] {directory} is already complete; showing its result (delete "
             "result.json to rerun).")
-        return _finished_result(directory / "result.json")
+        return finished_result(directory / "result.json")
     if (directory / "checkpoint.pt").exists() and not req.resume:
         raise UsageError(f"{directory} holds an unfinished run; pass --resume to continue it, "
                          "or choose another --out.")

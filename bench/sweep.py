@@ -47,7 +47,8 @@ from bench.data.resolve import check_dataset_name
 from bench.io import atomic_write_json
 from bench.locks import file_lock
 from bench.progress import progress_bar
-from bench.run import RunRequest, check_env_id, check_snapshots, pick_device, run_dir
+from bench.run import (RunRequest, check_env_id, check_snapshots, finished_result, pick_device,
+                       run_dir)
 
 SWEEP_KEYS = {"algo", "dataset", "env", "seed", "budget", "set", "eval_episodes", "eval_mode",
               "device"}
@@ -221,6 +222,19 @@ def expand(spec: SweepSpec, out: Path) -> list[RunRequest]:
 
 def _source(req: RunRequest) -> str:
     return req.dataset or req.env or ""
+
+
+def _finished_state(req: RunRequest) -> tuple[dict[str, Any] | None, str | None]:
+    """The run's result when it finished, and the problem with its result.json when that cannot
+    be read as a run's result (a sweep must neither count such a run as finished nor run it
+    over)."""
+    path = run_dir(req) / "result.json"
+    if not path.exists():
+        return None, None
+    try:
+        return finished_result(path), None
+    except BenchError as exc:
+        return None, str(exc)
 
 
 def _outcome(req: RunRequest, status: str, **fields: Any) -> Outcome:
@@ -465,11 +479,12 @@ def run_sweep(specs: list[SweepSpec], out: Path, *, backend: str = "local", jobs
     requests = expand_all(specs, out)
     if dry_run:
         for req in requests:
-            done = (run_dir(req) / "result.json").exists()
+            done, damaged = _finished_state(req)
             resumable = (run_dir(req) / "checkpoint.pt").exists()
-            what = ("finished" if done else "running elsewhere" if is_busy(run_dir(req))
+            what = ("damaged" if damaged else "finished" if done is not None
+                    else "running elsewhere" if is_busy(run_dir(req))
                     else "resume" if resumable else "run")
-            log(f"{what}\t{run_dir(req)}")
+            log(f"{what}\t{run_dir(req)}" + (f"\t{damaged}" if damaged else ""))
         return None
     start = time.time()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -477,8 +492,11 @@ def run_sweep(specs: list[SweepSpec], out: Path, *, backend: str = "local", jobs
     outcomes: list[Outcome] = []
     todo: list[RunRequest] = []
     for req in requests:
-        if (run_dir(req) / "result.json").exists():
-            outcomes.append(_outcome(req, "skipped"))
+        done, damaged = _finished_state(req)
+        if damaged:  # reported, never overwritten: the user decides what to do with it
+            outcomes.append(_outcome(req, "failed", error=damaged))
+        elif done is not None:
+            outcomes.append(_outcome(req, "skipped", normalized_score=done["normalized_score"]))
         else:
             todo.append(req)
     log(f"[sweep] {len(requests)} runs: {len(outcomes)} finished before, {len(todo)} to run "

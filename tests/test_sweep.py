@@ -152,3 +152,23 @@ def test_a_run_busy_in_another_process_is_left_alone(tiny_dataset, tmp_path):
     assert proc.returncode == 1 and "0 failed, 1 busy" in proc.stdout
     assert "BUSY bc" in proc.stdout
     assert not (directory / "error.json").exists() and not (directory / "result.json").exists()
+
+
+def test_a_damaged_result_is_reported_not_counted_finished_nor_overwritten(tiny_dataset, tmp_path):
+    spec = make_spec({}, {"algo": ["bc"], "dataset": [tiny_dataset], "seed": [0, 1],
+                          "budget": "smoke", "eval_episodes": 2})
+    first = run_sweep([spec], tmp_path, log=lambda m: None)
+    assert first.count("done") == 2
+    damaged = tmp_path / tiny_dataset.replace("/", "__") / "bc/smoke/seed_1/result.json"
+    damaged.write_text('{"algo": "bc", "normalized')  # torn by a full disk, say
+    lines: list[str] = []
+    assert run_sweep([spec], tmp_path, dry_run=True, log=lines.append) is None
+    assert [line.split("\t")[0] for line in lines] == ["finished", "damaged"]
+    assert "result.json is damaged" in lines[1] and "move it aside" in lines[1]
+
+    again = run_sweep([spec], tmp_path, log=lambda m: None)
+    skipped, failed = sorted(again.outcomes, key=lambda o: o.seed)
+    assert skipped.status == "skipped" and isinstance(skipped.normalized_score, float)
+    assert failed.status == "failed" and "is damaged" in failed.error
+    assert damaged.read_text() == '{"algo": "bc", "normalized'  # left for the user to look at
+    assert again.unfinished == [failed]
