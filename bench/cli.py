@@ -170,6 +170,8 @@ def _dataset_status(alias) -> tuple[str, str]:
         return "official (local)", alias.official_id
     if storage.is_present(alias.local_id):
         return "self-generated (local)", alias.local_id
+    if storage.dataset_dir(alias.local_id).exists():  # e.g. a make that was killed
+        return "incomplete (make --force)", alias.local_id
     from bench.data.makers import MAKERS
 
     made = alias.generator in MAKERS

@@ -123,3 +123,17 @@ def test_out_of_memory_is_a_clear_error_and_other_errors_still_surface(monkeypat
     monkeypatch.setitem(cli.COMMANDS, "list", bug)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         cli.main(["list"])
+
+
+def test_datasets_list_tells_missing_from_incomplete(tmp_path, monkeypatch):
+    """A dataset directory without its data file (a killed `datasets make`) is not "missing
+    (made on first use)": first use refuses it, so the listing says how to remake it."""
+    from bench.cli import _dataset_status
+    from bench.data import storage
+    from bench.data.catalog import ALIASES
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    alias = ALIASES["hopper-medium"]
+    assert _dataset_status(alias) == ("missing (made on first use)", alias.local_id)
+    storage.dataset_dir(alias.local_id).mkdir(parents=True)
+    assert _dataset_status(alias) == ("incomplete (make --force)", alias.local_id)
