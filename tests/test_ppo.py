@@ -116,3 +116,60 @@ def test_snapshots_act_like_the_trained_algorithm(tmp_path):
     noisy = GaussianMLPPolicy.load(snaps[-1], deterministic=False, seed=1)
     obs = np.zeros((4, 11))
     assert not np.allclose(noisy(obs), policy(obs))
+
+
+class _ConstantEnv(gym.Env):
+    """Reward 1 every step, never terminates (a TimeLimit truncates it)."""
+    observation_space = gym.spaces.Box(-1, 1, (2,))
+    action_space = gym.spaces.Box(-1, 1, (1,))
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 1.0, False, False, {}
+
+
+def test_time_limit_bootstrap_is_added_after_reward_scaling(monkeypatch):
+    """At a truncation the reward gets γ·V(final observation) in the critic's units: not clipped
+    with the env reward (clip_reward 10 would cut a value of 30 to 10) and not counted in the
+    running return that sets the reward scale."""
+    import bench.algos.ppo as ppo_module
+
+    make = lambda: gym.wrappers.TimeLimit(_ConstantEnv(), 4)  # noqa: E731
+    config = PPOConfig(rollout_steps=4, num_envs=1, num_minibatches=1, update_epochs=1,
+                       num_updates=4)
+    algo = PPO(config, DatasetSpec.for_env(make()), torch.device("cpu"))
+    algo.setup(make, 0)
+    algo.ret_rms.var, algo.ret_rms.count = np.array(1.0), 1e9  # reward scale ≈ 1, frozen
+    with torch.no_grad():  # the critic says 30 everywhere
+        algo.net.critic[-1].weight.zero_()
+        algo.net.critic[-1].bias.fill_(30.0)
+    seen = {}
+
+    def spy(rewards, values, dones, last_value, gamma, lam):
+        seen.update(rewards=rewards.copy(), dones=dones.copy())
+        return gae(rewards, values, dones, last_value, gamma, lam)
+
+    monkeypatch.setattr(ppo_module, "gae", spy)
+    algo.train_iteration()
+    assert seen["dones"][:, 0].tolist() == [0, 0, 0, 1]
+    np.testing.assert_allclose(seen["rewards"][:3, 0], 1.0, rtol=1e-5)
+    np.testing.assert_allclose(seen["rewards"][3, 0], 1.0 + config.gamma * 30.0, rtol=1e-5)
+    np.testing.assert_allclose(algo._ret, [1.0])  # the new episode's return holds no bootstrap
+
+
+def test_learning_rate_anneals_over_the_iterations_the_run_makes():
+    """num_updates (env steps) not a multiple of an iteration's: the run makes ceil(...)
+    iterations, and the last still learns (its lr is above 0)."""
+    make = lambda: gym.wrappers.TimeLimit(_ConstantEnv(), 50)  # noqa: E731
+    config = PPOConfig(rollout_steps=8, num_envs=1, num_minibatches=1, update_epochs=1,
+                       num_updates=20)  # 3 iterations of 8 steps
+    algo = PPO(config, DatasetSpec.for_env(make()), torch.device("cpu"))
+    algo.setup(make, 0)
+    lrs = []
+    while algo.env_steps < config.num_updates:
+        algo.train_iteration()
+        lrs.append(algo.optimizer.param_groups[0]["lr"])
+    assert len(lrs) == 3 and lrs == sorted(lrs, reverse=True) and lrs[-1] > 0

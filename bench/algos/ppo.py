@@ -253,7 +253,9 @@ class PPO(Algorithm):
         c = self.config
         T, N = c.rollout_steps, c.num_envs
         if c.anneal_lr:
-            total_iters = max(1, c.num_updates // (T * N))
+            # As many iterations as the run makes (it stops at the first whole iteration that
+            # reaches num_updates env steps), so the last one still learns (lr > 0).
+            total_iters = max(1, -(-c.num_updates // (T * N)))
             frac = 1.0 - self.iteration / total_iters
             for group in self.optimizer.param_groups:
                 group["lr"] = frac * c.lr
@@ -282,6 +284,10 @@ class PPO(Algorithm):
             logp_buf[t], val_buf[t] = logp.cpu().numpy(), value.cpu().numpy()
             actions = self.to_env_action(sample_np, self._obs)
             rewards = np.zeros(N)
+            # γ·V(final observation) of episodes cut by a time limit, in the critic's units (it
+            # learns returns of scaled rewards): added after scaling, so it is neither clipped
+            # like a reward nor counted in the reward-scale statistics.
+            bootstrap = np.zeros(N, np.float32)
             for i, env in enumerate(self.envs):
                 next_obs, reward, term, trunc, _ = env.step(actions[i])
                 if self.transition_hook is not None:
@@ -297,13 +303,13 @@ class PPO(Algorithm):
                     if trunc and not term:  # time limit: bootstrap from the final observation
                         with torch.inference_mode():
                             final = torch.as_tensor(self._normalize_obs(next_obs[None]), device=self.device)
-                            rewards[i] += c.gamma * float(self.net.value(final)[0]) * self._reward_scale()
+                            bootstrap[i] = c.gamma * float(self.net.value(final)[0])
                     next_obs, _ = env.reset()
                 self._obs[i] = next_obs
             if c.norm_reward:
                 self._ret = self._ret * c.gamma * (1.0 - done_buf[t]) + rewards
                 self.ret_rms.update(self._ret)
-            rew_buf[t] = self._scale_reward(rewards)
+            rew_buf[t] = self._scale_reward(rewards) + bootstrap
         with torch.inference_mode():
             last_value = self.net.value(torch.as_tensor(self._normalize_obs(self._obs),
                                                         device=self.device)).cpu().numpy()
