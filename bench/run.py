@@ -160,6 +160,23 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """torch's generators a checkpoint keeps: the CPU one, and on CUDA every device's (dropout
+    masks and PPO's exploration noise are drawn there), so a resumed run draws what an
+    uninterrupted one would."""
+    state: dict[str, Any] = {"torch_rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(checkpoint: dict[str, Any], device: torch.device) -> None:
+    # torch.load maps every tensor to the run's device; the generators take CPU byte tensors.
+    torch.set_rng_state(checkpoint["torch_rng"].cpu())
+    if device.type == "cuda" and checkpoint.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state_all([s.cpu() for s in checkpoint["cuda_rng"]])
+
+
 def finished_result(path: Path) -> dict[str, Any]:
     """A finished run's result.json, or a clear error when it is damaged."""
     try:
@@ -291,7 +308,7 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
             algo.load_state_dict(ckpt["algo"])
             if sampler is not None:
                 sampler.load_state_dict(ckpt["sampler"])
-            torch.set_rng_state(ckpt["torch_rng"])
+            restore_rng_state(ckpt, device)
             start_step, train_seconds, window = ckpt["step"], ckpt["train_seconds"], ckpt["window"]
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise BenchError(f"checkpoint {ckpt_path} does not hold this run's state "
@@ -316,7 +333,7 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
         buf = io.BytesIO()
         torch.save({"step": step, "algo": algo.state_dict(),
                     "sampler": sampler.state_dict() if sampler is not None else None,
-                    "torch_rng": torch.get_rng_state(), "train_seconds": train_seconds,
+                    **rng_state(device), "train_seconds": train_seconds,
                     "window": window, "spec": spec.to_dict(), "algo_name": req.algo,
                     "config": config_to_dict(config)}, buf)
         atomic_write_bytes(ckpt_path, buf.getvalue())

@@ -179,3 +179,31 @@ def test_an_identical_run_that_finished_meanwhile_is_not_redone(tiny_dataset, tm
     written = (directory / "result.json").read_bytes()
     assert result == meanwhile["result"] == json.loads(written)
     assert json.loads(written)["timings"] == meanwhile["result"]["timings"]  # not evaluated again
+
+
+def test_checkpoints_keep_the_cuda_generators_on_cuda(monkeypatch):
+    """On CUDA, dropout and PPO's noise draw from the CUDA generators, so a checkpoint keeps them;
+    torch.load maps the saved states to the run's device, and they are restored from CPU copies.
+    (No GPU here: the CUDA calls are stand-ins that record what they get.)"""
+    import torch
+
+    from bench.run import restore_rng_state, rng_state
+
+    cuda_states = [torch.arange(4, dtype=torch.uint8), torch.arange(4, 8, dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: cuda_states)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.extend)
+    assert "cuda_rng" not in rng_state(torch.device("cpu"))
+    saved = rng_state(torch.device("cuda"))
+    assert saved["cuda_rng"] is cuda_states
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    saved = rng_state(torch.device("cuda"))
+    torch.rand(3)  # move on, as training does
+    restore_rng_state(saved, torch.device("cuda"))
+    assert torch.equal(torch.rand(3), expected)
+    assert [s.tolist() for s in restored] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    restored.clear()
+    restore_rng_state({"torch_rng": saved["torch_rng"]}, torch.device("cuda"))  # an older checkpoint
+    assert restored == []
