@@ -187,8 +187,8 @@ def test_gcsl_idm_recovers_actions_on_a_toy_system():
     torch.manual_seed(0)
     flat = _toy_flat()
     sampler = Sampler(flat, seed=0)
-    algo = GCSLInverseDynamics(GCSLIDMConfig(max_offset=1, goal_source="self", hidden=(64, 64),
-                                             lr=3e-3), _spec(flat), CPU)
+    config = GCSLIDMConfig(max_offset=1, goal_offset=1, goal_source="self", hidden=(64, 64), lr=3e-3)
+    algo = GCSLInverseDynamics(config, _spec(flat), CPU)
     for _ in range(1500):
         algo.update(algo.sample(sampler))
     test = _toy_flat(episodes=5, seed=1)

@@ -77,6 +77,7 @@ def test_bad_overrides_are_usage_errors(pair, message):
     ("gcsl_idm", {"vicreg_weight": "0.1"}, "set state_encoder"),
     ("dt_vicreg", {"vicreg_max_offset": "0"}, "vicreg_max_offset must be >= 1"),
     ("transformer_idm", {"goal_offset": "50"}, "goal_offset must be in 1..context_len"),
+    ("gcsl_idm", {"goal_offset": "20", "max_offset": "10"}, "must be at most max_offset"),
     ("gcsl_idm", {"extra_goal_sources": "gs_ppo"}, "gs_ppo needs a trained goal setter"),
     ("dt_vicreg", {"vicreg_projector": ""}, "vicreg_projector needs at least one size"),
     ("ppo_vicreg", {"hidden": ""}, "hidden needs a size"),

@@ -51,6 +51,9 @@ class GCSLIDMConfig(GoalConfig, VICRegFields):
     def problems(self) -> list[str]:
         out = (super().problems() + at_least(self, 1, "max_offset")
                + positive_sizes(self, "hidden", "state_encoder"))
+        if self.max_offset >= 1 and self.goal_offset > self.max_offset:
+            out.append(f"goal_offset ({self.goal_offset}) must be at most max_offset "
+                       f"({self.max_offset}): the IDM learned goals 1..max_offset steps ahead")
         if self.vicreg_weight > 0 and not self.state_encoder:
             out.append("VICReg regularizes the IDM's state encoder: set state_encoder (e.g. "
                        "--set state_encoder=256) or use gcsl_idm_vicreg")
