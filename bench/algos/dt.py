@@ -250,6 +250,8 @@ class DecisionTransformer(Algorithm):
             if self.vicreg is not None:
                 loss, stats = self._with_vicreg(mse, states, mask)
             loss.backward()
+        # The network's gradients only, on purpose: a VICReg projector's would take a share of
+        # the published clip norm from the network (Adam scales the projector's steps anyway).
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()

@@ -31,10 +31,14 @@ Variants (registered configurations of this one class):
   The closeness loss C = ‖IDM(s, g) − a‖² (a = the action PPO took, g = the goal mean) reaches:
     * the IDM's parameters, through ‖IDM(s, sg(g)) − sg(a)‖², its own optimizer step (added to
       its GCSL step on the replay buffer);
-    * the goal head of the policy (the goal-mean outputs of the actor), through
-      ``closeness_coef`` · ‖IDM_sg(s, g) − sg(a)‖² added to the PPO loss, with the IDM's
-      parameters held fixed in that term: goal generation minimises the closeness loss;
-    * not the action head: a is detached everywhere, PPO alone trains it.
+    * goal generation, through ``closeness_coef`` · ‖IDM_sg(s, g) − sg(a)‖² added to the PPO
+      loss, with the IDM's parameters held fixed in that term: the goal-mean outputs of the
+      actor and the hidden layers they share with the action means (one actor MLP emits both,
+      as "PPO also emits actions" reads);
+    * not the action means directly: a is detached everywhere and the action rows of the
+      actor's output layer get no gradient from C — but the shared hidden layers do, so C also
+      shapes the features the action means are computed from (a separate goal MLP would cut
+      that link; not done, to keep one policy emitting both).
   Evaluated two ways: ``act=policy`` (the action head: what the env saw in training) and
   ``act=idm`` (the IDM decoding the goal head: does the goal setter + IDM pair act as well?).
 

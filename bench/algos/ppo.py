@@ -370,6 +370,8 @@ class PPO(Algorithm):
                 loss = pg_loss - c.ent_coef * entropy + c.vf_coef * v_loss + aux
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                # The network's gradients only, on purpose: a VICReg projector's would take a
+                # share of the published clip norm from the network (Adam scales its steps anyway).
                 nn.utils.clip_grad_norm_(self.net.parameters(), c.max_grad_norm)
                 self.optimizer.step()
                 with torch.no_grad():
