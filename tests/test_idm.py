@@ -216,15 +216,16 @@ def test_transformer_idm_recovers_the_action_that_reaches_the_goal(masked, mask_
         algo.update(algo.sample(sampler))
     # Held-out windows. The last action is determined: a_{K-1} = 2 (s_K - 0.8 s_{K-1}); the
     # earlier ones are not (random actions), so they are not scored.
-    batch = Sampler(_toy_flat(episodes=20, seed=1), seed=1).windows(256, K + 1)
+    batch = Sampler(_toy_flat(episodes=20, seed=1), seed=1).windows(256, K)
     keep = batch["mask"].all(1)
     states = algo.normalize(torch.as_tensor(batch["states"][keep]))
-    actions = torch.as_tensor(batch["actions"][keep, :K])
+    goals = algo.normalize(torch.as_tensor(batch["next_state"][keep]))
+    actions = torch.as_tensor(batch["actions"][keep])
     real = torch.ones(len(states), K, dtype=torch.bool)
     hidden = hidden_steps(torch.full((len(states),), K - 1), K) if masked else None
     algo.net.eval()
     with torch.no_grad():
-        pred = algo.net(states[:, :K], actions, states[:, K], real, hidden)[:, K - 1]
+        pred = algo.net(states, actions, goals, real, hidden)[:, K - 1]
     relative_mse = ((pred - actions[:, K - 1]) ** 2).mean().item() / actions.var().item()
     # Ignoring the goal gives ~1.0 (the actions are i.i.d.); measured here: 0.03 causal, 0.06 masked.
     assert relative_mse < 0.1, relative_mse

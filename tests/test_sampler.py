@@ -47,6 +47,13 @@ def test_windows_pad_on_the_left_at_episode_starts(context):
         # The return-to-go matches the episode's rewards: (e+1) * steps left.
         e, t = int(real[-1, 0]), int(real[-1, 1])
         assert batch["returns_to_go"][b][-1] == (e + 1) * ([3, 1, 4, 10][e] - t)
+    # The state after the last step: same episode, one step on; an episode's final observation
+    # s_T (step == its length) is among them.
+    after = batch["next_state"]
+    np.testing.assert_array_equal(after[:, 0], states[:, -1, 0])
+    np.testing.assert_array_equal(after[:, 1], states[:, -1, 1] + 1)
+    assert set(map(tuple, after[after[:, 1] == np.array([3, 1, 4, 10])[after[:, 0].astype(int)]]
+                   .astype(int).tolist())) == {(0, 3), (1, 1), (2, 4), (3, 10)}
 
 
 def test_goal_pairs_stay_inside_the_episode_and_k_in_range():

@@ -1,7 +1,8 @@
 """Transformer inverse dynamics over (s_0, a_0, s_1, a_1, …, s_K): causal and masked variants.
 
 Both read windows of K + 1 consecutive states and the K actions between them (K = ``context_len``,
-20 by default, DT's size: embed 128, 3 layers, 1 head, dropout 0.1). Tokens are linear embeddings
+20 by default, DT's size: embed 128, 3 layers, 1 head, dropout 0.1); a window ends at a uniformly
+drawn action, and s_K is the state it led to (the episode's final observation for its last action). Tokens are linear embeddings
 plus a learned embedding of their position in the window (no episode timestep: reaching a state
 does not depend on the clock).
 
@@ -190,7 +191,9 @@ class TransformerInverseDynamics(Algorithm):
 
     # -- training -------------------------------------------------------------------------
     def sample(self, sampler: Sampler) -> dict[str, Any]:
-        return {"windows": sampler.windows(self.config.batch_size, self.config.context_len + 1),
+        # K steps and the state after the last one as s_K: every action, the episode's last
+        # too, is the last before some goal (s_K can be the final observation s_T).
+        return {"windows": sampler.windows(self.config.batch_size, self.config.context_len),
                 "goal_model": self.goal_setter.sample(sampler)}
 
     def update(self, batch: dict[str, Any]) -> dict[str, float]:
@@ -198,13 +201,14 @@ class TransformerInverseDynamics(Algorithm):
             self.net.train()
         w, K = batch["windows"], self.config.context_len
         states = self.normalize(self.tensor(w["states"]))
-        actions = (self.tensor(w["actions"][:, :K]) - self.act_shift) / self.act_scale
-        real = torch.as_tensor(w["mask"][:, :K], device=self.device)
+        goals = self.normalize(self.tensor(w["next_state"]))
+        actions = (self.tensor(w["actions"]) - self.act_shift) / self.act_scale
+        real = torch.as_tensor(w["mask"], device=self.device)
         hidden = None
         if self.config.masked:
             mask_pos = torch.randint(0, K, (len(states),), device=self.device)
             hidden = hidden_steps(mask_pos, K)
-        pred = self.net(states[:, :K], actions, states[:, K], real, hidden)
+        pred = self.net(states, actions, goals, real, hidden)
         weight = real if hidden is None else real & hidden
         err = ((pred - actions) ** 2).mean(-1)
         loss = (err * weight).sum() / weight.sum().clamp(min=1)

@@ -97,6 +97,8 @@ class Sampler:
         """K-step windows ending at a uniformly drawn step; padding on the left (episode start).
 
         ``mask[b, j]`` is True for real steps; padded steps hold zeros and timestep 0.
+        ``next_state[b]`` is the observation after the window's last step (the state its last
+        action led to; the episode's final observation s_T when that step is the last).
         """
         f = self.flat
         end = self.rng.integers(0, f.num_transitions, batch_size)
@@ -114,6 +116,7 @@ class Sampler:
             "returns_to_go": np.where(mask, f.returns_to_go[idx], 0.0).astype(np.float32),
             "timesteps": np.where(mask, f.timesteps[idx], 0).astype(np.int64),
             "mask": mask,
+            "next_state": f.observations[f.obs_index[end] + 1],
         }
 
     def goal_pairs(self, batch_size: int, max_offset: int, fixed_offset: bool = False,
