@@ -130,7 +130,8 @@ class TransformerBlock(nn.Module):
 
 class CausalTransformer(nn.Module):
     """Blocks plus a final LayerNorm. ``token_mask`` (B, L) marks real tokens; padded keys are
-    hidden from every query, and a padded query sees only itself (so no row is all -inf)."""
+    hidden from every query; a padded query also sees itself (so no row is all -inf; causal, it
+    sees nothing else, since padding is on the left). Padded outputs are never read."""
 
     def __init__(self, embed_dim: int, n_layers: int, n_heads: int, dropout: float,
                  activation: str = "relu", causal: bool = True) -> None:
