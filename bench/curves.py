@@ -39,12 +39,17 @@ def load_curve(run_dir: str | Path, metric: str = DEFAULT_METRIC) -> tuple[np.nd
 
 def seed_band(curves: Sequence[tuple[np.ndarray, np.ndarray]], points: int = 100,
               confidence: float = 0.95) -> pd.DataFrame:
-    """Mean and CI half-width over seeds on a shared grid: columns step, mean, ci, seeds."""
+    """Mean and CI half-width over seeds on a shared grid: columns step, mean, ci, seeds. The
+    grid spans only the steps every seed logged (empty when their ranges do not overlap): a
+    value outside a seed's range would be made up."""
     curves = [c for c in curves if len(c[0]) > 0]
+    empty = pd.DataFrame(columns=["step", "mean", "ci", "seeds"])
     if not curves:
-        return pd.DataFrame(columns=["step", "mean", "ci", "seeds"])
+        return empty
     start = max(c[0][0] for c in curves)
     end = min(c[0][-1] for c in curves)
+    if end < start:
+        return empty
     grid = np.linspace(start, end, points) if end > start else np.asarray([end])
     stacked = np.stack([np.interp(grid, s, v) for s, v in curves])
     ci = [t_interval(stacked[:, j], confidence) for j in range(len(grid))]

@@ -25,10 +25,11 @@ import json
 import math
 import tempfile
 import warnings
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -118,13 +119,29 @@ def _rliable(seed: int = 0) -> Iterator[tuple[Any, Any]]:
         np.random.set_state(saved)
 
 
+def _by_label(score_dict: dict[str, np.ndarray], seed: int,
+              estimate: Callable[[Any, Any, dict[str, np.ndarray], int], tuple[dict, dict]]
+              ) -> tuple[dict, dict]:
+    """``estimate(rly, metrics, {label: scores}, seed)`` label by label, each with a seed of its
+    own (from the label's name): rliable draws every label's resamples from one generator in
+    turn, so one call for all labels made a label's interval depend on which other labels the
+    report held."""
+    points, cis = {}, {}
+    for label, scores in score_dict.items():
+        label_seed = (seed * 1_000_003 + zlib.crc32(label.encode())) % 2**32
+        with _rliable(label_seed) as (rly, metrics):
+            point, ci = estimate(rly, metrics, {label: scores}, label_seed)
+        points.update(point)
+        cis.update(ci)
+    return points, cis
+
+
 def iqm_intervals(scores: dict[str, np.ndarray], reps: int, seed: int = 0) -> pd.DataFrame:
     """IQM and its 95% percentile-bootstrap CI per label, from one task's per-seed scores."""
     score_dict = {k: np.asarray(v, float).reshape(-1, 1) for k, v in scores.items()}
-    with _rliable(seed) as (rly, metrics):
-        point, ci = rly.get_interval_estimates(
-            score_dict, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps,
-            random_state=np.random.RandomState(seed))
+    point, ci = _by_label(score_dict, seed, lambda rly, metrics, one, s: rly.get_interval_estimates(
+        one, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps,
+        random_state=np.random.RandomState(s)))
     return pd.DataFrame([{"label": k, "iqm": float(point[k][0]), "iqm_low": float(ci[k][0, 0]),
                           "iqm_high": float(ci[k][1, 0])} for k in score_dict])
 
@@ -140,14 +157,16 @@ def aggregate_intervals(score_dict: dict[str, np.ndarray], reps: int,
                         seed: int = 0) -> pd.DataFrame:
     """rliable's four aggregates with stratified-bootstrap 95% CIs; each value is a
     (runs × tasks) matrix of normalized scores (0–100, so the optimality gap's γ is 100)."""
-    with _rliable(seed) as (rly, metrics):
+    def estimate(rly: Any, metrics: Any, one: dict[str, np.ndarray], s: int) -> tuple[dict, dict]:
         def aggregates(x: np.ndarray) -> np.ndarray:
             return np.array([metrics.aggregate_median(x), metrics.aggregate_iqm(x),
                              metrics.aggregate_mean(x),
                              metrics.aggregate_optimality_gap(x, 100.0)])
 
-        point, ci = rly.get_interval_estimates(score_dict, aggregates, reps=reps,
-                                               random_state=np.random.RandomState(seed))
+        return rly.get_interval_estimates(one, aggregates, reps=reps,
+                                          random_state=np.random.RandomState(s))
+
+    point, ci = _by_label(score_dict, seed, estimate)
     rows = []
     for label in score_dict:
         row: dict[str, Any] = {"label": label}
@@ -215,8 +234,9 @@ def profile_chart(score_dict: dict[str, np.ndarray], reps: int, out: Path,
     plt = _pyplot()
     all_scores = np.concatenate([m.ravel() for m in score_dict.values()])
     taus = np.linspace(min(0.0, all_scores.min()), max(100.0, all_scores.max()) * 1.02, 81)
-    with _rliable(seed=0) as (rly, _):  # the bands' bootstrap, the same on every build
-        profiles, cis = rly.create_performance_profile(score_dict, taus, reps=reps)
+    # The bands' bootstrap: the same on every build, and a label's whatever others are drawn.
+    profiles, cis = _by_label(score_dict, 0, lambda rly, _, one, s: rly.create_performance_profile(
+        one, taus, reps=reps))
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
                                          xlabel="normalized score τ",
@@ -356,7 +376,10 @@ def _aggregate_section(runs: pd.DataFrame, reps: int, figures: Path) -> list[Blo
                                "online envs) here, so the tables above are the whole comparison.")]
     blocks.append(("p", f"Over the offline datasets, over the online envs (never the two "
                         "together), and, where these span several domains, over each domain's; "
-                        f"with 95% stratified-bootstrap CIs ({reps} resamples). "
+                        f"with 95% stratified-bootstrap CIs ({reps} resamples) where an "
+                        f"algorithm has at least {MIN_SEEDS_FOR_IQM} runs per dataset (with "
+                        "fewer, such an interval is much narrower than the uncertainty, so only "
+                        "the point estimate is shown; the tables above have t-intervals). "
                         "An algorithm enters a set's aggregate when it has runs on every "
                         "dataset of the set (`bench report --dataset ...` chooses the datasets); "
                         "each dataset contributes the same number of runs per algorithm (its "
@@ -373,7 +396,12 @@ def _aggregate_section(runs: pd.DataFrame, reps: int, figures: Path) -> list[Blo
         agg = aggregate_intervals(matrices, reps)
         rows = []
         for r in agg.to_dict("records"):
-            cells = [f"{r[k]:.1f} [{r[k + '_low']:.1f}, {r[k + '_high']:.1f}]" for k in AGGREGATES]
+            # As for a dataset's IQM: with few runs per dataset the percentile bootstrap's
+            # interval is far narrower than the uncertainty (3 runs on each of 3 datasets:
+            # ±1.7 where a t-interval over the seeds' mean scores gives ±6.4), so none is shown.
+            few = used[r["label"]] < MIN_SEEDS_FOR_IQM
+            cells = [f"{r[k]:.1f}" + ("" if few else f" [{r[k + '_low']:.1f}, {r[k + '_high']:.1f}]")
+                     for k in AGGREGATES]
             rows.append([r["label"], str(used[r["label"]])] + cells)
         left_out = sorted({_label(a, v) for a, v in zip(group_runs["algo"], group_runs["variant"])}
                           - set(matrices))
@@ -406,16 +434,23 @@ def _curve_section(runs: pd.DataFrame, datasets: list[str], figures: Path) -> li
 def _data_section(runs: pd.DataFrame) -> list[Block]:
     """Which data file (sha256 of its HDF5) every dataset's runs trained on, and a warning where
     runs of one dataset name trained on different files (remade on another machine, say)."""
-    rows, mixed = [], []
+    rows, mixed, different = [], [], []
     for dataset, g in runs.groupby("dataset", sort=True):
         if g["dataset_sha256"].isna().all():
             continue  # online runs: no data file
         shas = g["dataset_sha256"].fillna("unrecorded")
         for sha, h in g.assign(sha=shas).groupby("sha", sort=True):
             sources = h["dataset_source"].dropna()
-            rows.append([dataset, str(sources.iloc[0]) if len(sources) else "—", f"`{sha[:16]}`",
-                         _refs(h), str(len(h)), ", ".join(sorted(h["algo"].unique()))])
-        if shas.nunique() > 1:
+            ids = h["dataset_id"].dropna()
+            source = str(sources.iloc[0]) if len(sources) else "—"
+            if len(ids):
+                source += f" (`{ids.iloc[0]}`)"
+            rows.append([dataset, source, f"`{sha[:16]}`", _refs(h), str(len(h)),
+                         ", ".join(sorted(h["algo"].unique()))])
+        if g["dataset_id"].dropna().nunique() > 1 or len(
+                g[["ref_min", "ref_max"]].dropna().drop_duplicates()) > 1:
+            different.append(dataset)
+        elif shas.nunique() > 1:
             mixed.append(dataset)
     if not rows:
         return []
@@ -428,6 +463,14 @@ def _data_section(runs: pd.DataFrame) -> list[Block]:
               "(README, Datasets)."),
         ("table", ["dataset", "source", "data sha256", "reference returns (random / expert)",
                    "runs", "algorithms"], rows)]
+    if different:
+        blocks.append(("p", "**Different data behind one name:** runs of "
+                       + ", ".join(f"`{d}`" for d in different)
+                       + " trained on different datasets (the official data where it was present, "
+                         "the suite's own elsewhere) or are normalized with different reference "
+                         "returns. Their scores are not comparable, and the tables' cells that "
+                         "pool them (marked 'datasets' or 'normalizations') mean nothing: report "
+                         "them from separate results roots."))
     if mixed:
         blocks.append(("p", "**Mixed data:** runs of " + ", ".join(f"`{d}`" for d in mixed)
                        + " trained on more than one data file: equally valid draws of one recipe, "

@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import stats
 
 
-TIMING_COLUMNS = ["kind", "ref_min", "ref_max", "overrides", "train_seconds", "eval_seconds",
+TIMING_COLUMNS = ["kind", "overrides", "train_seconds", "eval_seconds",
                   "wall_seconds", "updates_per_s", "env_steps_per_s", "eval_env_steps_per_s"]
 
 
@@ -66,8 +66,9 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
         row = {
             "dataset": r["dataset"], "algo": r["algo"], "variant": r.get("variant", r["budget"]),
             "budget": r["budget"], "seed": r["seed"], "normalized_score": r["normalized_score"],
-            "mean_return": r.get("mean_return"), "dataset_source": r.get("dataset_source"),
-            "dataset_sha256": r.get("dataset_sha256"), "git_commit": _commit(r),
+            "mean_return": r.get("mean_return"), "dataset_id": r.get("dataset_id"),
+            "dataset_source": r.get("dataset_source"), "dataset_sha256": r.get("dataset_sha256"),
+            "ref_min": r.get("ref_min"), "ref_max": r.get("ref_max"), "git_commit": _commit(r),
             "path": str(path.parent),
         }
         if timings:
@@ -78,17 +79,19 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
         per_condition = r.get("conditions") or {r.get("condition", "default"): r}
         for condition, c in per_condition.items():
             rows.append({**row, "condition": condition, "normalized_score": c["normalized_score"],
-                         "mean_return": c.get("mean_return")})
+                         "mean_return": c.get("mean_return"),
+                         "headline": condition == r.get("condition", condition)})
     columns = (["dataset", "algo", "variant", "budget", "seed", "normalized_score", "mean_return",
-                "dataset_source", "dataset_sha256", "git_commit", "path"]
-               + (["condition"] if conditions else []))
+                "dataset_id", "dataset_source", "dataset_sha256", "ref_min", "ref_max",
+                "git_commit", "path"]
+               + (["condition", "headline"] if conditions else []))
     frame = pd.DataFrame(rows, columns=columns + (TIMING_COLUMNS if timings else []))
     frame.attrs["skipped"] = pd.DataFrame(skipped, columns=STATUS_COLUMNS)
     return frame
 
 
 # Fields a record may leave out or set to null, and what they must be otherwise.
-_OPTIONAL_STRINGS = ("dataset_source", "dataset_sha256")
+_OPTIONAL_STRINGS = ("dataset_id", "dataset_source", "dataset_sha256")
 _OPTIONAL_NUMBERS = ("normalized_score", "mean_return", "ref_min", "ref_max")
 _TIMINGS = ("train_seconds", "eval_seconds", "wall_seconds_this_session", "updates_per_s",
             "env_steps_per_s")
@@ -171,8 +174,7 @@ def _timing_fields(r: dict[str, Any]) -> dict[str, Any]:
     eval_steps = sum(sum(c.get("episode_lengths", [])) for c in conditions)
     eval_seconds = t.get("eval_seconds")
     return {
-        "kind": r.get("kind"), "ref_min": r.get("ref_min"), "ref_max": r.get("ref_max"),
-        "overrides": r.get("overrides") or {},
+        "kind": r.get("kind"), "overrides": r.get("overrides") or {},
         "train_seconds": t.get("train_seconds"), "eval_seconds": eval_seconds,
         # Only the last session's wall time is recorded: a resumed run shows less than it took.
         "wall_seconds": t.get("wall_seconds_this_session"),
@@ -182,12 +184,12 @@ def _timing_fields(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def incomplete_runs(root: Path) -> pd.DataFrame:
-    """Run directories ``<dataset>/<algo>/<variant>/seed_<n>`` under ``root`` without a
-    result.json: ``failed`` (error.json, with its message), ``unfinished`` (a checkpoint to
-    resume from) or ``not started``."""
+    """Run directories ``<dataset>/<algo>/<variant>/seed_<n>`` at any depth under ``root`` (as
+    ``load_results`` finds result.json files) without a result.json: ``failed`` (error.json,
+    with its message), ``unfinished`` (a checkpoint to resume from) or ``not started``."""
     root = Path(root)
     rows = []
-    for d in sorted(root.glob("*/*/*/seed_*")):
+    for d in sorted(root.rglob("seed_*")):
         if not d.is_dir() or (d / "result.json").exists() or not d.name[5:].isdigit():
             continue
         status, error = "not started", None
@@ -217,19 +219,27 @@ def score_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset × algorithm × variant (× condition, where ``df`` has that column):
     mean, CI half-width, seed count, and how many distinct data files (``data_files``, by
     sha256) and code versions (``commits``) its runs came from — more than one of either means
-    the seeds are not draws of one experiment, which a table must say."""
+    the seeds are not draws of one experiment, which a table must say — and how many datasets
+    (``datasets``: an alias resolves to the official data where it is present and to the
+    suite's own elsewhere) and pairs of reference returns (``normalizations``) — more than one of
+    these means the row's scores are not comparable at all."""
     df = df.dropna(subset=["normalized_score"])
     keys = ["dataset", "algo", "variant"] + (["condition"] if "condition" in df.columns else [])
+    headline = ["headline"] if "headline" in df.columns else []
     out = []
     for values, g in df.groupby(keys, sort=True):
         scores = g["normalized_score"].to_numpy(float)
         out.append({**dict(zip(keys, values)),
+                    **({"headline": bool(g["headline"].all())} if headline else {}),
                     "mean": float(scores.mean()), "ci95": t_interval(scores),
                     "seeds": len(scores), "mean_return": float(g["mean_return"].mean()),
                     "data_files": _distinct(g, "dataset_sha256"),
-                    "commits": _distinct(g, "git_commit")})
-    return pd.DataFrame(out, columns=keys + ["mean", "ci95", "seeds", "mean_return", "data_files",
-                                             "commits"])
+                    "commits": _distinct(g, "git_commit"),
+                    "datasets": _distinct(g, "dataset_id"),
+                    "normalizations": _distinct_pairs(g, "ref_min", "ref_max")})
+    return pd.DataFrame(out, columns=keys + headline + [
+        "mean", "ci95", "seeds", "mean_return", "data_files", "commits", "datasets",
+        "normalizations"])
 
 
 def _distinct(g: pd.DataFrame, column: str) -> int:
@@ -242,13 +252,27 @@ def _distinct(g: pd.DataFrame, column: str) -> int:
     return distinct + (0 < len(recorded) < len(g))
 
 
+def _distinct_pairs(g: pd.DataFrame, a: str, b: str) -> int:
+    """Distinct (a, b) pairs among the runs that record both (0 where none does)."""
+    if a not in g.columns or b not in g.columns:
+        return 0
+    return len(g[[a, b]].dropna().drop_duplicates())
+
+
+MIX_NAMES = (("datasets", "datasets"), ("normalizations", "normalizations"),
+             ("data_files", "data files"), ("commits", "commits"))
+
+
 def mixed_sources(r: pd.Series | dict[str, Any]) -> str:
-    """A note such as ``" (2 data files, 3 commits)"`` for a score-table row whose runs mix data
-    files or code versions; empty when they do not."""
-    parts = [f"{r[column]} {name}" for column, name in (("data_files", "data files"),
-                                                         ("commits", "commits"))
-             if r.get(column, 0) > 1]
+    """A note such as ``" (2 data files, 3 commits)"`` for a score-table row whose runs mix
+    datasets, reference returns, data files or code versions; empty when they do not."""
+    parts = [f"{r[column]} {name}" for column, name in MIX_NAMES if r.get(column, 0) > 1]
     return f" ({', '.join(parts)})" if parts else ""
+
+
+def incomparable(r: pd.Series | dict[str, Any]) -> bool:
+    """Whether a score-table row pools runs on different datasets or normalized differently."""
+    return r.get("datasets", 0) > 1 or r.get("normalizations", 0) > 1
 
 
 def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
@@ -266,13 +290,24 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     row = table["algo"] + " [" + table["variant"] + "]"
     if "condition" in table.columns:
         row = row + " " + table["condition"]
+    if "headline" in table.columns:
+        row = row + table["headline"].map({True: " (headline)", False: ""})
     table = table.assign(cell=table.apply(cell, axis=1), row=row)
     wide = table.pivot(index="row", columns="dataset", values="cell").fillna("—")
     header = "| algorithm | " + " | ".join(wide.columns) + " |"
     sep = "|---" * (len(wide.columns) + 1) + "|"
     lines = [header, sep] + [f"| {idx} | " + " | ".join(row) + " |" for idx, row in wide.iterrows()]
     note = "\n\nNormalized score (0 = random, 100 = expert): mean ± 95% CI over seeds."
-    if any(mixed_sources(r) for _, r in table.iterrows()):
+    if "headline" in table.columns:
+        note += (" (headline): the condition a run reports as its score, fixed before evaluation "
+                 "(its first: DT's first target return, an IDM's goal_source), never the best.")
+    if any(incomparable(r) for _, r in table.iterrows()):
+        note += (" **A cell marked with datasets or normalizations pools runs that are not "
+                 "comparable**: one name resolved to different datasets (the official data on one "
+                 "machine, the suite's own on another) or scores normalized with different "
+                 "reference returns; its mean means nothing — keep those runs apart "
+                 "(`--out` per source).")
+    if any(r.get("data_files", 0) > 1 or r.get("commits", 0) > 1 for _, r in table.iterrows()):
         note += (" A cell marked with data files or commits pools runs that trained on different "
                  "data files of the dataset (remade elsewhere) or ran different code versions; "
                  "`--format csv` has the counts, and each run's result.json its sha256 and commit.")

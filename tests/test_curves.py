@@ -26,6 +26,9 @@ def test_band_interpolates_seeds_onto_the_shared_range_and_averages(tmp_path):
     assert (band["seeds"] == 2).all()
     # two seeds differing by 2 at step 0: t(0.975, 1) * std / sqrt(2) = 12.706 * 1.414 / 1.414
     assert band["ci"].iloc[0] == pytest.approx(12.706, rel=1e-3)
+    # Seeds whose logged steps do not overlap share no step: no band, rather than made-up values.
+    late = (np.array([30.0, 40]), np.array([1.0, 2]))
+    assert seed_band([a, late]).empty
 
 
 def test_final_and_best_and_plot(tmp_path):

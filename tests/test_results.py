@@ -122,3 +122,49 @@ def test_results_of_a_file_is_a_usage_error(tmp_path, capsys):
     assert main(["results", "--out", str(tmp_path / "results")]) == 2
     out, err = capsys.readouterr()
     assert "is not a directory" in err and "--out" in err and "No finished runs" not in out
+
+
+def test_cells_pooling_different_datasets_or_normalizations_are_flagged(tmp_path):
+    """One alias resolves to the official data on one machine and to the suite's own on another,
+    normalized with different reference returns: such a cell is not comparable and says so."""
+    _write(tmp_path, "hopper-expert", "bc", 0, 60.0, dataset_id="mujoco/hopper/expert-v0",
+           ref_min=-20.27, ref_max=3234.3)
+    _write(tmp_path, "hopper-expert", "bc", 1, 70.0, dataset_id="bench/hopper/expert-v0",
+           ref_min=15.65, ref_max=3093.2)
+    _write(tmp_path, "Hopper-v5", "ppo", 0, 50.0, ref_min=15.65, ref_max=3093.2)
+    _write(tmp_path, "Hopper-v5", "ppo", 1, 55.0, ref_min=-20.27, ref_max=3234.3)
+    _write(tmp_path, "hopper-medium", "bc", 0, 30.0, dataset_id="bench/hopper/medium-v0",
+           ref_min=15.65, ref_max=3093.2)
+    _write(tmp_path, "hopper-medium", "bc", 1, 35.0, dataset_id="bench/hopper/medium-v0",
+           ref_min=15.65, ref_max=3093.2)
+    table = score_table(load_results(tmp_path)).set_index("dataset")
+    assert (table.loc["hopper-expert", "datasets"], table.loc["hopper-expert", "normalizations"]) == (2, 2)
+    assert (table.loc["Hopper-v5", "datasets"], table.loc["Hopper-v5", "normalizations"]) == (0, 2)
+    assert (table.loc["hopper-medium", "datasets"], table.loc["hopper-medium", "normalizations"]) == (1, 1)
+    md = format_table(table.reset_index())
+    assert "(n=2) (2 datasets, 2 normalizations)" in md and "(n=2) (2 normalizations)" in md
+    assert "32.5 ± 31.8 (n=2) |" in md  # hopper-medium: nothing to flag
+    assert "are not comparable" in md
+
+
+def test_conditions_view_marks_the_headline_condition(tmp_path):
+    for seed in range(2):
+        _write(tmp_path, "hopper-medium", "dt", seed, 60.0, condition="target=3600", conditions={
+            "target=3600": {"normalized_score": 60.0, "mean_return": 600.0},
+            "target=1800": {"normalized_score": 75.0, "mean_return": 750.0}})
+    table = score_table(load_results(tmp_path, conditions=True)).set_index("condition")
+    assert table.loc["target=3600", "headline"] and not table.loc["target=1800", "headline"]
+    md = format_table(table.reset_index())
+    assert "dt [quick] target=3600 (headline) |" in md and "dt [quick] target=1800 |" in md
+
+
+def test_unfinished_runs_are_found_at_any_depth(tmp_path):
+    from bench.results import incomplete_runs
+
+    _write(tmp_path / "sweep_a", "hopper-medium", "bc", 0, 10.0)
+    failed = tmp_path / "sweep_a" / "hopper-medium" / "bc" / "quick" / "seed_3"
+    failed.mkdir(parents=True)
+    (failed / "error.json").write_text(json.dumps({"message": "out of memory"}))
+    status = incomplete_runs(tmp_path)
+    assert status[["dataset", "algo", "seed", "status", "error"]].values.tolist() == [
+        ["hopper-medium", "bc", 3, "failed", "out of memory"]]
