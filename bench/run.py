@@ -281,8 +281,12 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
     ref = source.ref
     seed_everything(req.seed)
     probe_env = source.make_env()
-    spec = DatasetSpec.for_env(probe_env)
-    probe_env.close()
+    try:
+        if source.dataset is not None:
+            source.dataset.check_env(probe_env)
+        spec = DatasetSpec.for_env(probe_env)
+    finally:
+        probe_env.close()
     sampler = None
     use = "required" if entry.kind == "offline" else entry.cls.dataset_use(config)
     if use != "none" and source.dataset is not None:

@@ -227,3 +227,35 @@ def test_latent_datasets_are_reproducible_from_their_seed(tiny_car_dataset):
     np.testing.assert_array_equal(a.observations, b.observations)
     np.testing.assert_array_equal(a.actions, b.actions)
     np.testing.assert_array_equal(a.rewards, b.rewards)
+
+
+def test_a_run_refuses_latents_of_another_encoder(tmp_path, tiny_car_dataset, car_reference_dir,
+                                                  monkeypatch):
+    """Data encoded with one encoder, evaluation env with another (after train-encoder, or
+    another BENCH_REFERENCE_DIR): a clear error before training, naming both and the fix."""
+    from bench.carracing import encoder as enc
+    from bench.data.resolve import resolve
+
+    other = tmp_path / "other-reference"
+    torch.manual_seed(1)
+    enc.save_encoder(enc.FrameEncoder(), other / "carracing" / "encoder.pt",
+                     {"objective": "none: other random weights"})
+    (other / "carracing" / "reference.json").write_text(
+        (car_reference_dir / "carracing" / "reference.json").read_text())
+    monkeypatch.setenv("BENCH_REFERENCE_DIR", str(other))
+    proc = run_cli("run", "--algo", "bc", "--dataset", tiny_car_dataset, "--budget", "smoke",
+                   "--eval-episodes", "2", "--out", str(tmp_path / "results"))
+    assert proc.returncode == 1, proc.stderr
+    assert "was encoded with the Car Racer encoder" in proc.stderr
+    assert "bench datasets make" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((tmp_path / "results").rglob("result.json"))
+    # The same data with the encoder they were made with: no complaint.
+    monkeypatch.setenv("BENCH_REFERENCE_DIR", str(car_reference_dir))
+    enc._LOADED.clear()
+    dataset = resolve(tiny_car_dataset, make_missing=False, download=False, log=lambda m: None)
+    env = dataset.make_env_fn()()
+    try:
+        dataset.check_env(env)
+        assert dataset.recorded_encoders() == {env.get_wrapper_attr("encoder_sha256")}
+    finally:
+        env.close()

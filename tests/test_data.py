@@ -249,3 +249,19 @@ def test_making_a_dataset_twice_gives_byte_identical_files(tmp_path, monkeypatch
         meta = make_alias(ALIASES["hopper-random"], num_transitions=400, seed=5, log=lambda m: None)
         shas.append(meta["data_sha256"])
     assert shas[0] == shas[1]
+
+
+def test_combining_parts_of_different_encoders_is_refused(monkeypatch):
+    """carracing-medium-expert from parts whose latents came from different encoders would mix
+    two observation spaces: refused before anything is combined."""
+    from bench.data import makers, storage
+    from bench.data.catalog import ALIASES
+    from bench.errors import DatasetError
+
+    metas = {ALIASES["carracing-medium"].local_id: {"bench_provenance": {"encoder_sha256": "a" * 64}},
+             ALIASES["carracing-expert"].local_id: {"bench_provenance": {"encoder_sha256": "b" * 64}}}
+    monkeypatch.setattr(storage, "is_present", lambda dataset_id: dataset_id in metas)
+    monkeypatch.setattr(storage, "read_metadata", metas.__getitem__)
+    alias = ALIASES["carracing-medium-expert"]
+    with pytest.raises(DatasetError, match="different Car Racer encoders"):
+        makers.MAKERS[alias.generator](alias, num_transitions=alias.default_transitions, seed=0)

@@ -122,6 +122,7 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
         from bench.data import storage
         from bench.data.catalog import ALIASES
         from bench.data.resolve import make_alias
+        from bench.errors import DatasetError
 
         components = [ALIASES[p] for p in parts]
         # Missing parts are made at their own defaults, scaled if a size was asked for.
@@ -137,6 +138,13 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
                            seed=seed)
                 made.append(c.local_id)
         metas = [storage.read_metadata(c.local_id) for c in components]
+        encoders = {m["bench_provenance"].get("encoder_sha256") for m in metas} - {None}
+        if len(encoders) > 1:  # latents of different encoders are different observations
+            raise DatasetError(
+                f"{alias.alias}: its parts were encoded with different Car Racer encoders "
+                f"({', '.join(sorted(e[:16] + '…' for e in encoders))}); make them again with "
+                f"the current one (`bench datasets make {parts[0]} --force`, and {parts[1]}) and "
+                "then this one. Nothing was combined.")
         combined = minari.combine_datasets([minari.load_dataset(c.local_id) for c in components],
                                            alias.local_id)
         sha = storage.sha256_file(storage.data_file(alias.local_id))
@@ -152,6 +160,7 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
             "components": [{"dataset_id": c.local_id, "data_sha256": m["data_sha256"],
                             "policy_sha256": m["bench_provenance"].get("policy_sha256"),
                             "seed": m["bench_provenance"].get("seed"),
+                            "encoder_sha256": m["bench_provenance"].get("encoder_sha256"),
                             "requested_transitions": m["bench_provenance"].get("requested_transitions"),
                             "made_now": c.local_id in made}
                            for c, m in zip(components, metas)],

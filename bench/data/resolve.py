@@ -68,6 +68,38 @@ class ResolvedDataset:
         """A picklable zero-argument env constructor (for async vector envs)."""
         return partial(_make_env, self.env_spec(), overrides)
 
+    def recorded_encoders(self) -> set[str]:
+        """sha256 of the vision encoder(s) that made the observations (Car Racer's latents), as
+        the data's provenance records them, its combined parts' included; empty for raw data."""
+        provenance = self.metadata.get("bench_provenance")
+        if not isinstance(provenance, dict):
+            return set()
+        parts = [provenance] + [c for c in provenance.get("components") or []
+                                if isinstance(c, dict)]
+        return {p["encoder_sha256"] for p in parts if isinstance(p.get("encoder_sha256"), str)}
+
+    def check_env(self, env: gym.Env) -> None:
+        """Refuse an evaluation env whose observations are made differently from the data's: a
+        latent env whose encoder is not the one the data were encoded with (after
+        ``train-encoder``, or with another BENCH_REFERENCE_DIR) would train on one encoder's
+        latents and evaluate on another's, without any error."""
+        recorded = self.recorded_encoders()
+        if not recorded:
+            return
+        try:
+            current = env.get_wrapper_attr("encoder_sha256")
+        except AttributeError:
+            return
+        if recorded != {current}:
+            made_with = ", ".join(sorted(sha[:16] + "…" for sha in recorded))
+            raise DatasetError(
+                f"dataset {self.dataset_id} was encoded with the Car Racer encoder {made_with}, "
+                f"but the evaluation env's encoder is {current[:16]}…: the policy would be "
+                "evaluated on other latents than it trains on. Restore the encoder the data were "
+                "made with (git checkout datasets/carracing/encoder.pt, or the BENCH_REFERENCE_DIR "
+                f"that held it), or make the data again: `bench datasets make {self.name} "
+                "--force` (keeps the old data as a backup).")
+
     def provenance(self) -> dict[str, Any]:
         ref = self.ref_scores
         return {
