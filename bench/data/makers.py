@@ -63,7 +63,7 @@ def make_random(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict
         "policy": "uniform random actions in the action box",
         "policy_sha256": None,
         "seed": seed,
-        "episode_seeds": f"{seed} + episode index",
+        "episode_seeds": f"{seed} + n for the n-th episode started (each episode's own in its `seed` attribute; episodes still running when the size was reached are left out, so a few long ones in the last batch are missing)",
         "requested_transitions": num_transitions,
         "alias": alias.alias,
         **ref_sources,
@@ -97,7 +97,7 @@ def make_with_reference_policy(which: str) -> Callable[..., dict[str, Any]]:
             "policy": f"{family} {which} reference policy ({entry['file']}, PPO snapshot "
                       f"{entry['snapshot']}), acting stochastically",
             "policy_sha256": entry["sha256"], "seed": seed,
-            "episode_seeds": f"{seed} + episode index", "requested_transitions": num_transitions,
+            "episode_seeds": f"{seed} + n for the n-th episode started (each episode's own in its `seed` attribute; episodes still running when the size was reached are left out, so a few long ones in the last batch are missing)", "requested_transitions": num_transitions,
             "alias": alias.alias, "ref_scores_source": ref_source,
         }
         return write_dataset(
