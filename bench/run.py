@@ -218,9 +218,11 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     finished = _finished_or_refused(req, directory, log)
     if finished is not None:
         return finished
-    # Resolve (and if needed make) the dataset, or check the env id, before touching the
-    # results root, so a bad name leaves nothing behind.
+    # Resolve (and if needed make) the dataset, or check the env id, then check the evaluation
+    # env against the data and load the data, before touching the results root, so that bad
+    # input leaves nothing behind.
     source = _Source.from_request(req, log)
+    source.prepare(entry.kind == "offline" or entry.cls.dataset_use(config) != "none")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -257,6 +259,21 @@ class _Source:
     ref: Any
     provenance: dict[str, Any]
     dataset: Any = None
+    spec: Any = None  # the env's DatasetSpec (``prepare``)
+    flat: Any = None  # the dataset's arrays, when the run learns from them (``prepare``)
+
+    def prepare(self, uses_data: bool) -> None:
+        """Make a probe env (its spaces; for a dataset, refuse one whose observations are made
+        differently from the data's) and load the data if the run uses them."""
+        probe_env = self.make_env()
+        try:
+            if self.dataset is not None:
+                self.dataset.check_env(probe_env)
+            self.spec = DatasetSpec.for_env(probe_env)
+        finally:
+            probe_env.close()
+        if uses_data and self.dataset is not None:
+            self.flat = load_flat(self.dataset.dataset_id, self.dataset.sha256)
 
     @classmethod
     def from_request(cls, req: RunRequest, log) -> "_Source":
@@ -280,18 +297,10 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
     metrics_path = directory / "metrics.jsonl"
     ref = source.ref
     seed_everything(req.seed)
-    probe_env = source.make_env()
-    try:
-        if source.dataset is not None:
-            source.dataset.check_env(probe_env)
-        spec = DatasetSpec.for_env(probe_env)
-    finally:
-        probe_env.close()
+    spec, flat = source.spec, source.flat
     sampler = None
-    use = "required" if entry.kind == "offline" else entry.cls.dataset_use(config)
-    if use != "none" and source.dataset is not None:
-        ds = source.dataset
-        sampler = Sampler(load_flat(ds.dataset_id, ds.sha256), seed=req.seed)
+    if flat is not None:
+        sampler = Sampler(flat, seed=req.seed)
         spec = sampler.spec(spec.action_low, spec.action_high, spec.max_episode_steps, spec.env_id)
     algo = entry.cls(config, spec, device)
     if sampler is not None:
