@@ -289,6 +289,11 @@ def cmd_results(args: argparse.Namespace) -> int:
     loaded = load_results(args.out, conditions=args.conditions)
     runs = select_runs(loaded, args.dataset, args.algo, args.variant)
     print(format_table(score_table(runs), args.format))
+    unscored = runs[runs["normalized_score"].isna()].drop_duplicates("path")
+    if len(unscored):  # an env or dataset without reference returns: no normalized score
+        print(f"[bench] {len(unscored)} run(s) left out: no normalized score (no reference "
+              "returns for their env or dataset): " + ", ".join(unscored["path"].head(3))
+              + (", ..." if len(unscored) > 3 else ""), file=sys.stderr)
     skipped = select_runs(loaded.attrs["skipped"], args.dataset, args.algo, args.variant)
     for status, group in skipped.groupby("status"):
         what = ("counted once (the same dataset, algorithm, variant and seed in another directory)"

@@ -168,3 +168,14 @@ def test_unfinished_runs_are_found_at_any_depth(tmp_path):
     status = incomplete_runs(tmp_path)
     assert status[["dataset", "algo", "seed", "status", "error"]].values.tolist() == [
         ["hopper-medium", "bc", 3, "failed", "out of memory"]]
+
+
+def test_results_name_runs_left_out_for_having_no_score(tmp_path, capsys):
+    from bench.cli import main
+
+    _write(tmp_path, "hopper-medium", "bc", 0, 10.0)
+    _write(tmp_path, "MyEnv-v0", "ppo", 0, 1.0, normalized_score=None)
+    assert main(["results", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "MyEnv-v0" not in captured.out
+    assert "1 run(s) left out: no normalized score" in captured.err and "MyEnv-v0" in captured.err
