@@ -162,7 +162,7 @@ def test_dt_update(benchmark, dt_setup, machine_state):
     batches = itertools.cycle([sampler.windows(64, 20) for _ in range(8)])
     theirs_s: list[float] = []
     d3rlpy = None if os.environ.get("BENCH_SKIP_D3RLPY") else _D3rlpyUpdates()
-    warmup, rounds, chunk = 5, 40, 10
+    warmup, rounds, chunk = 5, 100, 10
     calls = itertools.count()
 
     def before_round() -> None:
@@ -186,15 +186,25 @@ def test_dt_update(benchmark, dt_setup, machine_state):
     if d3rlpy is None:
         pytest.skip(f"d3rlpy comparison skipped (BENCH_SKIP_D3RLPY); bench DT: {ours:.2f} updates/s")
     theirs, theirs_best = len(theirs_s) / sum(theirs_s), 1.0 / min(theirs_s)
+    ours_median = 1.0 / benchmark.stats.stats.median
+    theirs_median = 1.0 / statistics.median(theirs_s)
     benchmark.extra_info.update(d3rlpy_updates_per_s=theirs, ratio_mean=ours / theirs,
+                                ratio_median=ours_median / theirs_median,
                                 best_updates_per_s=ours_best, d3rlpy_best_updates_per_s=theirs_best,
                                 ratio_best=ours_best / theirs_best)
     print(f"\nDT update ({rounds} each, alternating chunks of {chunk}): bench {ours:.2f}/s "
-          f"(best {ours_best:.2f}), d3rlpy 2.8.1 {theirs:.2f}/s (best {theirs_best:.2f}); "
-          f"ratio of means {ours / theirs:.2f}x, of bests {ours_best / theirs_best:.2f}x")
-    # The fastest update of each side is the least disturbed figure, so the target is asserted
-    # on those.
-    assert ours_best >= 1.5 * theirs_best
+          f"(median {ours_median:.2f}, best {ours_best:.2f}), d3rlpy 2.8.1 {theirs:.2f}/s "
+          f"(median {theirs_median:.2f}, best {theirs_best:.2f}); ratio of means "
+          f"{ours / theirs:.2f}x, of medians {ours_median / theirs_median:.2f}x, "
+          f"of bests {ours_best / theirs_best:.2f}x")
+    # The target is a rate, updates/s: all updates over all their time, each side measured in
+    # chunks alternating with the other's so that both meet the same drift of this VM's speed.
+    # (Until 2026-12-04 the fastest single update of each side was asserted, as "the least
+    # disturbed figure"; being the extreme of a few dozen draws it proved the noisiest figure:
+    # d3rlpy's fastest update varied 6.03-7.28/s over four runs in ten minutes, its mean
+    # 5.15-6.09/s. The fastest and median updates are still reported.)
+    assert ours >= 1.5 * theirs, (
+        f"bench's DT update runs {ours / theirs:.2f}x d3rlpy's updates/s; the target is 1.5x")
 
 
 def test_sample_batch(benchmark, dt_setup):
