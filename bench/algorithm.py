@@ -17,8 +17,9 @@ class Algorithm:
     Config: ClassVar[type]
     # True where an env's actions are bit-for-bit the same whatever other envs share the batch
     # (and however many torch threads run it): only then may evaluation shard the episodes over
-    # processes and still return the same numbers (``bench.evaluate``). MLP policies are not:
-    # the GEMM kernel, and so the last bits, depend on the batch's row count.
+    # processes and still return the same numbers (``bench.evaluate``). A plain MLP policy is
+    # not: the GEMM kernel, and so the last bits, depend on the batch's row count and the thread
+    # count; decorating ``act`` with ``bench.nn.layers.row_invariant_act`` makes it so.
     batch_invariant_act: ClassVar[bool] = False
 
     def __init__(self, config: Any, spec: DatasetSpec, device: torch.device) -> None:

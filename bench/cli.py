@@ -15,6 +15,14 @@ from bench.errors import BenchError, DatasetError, UsageError
 DEFAULT_OUT = Path("results")
 
 
+def _folder(text: str) -> Path:
+    """argparse type of --out / --to: a path, and not an empty one (``Path("")`` is the current
+    directory, where a script whose variable was unset would scatter its runs)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a folder, e.g. --out results")
+    return Path(text)
+
+
 def _seed(text: str) -> int:
     """argparse type of every --seed: an integer numpy's seeding accepts."""
     try:
@@ -36,13 +44,16 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset alias (hopper-random, ...) or a local Minari dataset id")
     p.add_argument("--env", help="gymnasium env id, for online algorithms trained without a dataset "
                                  "(e.g. --algo ppo --env Hopper-v5)")
-    p.add_argument("--seed", type=_seed, nargs="+", default=[0], help="one or more seeds (default 0)")
+    # "extend": repeating a flag adds to it (--seed 0 --seed 3 is --seed 0 3); the default is
+    # applied after parsing, because argparse would extend a default list.
+    p.add_argument("--seed", type=_seed, nargs="+", action="extend", default=None,
+                   help="one or more seeds (default 0)")
     p.add_argument("--budget", default="quick", choices=BUDGET_NAMES,
                    help="smoke: seconds (CI); quick: minutes on a CPU (default); "
                         "full: published hyper-parameters")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, type-checked (repeatable)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
+    p.add_argument("--out", type=_folder, default=DEFAULT_OUT, help="results root (default ./results)")
     p.add_argument("--resume", action="store_true", help="continue an unfinished run from its checkpoint")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes (default 10)")
@@ -82,17 +93,17 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                                    "failed (each failure is in its run directory's error.json).")
     p.add_argument("sweep_file", nargs="?", type=Path, help="TOML sweep file (optional)")
     # Defaults are None so that only flags actually given override the sweep file.
-    p.add_argument("--algo", nargs="+", help="algorithms")
-    p.add_argument("--dataset", nargs="+", help="dataset aliases or local Minari ids")
-    p.add_argument("--env", nargs="+", help="gymnasium env ids (online algorithms only)")
-    p.add_argument("--seed", type=_seed, nargs="+", help="seeds (default 0)")
+    p.add_argument("--algo", nargs="+", action="extend", help="algorithms")
+    p.add_argument("--dataset", nargs="+", action="extend", help="dataset aliases or local Minari ids")
+    p.add_argument("--env", nargs="+", action="extend", help="gymnasium env ids (online algorithms only)")
+    p.add_argument("--seed", type=_seed, nargs="+", action="extend", help="seeds (default 0)")
     p.add_argument("--budget", choices=BUDGET_NAMES, help="default quick")
     p.add_argument("--set", dest="overrides", action="append", default=None,
                    metavar="KEY=VALUE", help="config override for every run (repeatable; "
                                              "replaces the sweep file's [set] table)")
     p.add_argument("--eval-episodes", type=int, help="evaluation episodes (default 10)")
     p.add_argument("--device", help="cpu, cuda or auto (default)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
+    p.add_argument("--out", type=_folder, default=DEFAULT_OUT, help="results root (default ./results)")
     p.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="local process pool (default) or Ray")
     p.add_argument("--jobs", type=int, default=1,
@@ -102,23 +113,25 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                                      "the results root and datasets must be on storage every "
                                      "node sees")
     p.add_argument("--dry-run", action="store_true",
-                   help="list every run as finished / resume / run, and run nothing")
+                   help="list every run as finished / damaged / running elsewhere / resume / "
+                        "run, and run nothing")
 
 
 def _add_run_filters(p: argparse.ArgumentParser) -> None:
     """The run selection shared by ``results`` and ``report``."""
-    p.add_argument("--dataset", action="append", default=None, metavar="NAME",
-                   help="only these datasets (repeatable; default all)")
-    p.add_argument("--algo", action="append", default=None, metavar="NAME",
-                   help="only these algorithms (repeatable; default all)")
-    p.add_argument("--variant", action="append", default=None, metavar="NAME",
-                   help="only these variants, e.g. quick (repeatable; default all)")
+    p.add_argument("--dataset", nargs="+", action="extend", default=None, metavar="NAME",
+                   help="only these datasets (one or more, or the flag repeated; default all)")
+    p.add_argument("--algo", nargs="+", action="extend", default=None, metavar="NAME",
+                   help="only these algorithms (one or more, or the flag repeated; default all)")
+    p.add_argument("--variant", nargs="+", action="extend", default=None, metavar="NAME",
+                   help="only these variants, e.g. quick (one or more, or the flag repeated; "
+                        "default all)")
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="Markdown + self-contained HTML report of a results root")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
-    p.add_argument("--to", type=Path, default=Path("report"),
+    p.add_argument("--out", type=_folder, default=DEFAULT_OUT, help="results root (default ./results)")
+    p.add_argument("--to", type=_folder, default=Path("report"),
                    help="folder for report.md, report.html and figures/ (default ./report)")
     _add_run_filters(p)
     p.add_argument("--title", default="bench report", help="report title")
@@ -133,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="algorithms and datasets")
     _add_datasets(sub)
     res = sub.add_parser("results", help="normalized-score table over a results root")
-    res.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results root (default ./results)")
+    res.add_argument("--out", type=_folder, default=DEFAULT_OUT, help="results root (default ./results)")
     res.add_argument("--format", default="markdown", choices=["markdown", "csv", "json"])
     _add_run_filters(res)
     res.add_argument("--conditions", action="store_true",
@@ -149,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.run import RunRequest, execute
 
     overrides = parse_overrides(args.overrides)
-    for seed in args.seed:
+    for seed in args.seed or [0]:
         req = RunRequest(algo=args.algo, dataset=args.dataset, env=args.env, seed=seed, budget=args.budget,
                          overrides=overrides, out=args.out, resume=args.resume, device=args.device,
                          eval_episodes=args.eval_episodes, eval_mode=args.eval_mode)
@@ -288,7 +301,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     _require_results_root(args.out)
     loaded = load_results(args.out, conditions=args.conditions)
     runs = select_runs(loaded, args.dataset, args.algo, args.variant)
-    print(format_table(score_table(runs), args.format))
+    table = format_table(score_table(runs), args.format)
+    print(table, end="" if table.endswith("\n") else "\n")  # csv ends with its own newline
     unscored = runs[runs["normalized_score"].isna()].drop_duplicates("path")
     if len(unscored):  # an env or dataset without reference returns: no normalized score
         print(f"[bench] {len(unscored)} run(s) left out: no normalized score (no reference "

@@ -55,6 +55,9 @@ class TrainConfig:
     snapshot_every: int = 0  # write a standalone policy file every N updates (0: never)
 
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Float fields that are bounds, where inf means "no bound" (--set grad_clip=inf); every other
+    # float must be finite.
+    UNBOUNDED_OK: ClassVar[tuple[str, ...]] = ()
 
     def problems(self) -> list[str]:
         """What is wrong with these values, a phrase each (empty: usable). Configs extend it with
@@ -80,8 +83,8 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise a usage error naming every bad value; NaN first and alone (a range check
-        written as ``not lo <= x <= hi`` would name the same field again)."""
+        """Raise a usage error naming every bad value; NaN and infinities first and alone (a
+        range check written as ``not lo <= x <= hi`` would name the same field again)."""
         problems = not_a_number(self) or self.problems()
         if problems:
             raise UsageError(f"invalid {type(self).__name__}: {'; '.join(problems)} (on the "
@@ -89,23 +92,34 @@ class TrainConfig:
 
 
 def not_a_number(config: Any) -> list[str]:
-    """A problem for each field holding NaN (alone or in a tuple): every comparison with NaN is
-    false, so range checks would let it through, and it only ever poisons training."""
-    def has_nan(value: Any) -> bool:
-        if isinstance(value, (tuple, list)):
-            return any(has_nan(v) for v in value)
-        return isinstance(value, float) and math.isnan(value)
+    """A problem for each field holding NaN or an infinity (alone or in a tuple): every comparison
+    with NaN is false, so range checks would let it through, and either only ever poisons
+    training (target_returns=inf evaluated to NaN returns). Fields named in the config's
+    ``UNBOUNDED_OK`` may be +inf."""
+    unbounded = getattr(config, "UNBOUNDED_OK", ())
 
-    return [f"{f.name} must hold numbers, got {getattr(config, f.name)!r}"
+    def bad(value: Any, name: str) -> bool:
+        if isinstance(value, (tuple, list)):
+            return any(bad(v, name) for v in value)
+        return isinstance(value, float) and (math.isnan(value) or (
+            math.isinf(value) and not (value > 0 and name in unbounded)))
+
+    return [f"{f.name} must hold finite numbers, got {getattr(config, f.name)!r}"
             if isinstance(getattr(config, f.name), (tuple, list))
-            else f"{f.name} must be a number, got {getattr(config, f.name)!r}"
-            for f in dataclasses.fields(config) if has_nan(getattr(config, f.name))]
+            else f"{f.name} must be a finite number, got {getattr(config, f.name)!r}"
+            for f in dataclasses.fields(config) if bad(getattr(config, f.name), f.name)]
 
 
 def at_least(config: Any, minimum: float, *names: str) -> list[str]:
     """A problem for each field in ``names`` whose value is below ``minimum``."""
     return [f"{name} must be >= {minimum:g}, got {getattr(config, name)!r}" for name in names
             if getattr(config, name) < minimum]
+
+
+def positive(config: Any, *names: str) -> list[str]:
+    """A problem for each field in ``names`` whose value is not above 0."""
+    return [f"{name} must be > 0, got {getattr(config, name)!r}" for name in names
+            if not getattr(config, name) > 0]
 
 
 def positive_sizes(config: Any, *names: str) -> list[str]:
@@ -178,7 +192,10 @@ def parse_value(key: str, raw: str, annotation: Any) -> Any:
                 return False
             raise ValueError("expected true/false")
         if annotation is int:
-            value = float(raw)
+            try:
+                return int(raw)  # exact, however large
+            except ValueError:
+                value = float(raw)  # 1e5, 100000.0
             if not value.is_integer():
                 raise ValueError("expected an integer")
             return int(value)

@@ -11,7 +11,8 @@ processes only add IPC (measured here: 10 DT envs, 300 steps,
 2.3 s in-process vs 3.8 s in worker processes; splitting the envs into two groups so that one
 group steps while the network acts for the other was slower still, 3.2 s, because two half-size
 forward passes cost more than one). ``async`` pays off for expensive simulators (image-based
-ones), where stepping dominates.
+ones), where stepping dominates. (The Car Racer latent env then encodes all envs' frames in one
+batch, whose latents differ in the last bits from one frame's; its modes agree to rounding.)
 
 ``sharded`` forks one process per torch thread; each takes a contiguous block of the episodes,
 its own copy of the agent and one torch thread, and runs the in-process loop on its block. The
@@ -19,15 +20,19 @@ forward pass of a small policy is mostly fixed per-call cost (Python and op disp
 intra-op threads cannot split but processes can, so two single-threaded shards of 5 envs finish
 sooner than one two-threaded batch of 10 on the same two cores. Only agents that declare
 ``batch_invariant_act`` are sharded: those whose actions for one env are bit-for-bit the same
-whatever other envs share the batch and however many threads compute it (DT, by construction).
-For them the returns are the same as in one process (a test checks it). Other agents run in one
-process: an MLP's GEMM kernel, and so the last bits of its actions, depend on the batch's row
-count, which would make a score depend on the machine's core count; and an agent that draws
-random numbers would draw different ones in the workers.
+whatever other envs share the batch and however many threads compute it (DT by construction; the
+MLP agents — bc, gcsl_idm, the PPO family — through ``row_invariant_act``, which pads their
+linear layers' rows). For them the returns are the same as in one process and as in the
+sequential loop, on any number of threads (tests check it). Other agents (the transformer IDMs)
+run in one process: a plain GEMM's kernel, and so the last bits of an action, depend on the
+batch's row count and the thread count, which would make a score depend on the machine's core
+count; and an agent that draws random numbers would draw different ones in the workers. Their
+returns match the sequential loop's to rounding, not bit for bit.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
+import pickle
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -39,6 +44,7 @@ import torch
 from multiprocessing.connection import Connection, wait
 
 from bench.data.catalog import RefScores
+from bench.errors import BenchError
 from bench.progress import progress_bar
 
 MakeEnv = Callable[[], gym.Env]
@@ -110,8 +116,11 @@ class _WorkerEnvs:
 
     def __init__(self, make_env: MakeEnv, n: int,
                  transform: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
-        # fork keeps start-up cheap; workers only step the simulator (no torch work).
-        self.envs = gym.vector.AsyncVectorEnv([make_env] * n, context="fork")
+        # fork keeps start-up cheap; workers only step the simulator (no torch work). Shared
+        # memory is named although it is the default: in gymnasium 1.x the worker clears a
+        # pending autoreset on reset() only in that mode, and a round that follows one whose envs
+        # finished at the last step relies on it.
+        self.envs = gym.vector.AsyncVectorEnv([make_env] * n, context="fork", shared_memory=True)
         self.transform = transform
 
     def _obs(self, obs: np.ndarray) -> np.ndarray:
@@ -172,6 +181,12 @@ def _shard_main(conn: Connection, agent: Any, make_env: MakeEnv, n: int, ids: np
         finally:
             envs.close()
         conn.send(("result", returns, lengths))
+    except BenchError as exc:  # a message for the user: the parent raises it as it is
+        try:
+            pickle.loads(pickle.dumps(exc))  # the parent must be able to rebuild it
+            conn.send(("bench_error", exc))
+        except Exception:  # noqa: BLE001 -- an exception that does not pickle: send its text
+            conn.send(("error", traceback.format_exc()))
     except BaseException:  # noqa: BLE001 -- the parent re-raises it with the worker's traceback
         conn.send(("error", traceback.format_exc()))
     finally:
@@ -219,12 +234,15 @@ def _evaluate_sharded(agent: Any, make_env: MakeEnv, episodes: int, n: int, shar
                     try:
                         message = conn.recv()
                     except EOFError:
+                        workers[index].join(timeout=5)  # exitcode is None until it is joined
                         raise RuntimeError(
                             f"evaluation worker {index} died (exit code {workers[index].exitcode}) "
                             "without a result; rerun with --eval-mode sync to see the error "
                             "in this process") from None
                     if message[0] == "finished":
                         bar.update(message[1])
+                    elif message[0] == "bench_error":
+                        raise message[1]
                     elif message[0] == "error":
                         raise RuntimeError(f"evaluation worker {index} failed:\n{message[1]}")
                     else:

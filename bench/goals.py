@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.config import TrainConfig, at_least, positive_sizes
-from bench.data.sampler import DatasetSpec, Sampler, default_target_returns
+from bench.config import TrainConfig, at_least, positive, positive_sizes
+from bench.data.sampler import DatasetSpec, Sampler, default_target_returns, target_label
 from bench.errors import UsageError
 from bench.nn import MLP
 from bench.nn.optim import adamw
@@ -61,7 +61,7 @@ class GoalConfig(TrainConfig):
 
     def problems(self) -> list[str]:
         out = (super().problems() + at_least(self, 1, "goal_offset", "goal_batch_size")
-               + positive_sizes(self, "goal_hidden"))
+               + positive_sizes(self, "goal_hidden") + positive(self, "goal_reward_scale"))
         if self.goal_source not in GOAL_SOURCES:
             out.append(f"goal_source must be one of {', '.join(GOAL_SOURCES)}, got "
                        f"{self.goal_source!r}")
@@ -140,7 +140,7 @@ class GoalSetter:
         out: list[str] = []
         for source in self.sources:
             if source == "learned":
-                out += [f"goal=learned,target={r:g}" for r in self.targets()]
+                out += [f"goal=learned,target={target_label(r)}" for r in self.targets()]
             else:
                 out.append(f"goal={source}")
         return out

@@ -241,9 +241,17 @@ def _finished_or_refused(req: RunRequest, directory: Path, log) -> dict[str, Any
     """The result of a finished run; a usage error for an unfinished one without --resume;
     None when the run is to go ahead."""
     if (directory / "result.json").exists():
+        result = finished_result(directory / "result.json")
+        evaluated = len(result["episode_returns"])
+        # Evaluation settings are not part of the run directory's name, so a changed
+        # --eval-episodes finds the finished run: say so rather than pass its score off as asked.
+        note = (f" Note: it was evaluated on {evaluated} episodes, not the {req.eval_episodes} "
+                "asked for now; to evaluate it again, move result.json aside and run with "
+                "--resume (the final checkpoint is evaluated, not retrained)."
+                if req.eval_episodes and evaluated != req.eval_episodes else "")
         log(f"[bench] {directory} is already complete; showing its result (delete "
-            "result.json to rerun).")
-        return finished_result(directory / "result.json")
+            f"result.json to rerun).{note}")
+        return result
     if (directory / "checkpoint.pt").exists() and not req.resume:
         raise UsageError(f"{directory} holds an unfinished run; pass --resume to continue it, "
                          "or choose another --out.")

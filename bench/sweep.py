@@ -115,14 +115,21 @@ def load_sweep_file(path: Path) -> list[dict[str, Any]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"sweep file {path} does not exist.")
+        raise UsageError(f"sweep file {path} " + ("is a directory, not a file."
+                                                  if path.is_dir() else "does not exist."))
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"sweep file {path} is not UTF-8 text ({exc.reason} at byte "
+                         f"{exc.start}); TOML files are UTF-8.") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"sweep file {path} is not valid TOML: {exc}") from None
     grids = raw.pop("grid", [{}])
     if not isinstance(grids, list) or not all(isinstance(g, dict) for g in grids):
         raise UsageError(f"sweep file {path}: `grid` must be [[grid]] tables.")
+    if not grids:  # `grid = []` would silently drop the top-level grid: 0 runs
+        raise UsageError(f"sweep file {path}: `grid` is empty; remove it to sweep the top-level "
+                         "keys, or add [[grid]] tables.")
     top = _grid_values(raw, path)
     out = []
     for grid in grids:
@@ -476,6 +483,9 @@ def run_sweep(specs: list[SweepSpec], out: Path, *, backend: str = "local", jobs
         for device in dict.fromkeys(spec.device for spec in specs):
             pick_device(device)
     out = Path(out)
+    if out.exists() and not out.is_dir():  # before anything is listed or run (as `bench run`)
+        raise UsageError(f"--out {out} is a file, not a directory; give a directory for the "
+                         "results root (default ./results).")
     requests = expand_all(specs, out)
     if dry_run:
         for req in requests:

@@ -33,7 +33,9 @@ def test_each_algorithm_runs_at_smoke_through_the_cli(algo, tiny_dataset, tmp_pa
      "extra_goal_sources"),
     (["datasets", "make", "hopper-medium-replay", "--seed", "3"], "do not apply"),
     (["run", "--algo", "bc", "--dataset", "hopper-random", "--set", "lr=-1"], "lr must be a finite number > 0"),
-    (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "lr=inf"], "lr must be a finite number > 0"),
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "lr=inf"], "lr must be a finite number"),
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "weight_decay=-1"],
+     "weight_decay must be >= 0"),  # the optimizer refused it after the run directory existed
     (["run", "--algo", "gs_ppo_joint", "--env", "Hopper-v5", "--set", "idm_lr=0"], "idm_lr must be"),
     # Only PPO's Gaussian actor is a standalone policy; a goal-setter's actor emits goals.
     (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "snapshot_every=5"],
@@ -46,6 +48,46 @@ def test_usage_errors_exit_2_with_close_matches(args, needle, tmp_path):
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert needle in proc.stderr
     assert not any(tmp_path.iterdir()), "a usage error writes nothing"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--algo", "bc", "--dataset", "hopper-random", "--out", ""], "an empty path"),
+    (["results", "--out", ""], "an empty path"),
+    (["report", "--to", ""], "an empty path"),
+    (["sweep", "--algo", "bc", "--dataset", "hopper-random", "--out", "  "], "an empty path"),
+])
+def test_an_empty_output_path_is_a_usage_error(args, needle, tmp_path):
+    """`--out ""` (a script's unset variable) wrote runs into the current directory."""
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_repeated_flags_add_up(tiny_dataset, tmp_path):
+    """--seed 0 --seed 1 runs both seeds (the last flag alone used to win), and the results
+    filters take several names after one flag as well as the flag repeated."""
+    proc = run_cli("run", "--algo", "bc", "--dataset", tiny_dataset, "--budget", "smoke",
+                   "--out", str(tmp_path), "--eval-episodes", "2", "--seed", "0", "--seed", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("normalized score") == 2
+    for filters in (["--algo", "bc", "dt"], ["--algo", "dt", "--algo", "bc"]):
+        rows = json.loads(run_cli("results", "--out", str(tmp_path), "--format", "json",
+                                  *filters).stdout)
+        assert [r["seeds"] for r in rows] == [2]
+    dry = run_cli("sweep", "--algo", "bc", "--algo", "dt", "--dataset", tiny_dataset,
+                  "--budget", "smoke", "--out", str(tmp_path), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "/bc/smoke/seed_0" in dry.stdout and "/dt/smoke/seed_0" in dry.stdout
+
+
+def test_a_finished_run_says_when_it_was_evaluated_differently(tiny_dataset, tmp_path):
+    args = ("run", "--algo", "bc", "--dataset", tiny_dataset, "--budget", "smoke",
+            "--out", str(tmp_path))
+    assert run_cli(*args, "--eval-episodes", "2").returncode == 0
+    again = run_cli(*args, "--eval-episodes", "3")
+    assert again.returncode == 0
+    assert "evaluated on 2 episodes, not the 3 asked for now" in again.stderr
+    assert "asked for now" not in run_cli(*args, "--eval-episodes", "2").stderr
 
 
 def test_list_and_dataset_info(tiny_dataset):
@@ -70,6 +112,7 @@ def test_results_table_formats(tiny_dataset, tmp_path):
     assert rows[0]["seeds"] == 3 and rows[0]["algo"] == "bc"
     csv = run_cli("results", "--out", str(tmp_path), "--format", "csv").stdout
     assert csv.splitlines()[0].startswith("dataset,algo,variant,mean,ci95,seeds")
+    assert not csv.endswith("\n\n"), "no blank line after the csv rows"
     missing = run_cli("results", "--out", str(tmp_path / "nope"))
     assert missing.returncode == 2
     only_bc = json.loads(run_cli("results", "--out", str(tmp_path), "--format", "json",

@@ -46,8 +46,8 @@ def test_vectorized_equals_sequential_for_a_stateful_dt_policy():
     algo = DecisionTransformer(make_config(DTConfig, "smoke"), spec, torch.device("cpu"))
     seq = evaluate_sequential(algo, _short_hopper, episodes=4, seed=1, condition="target=3600")
     vec = evaluate(algo, _short_hopper, episodes=4, seed=1, condition="target=3600", mode="sync")
-    # Batched matmuls may round differently from batch-1 ones; returns agree closely.
-    np.testing.assert_allclose(vec.returns, seq.returns, rtol=1e-3, atol=1e-2)
+    # DT's acting pads its products' rows (ACT_ROW_MULTIPLE): batched = one env at a time, exactly.
+    np.testing.assert_array_equal(vec.returns, seq.returns)
     np.testing.assert_array_equal(vec.lengths, seq.lengths)
 
 
@@ -141,6 +141,117 @@ def test_a_failing_shard_raises_with_the_workers_traceback():
 def test_algorithms_shard_only_when_declared_batch_invariant():
     from bench.algos.bc import BehaviourCloning
     from bench.algos.dt import DecisionTransformer
+    from bench.algos.transformer_idm import TransformerInverseDynamics
 
     assert DecisionTransformer.batch_invariant_act
-    assert not BehaviourCloning.batch_invariant_act  # an MLP's last bits depend on the batch's row count
+    assert BehaviourCloning.batch_invariant_act  # row_invariant_act
+    assert not TransformerInverseDynamics.batch_invariant_act  # its attention's bits depend on the batch
+
+
+def _hopper_spec():
+    from bench.data.sampler import DatasetSpec
+
+    rng = np.random.default_rng(3)
+    return DatasetSpec(11, 3, rng.normal(0, 0.5, 11).astype(np.float32),
+                       rng.uniform(0.5, 2.0, 11).astype(np.float32),
+                       -np.ones(3, np.float32), np.ones(3, np.float32), 60, env_id="Hopper-v5")
+
+
+def _mlp_agents():
+    """Every agent that declares batch_invariant_act through row_invariant_act, at its default
+    (full) network sizes, randomly initialised."""
+    from bench.algos.bc import BCConfig, BehaviourCloning
+    from bench.algos.gcsl_idm import GCSLIDMConfig, GCSLInverseDynamics
+    from bench.algos.gs_ppo import GoalSetterPPO, GoalSetterPPOConfig
+    from bench.algos.ppo import PPO, PPOConfig
+
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    yield "bc", BehaviourCloning(BCConfig(), _hopper_spec(), cpu)
+    yield "gcsl_idm", GCSLInverseDynamics(GCSLIDMConfig(), _hopper_spec(), cpu)
+    yield "gcsl_idm with an encoder", GCSLInverseDynamics(GCSLIDMConfig(state_encoder=(256,)),
+                                                          _hopper_spec(), cpu)
+    for cls, config in [(PPO, PPOConfig(num_envs=1)),
+                        (GoalSetterPPO, GoalSetterPPOConfig(num_envs=1)),
+                        (GoalSetterPPO, GoalSetterPPOConfig(num_envs=1, emit_actions=True))]:
+        algo = cls(config, _hopper_spec(), cpu)
+        algo.setup(_short_hopper, 0)
+        yield cls.__name__, algo
+
+
+def test_mlp_agents_act_the_same_whatever_the_batch_and_thread_count():
+    """The property that lets evaluation shard them: an env's action has the same bits in a
+    batch of 10, alone, and on one or two threads (plain MKL products differ in the last bits
+    under 12 rows on two threads)."""
+    obs = np.random.default_rng(0).normal(0, 1, (10, 11)).astype(np.float32)
+    threads = torch.get_num_threads()
+    try:
+        for name, agent in _mlp_agents():
+            assert agent.batch_invariant_act, name
+            for condition in agent.eval_conditions():
+                torch.set_num_threads(2)
+                batch, _ = agent.act(obs, agent.initial_state(10, condition))
+                torch.set_num_threads(1)
+                alone = np.concatenate([agent.act(obs[i:i + 1], agent.initial_state(1, condition))[0]
+                                        for i in range(10)])
+                np.testing.assert_array_equal(batch, alone, err_msg=f"{name} {condition}")
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_row_padded_linears_make_a_plain_network_row_invariant():
+    from torch import nn
+
+    from bench.nn.layers import RowPaddedLinears
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(11, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                        nn.Linear(256, 3))
+    x = torch.randn(20, 11)
+    with torch.no_grad(), RowPaddedLinears():
+        batch = net(x)
+        alone = torch.cat([net(x[i:i + 1]) for i in range(20)])
+    torch.testing.assert_close(batch, alone, rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), batch, rtol=1e-5, atol=1e-6)  # the same function
+
+
+def test_sharded_bc_matches_the_sequential_loop_bit_for_bit():
+    from bench.algos.bc import BCConfig, BehaviourCloning
+
+    torch.manual_seed(0)
+    agent = BehaviourCloning(BCConfig(), _hopper_spec(), torch.device("cpu"))
+    seq = evaluate_sequential(agent, _short_hopper, episodes=5, seed=2)
+    sharded = evaluate(agent, _short_hopper, episodes=5, seed=2, mode="sharded", shards=2)
+    np.testing.assert_array_equal(sharded.returns, seq.returns)
+    np.testing.assert_array_equal(sharded.lengths, seq.lengths)
+
+
+class _DyingAgent(PolicyAgent):
+    def act(self, observations, state):
+        import os
+
+        os._exit(3)
+
+
+def test_a_dying_shard_is_reported_with_its_exit_code():
+    agent = _DyingAgent(_elementwise_policy, batch_invariant=True)
+    with pytest.raises(RuntimeError, match=r"died \(exit code 3\)"):
+        evaluate(agent, _short_hopper, episodes=4, seed=0, mode="sharded", shards=2)
+
+
+class _UsageErrorAgent(PolicyAgent):
+    def act(self, observations, state):
+        from bench.errors import UsageError
+
+        raise UsageError("goal_offset is too large; lower it with --set goal_offset=5")
+
+
+def test_a_shards_message_for_the_user_reaches_the_cli_as_it_is():
+    """A BenchError raised in a worker is raised as itself (the CLI prints it and exits with its
+    code), not wrapped in a RuntimeError (which the CLI shows as a traceback)."""
+    from bench.errors import UsageError
+
+    agent = _UsageErrorAgent(_elementwise_policy, batch_invariant=True)
+    with pytest.raises(UsageError, match="lower it with --set goal_offset=5"):
+        evaluate(agent, _short_hopper, episodes=4, seed=0, mode="sharded", shards=2)

@@ -168,3 +168,16 @@ def test_target_returns_default_to_the_paper_on_hopper_and_to_the_data_elsewhere
     assert algo.eval_conditions() == ["target=931", "target=466"]
     with pytest.raises(ValueError, match="target_returns"):
         default_target_returns(dataclasses.replace(car, best_return=None))
+
+
+def test_a_target_return_is_evaluated_at_exactly_the_configured_value():
+    """The condition's name carries the target to acting: it is short where it can be
+    (target=3600) and never rounded (`:g` made 12345.67 into 12345.7)."""
+    config = make_config(DTConfig, "smoke", {"target_returns": "3600,12345.67,0.1"})
+    algo = DecisionTransformer(config, SPEC, torch.device("cpu"))
+    conditions = algo.eval_conditions()
+    assert conditions[0] == "target=3600" and conditions[2] == "target=0.1"
+    for condition, target in zip(conditions, (3600.0, 12345.67, 0.1)):
+        history = algo.initial_state(2, condition)
+        assert history.returns[0, history.pad].item() == pytest.approx(target * config.reward_scale,
+                                                                      rel=1e-7)

@@ -111,8 +111,19 @@ def test_snapshots_act_like_the_trained_algorithm(tmp_path):
     make = functools.partial(gym.make, "Hopper-v5")
     from bench.run import eval_seed
 
-    replay = evaluate(PolicyAgent(policy), make, episodes=2, seed=eval_seed(0))
+    # The run evaluated its actor under RowPaddedLinears (batch- and thread-invariant bits); the
+    # same function from the snapshot file gives the same episodes, and the plain standalone
+    # policy (which makes datasets) the same to rounding.
+    from bench.nn.layers import RowPaddedLinears
+
+    def padded(obs):
+        with RowPaddedLinears():
+            return policy(obs)
+
+    replay = evaluate(PolicyAgent(padded), make, episodes=2, seed=eval_seed(0))
     assert replay.returns.tolist() == result["episode_returns"]
+    plain = evaluate(PolicyAgent(policy), make, episodes=2, seed=eval_seed(0))
+    np.testing.assert_allclose(plain.returns, result["episode_returns"], rtol=1e-4)
     noisy = GaussianMLPPolicy.load(snaps[-1], deterministic=False, seed=1)
     obs = np.zeros((4, 11))
     assert not np.allclose(noisy(obs), policy(obs))

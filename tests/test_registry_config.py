@@ -82,14 +82,39 @@ def test_bad_overrides_are_usage_errors(pair, message):
     ("dt_vicreg", {"vicreg_projector": ""}, "vicreg_projector needs at least one size"),
     ("ppo_vicreg", {"hidden": ""}, "hidden needs a size"),
     # NaN fails every comparison, so range checks alone would let it through
-    ("dt", {"lr": "nan"}, "lr must be a number, got nan"),
-    ("dt", {"target_returns": "3600,nan"}, "target_returns must hold numbers"),
-    ("ppo", {"gamma": "nan"}, "invalid PPOConfig: gamma must be a number, got nan (on"),
+    ("dt", {"lr": "nan"}, "lr must be a finite number, got nan"),
+    ("dt", {"target_returns": "3600,nan"}, "target_returns must hold finite numbers"),
+    ("ppo", {"gamma": "nan"}, "invalid PPOConfig: gamma must be a finite number, got nan (on"),
+    # Values that trained silently wrong or failed late (found by a review):
+    ("dt", {"target_returns": "inf"}, "target_returns must hold finite numbers, got (inf,)"),
+    ("dt", {"weight_decay": "-1"}, "weight_decay must be >= 0, got -1.0"),  # failed after mkdir
+    ("dt", {"grad_clip": "-1"}, "grad_clip must be > 0, got -1.0"),  # flipped the gradient
+    ("transformer_idm", {"grad_clip": "0"}, "grad_clip must be > 0, got 0.0"),  # zeroed it
+    ("dt", {"reward_scale": "0"}, "reward_scale must be > 0"),
+    ("ppo", {"clip_reward": "-1"}, "clip_reward must be > 0"),  # every reward became -1
+    ("ppo", {"clip_coef": "-0.2"}, "clip_coef must be > 0"),
+    ("ppo", {"max_grad_norm": "-inf"}, "max_grad_norm must be a finite number, got -inf"),
+    ("gcsl_idm", {"goal_reward_scale": "-1"}, "goal_reward_scale must be > 0"),
+    ("dt_vicreg", {"vicreg_var": "-1"}, "vicreg_var must be >= 0"),
+    ("gs_ppo_v0", {"closeness_coef": "inf"}, "closeness_coef must be a finite number, got inf"),
 ])
 def test_configs_refuse_values_they_cannot_use(algo, overrides, message):
     entry = registry.get(algo)
     with pytest.raises(UsageError, match=re.escape(message)):
         make_config(entry.config_cls, "quick", overrides, entry.defaults, entry.presets)
+
+
+def test_bounds_may_be_infinite_and_integers_parse_exactly():
+    """+inf means "no clipping" where a field is a bound; ints do not pass through float."""
+    dt, ppo = registry.get("dt"), registry.get("ppo")
+    assert make_config(dt.config_cls, "quick", {"grad_clip": "inf"}).grad_clip == float("inf")
+    config = make_config(ppo.config_cls, "quick", {"clip_reward": "inf", "clip_obs": "inf",
+                                                   "max_grad_norm": "inf"})
+    assert config.clip_reward == config.clip_obs == config.max_grad_norm == float("inf")
+    with pytest.raises(UsageError, match="goal_clip must be a finite number, got -inf"):
+        make_config(registry.get("gs_ppo").config_cls, "quick", {"goal_clip": "-inf"})
+    big = make_config(_Cfg, "quick", parse_overrides(["num_updates=12345678901234567891"]))
+    assert big.num_updates == 12345678901234567891
 
 
 def test_every_algorithm_accepts_its_own_budgets():

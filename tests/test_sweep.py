@@ -78,6 +78,29 @@ def test_bad_sweeps_are_usage_errors(tmp_path, text, message):
         expand_all([make_spec(g, {}) for g in load_sweep_file(sweep)], tmp_path)
 
 
+def test_sweep_files_that_cannot_be_read_are_usage_errors(tmp_path):
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe algo = 1")
+    with pytest.raises(UsageError, match="is not UTF-8 text"):
+        load_sweep_file(binary)
+    with pytest.raises(UsageError, match="is a directory, not a file"):
+        load_sweep_file(tmp_path)
+    empty = tmp_path / "empty.toml"
+    empty.write_text('algo = "bc"\ndataset = "hopper-random"\ngrid = []\n')
+    with pytest.raises(UsageError, match="`grid` is empty"):
+        load_sweep_file(empty)
+
+
+def test_a_sweep_into_a_file_exits_2_and_leaves_it(tmp_path):
+    target = tmp_path / "afile"
+    target.write_text("keep me")
+    for extra in ([], ["--dry-run"]):
+        proc = run_cli("sweep", "--algo", "bc", "--dataset", "hopper-random", "--budget", "smoke",
+                       "--out", str(target), *extra)
+        assert proc.returncode == 2 and "is a file, not a directory" in proc.stderr, proc.stderr
+    assert target.read_text() == "keep me"
+
+
 def test_sweep_without_dataset_exits_2(tmp_path):
     proc = run_cli("sweep", "--algo", "bc", "--out", str(tmp_path))
     assert proc.returncode == 2 and "at least one dataset or env" in proc.stderr

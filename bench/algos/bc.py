@@ -15,6 +15,7 @@ from bench.algorithm import Algorithm
 from bench.config import TrainConfig, positive_sizes
 from bench.data.sampler import DatasetSpec, Sampler
 from bench.nn import MLP
+from bench.nn.layers import row_invariant_act
 from bench.nn.optim import adamw
 from bench.registry import register
 
@@ -40,6 +41,7 @@ class BCConfig(TrainConfig):
 @register("bc", description="MLP behaviour cloning (MSE on actions)")
 class BehaviourCloning(Algorithm):
     Config = BCConfig
+    batch_invariant_act = True  # ``row_invariant_act``: linear layers padded to 16 rows
 
     def __init__(self, config: BCConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
@@ -61,7 +63,7 @@ class BehaviourCloning(Algorithm):
         self.optimizer.step()
         return {"loss": loss.item()}
 
-    @torch.inference_mode()
+    @row_invariant_act
     def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         self.policy.eval()
         out = self.policy(self.normalize(self.tensor(observations)))

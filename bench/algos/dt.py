@@ -23,22 +23,17 @@ import torch
 from torch import nn
 
 from bench.algorithm import Algorithm
-from bench.config import TrainConfig
-from bench.data.sampler import DatasetSpec, Sampler, default_target_returns
+from bench.config import TrainConfig, positive
+from bench.data.sampler import DatasetSpec, Sampler, default_target_returns, target_label
 from bench.nn import CausalTransformer, FastDropout
 from bench.nn.transformer import transformer_problems
-from bench.nn.layers import ScalarEmbedding, row_padded_linear
+from bench.nn.layers import ACT_ROW_MULTIPLE, ScalarEmbedding, row_padded_linear
 from bench.nn.optim import adamw
 from bench.nn.parallel import sharded_backward
 from bench.nn.vicreg import VICRegFields, VICRegHead
 from bench.registry import register
 
 
-# When acting, products over a few rows per env are padded to a multiple of this many rows. MKL
-# picks its matmul kernel by the row count, and below a threshold a row's bits depend on how many
-# rows share the call: 4 sufficed on AVX2 (AMD EPYC); on AVX-512 (Intel Xeon) the MLP's
-# 512 -> 128 product needs 16.
-ACT_ROW_MULTIPLE = 16
 
 @dataclass
 class DTConfig(TrainConfig, VICRegFields):
@@ -62,6 +57,7 @@ class DTConfig(TrainConfig, VICRegFields):
     log_every: int = 500
     checkpoint_every: int = 5_000
 
+    UNBOUNDED_OK: ClassVar[tuple[str, ...]] = ("grad_clip",)  # inf: no clipping
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"num_updates": 10, "batch_size": 8, "context_len": 5, "embed_dim": 32,
                   "n_layers": 1, "warmup_steps": 5, "log_every": 2, "checkpoint_every": 5},
@@ -70,7 +66,7 @@ class DTConfig(TrainConfig, VICRegFields):
     }
 
     def problems(self) -> list[str]:
-        return super().problems() + transformer_problems(self)
+        return super().problems() + transformer_problems(self) + positive(self, "reward_scale")
 
 
 class DecisionTransformerNet(nn.Module):
@@ -291,7 +287,7 @@ class DecisionTransformer(Algorithm):
         if not self.config.use_returns:
             return ["default"]
         targets = self.config.target_returns or default_target_returns(self.spec)
-        return [f"target={r:g}" for r in targets]
+        return [f"target={target_label(r)}" for r in targets]
 
     def initial_state(self, num_envs: int, condition: str = "default") -> _History:
         target = float(condition.split("=")[1]) if condition.startswith("target=") else 0.0

@@ -26,6 +26,7 @@ from bench.data.sampler import DatasetSpec, Sampler
 from bench.config import at_least, positive_sizes
 from bench.goals import GoalConfig, GoalSetter, GoalState
 from bench.nn.idm import InverseDynamicsMLP
+from bench.nn.layers import row_invariant_act
 from bench.nn.optim import adamw
 from bench.nn.vicreg import VICRegFields, VICRegHead
 from bench.registry import register
@@ -65,6 +66,7 @@ class GCSLIDMConfig(GoalConfig, VICRegFields):
           description="GCSL IDM whose state encoder is regularized by temporal VICReg")
 class GCSLInverseDynamics(Algorithm):
     Config = GCSLIDMConfig
+    batch_invariant_act = True  # ``row_invariant_act``: linear layers padded to 16 rows
 
     def __init__(self, config: GCSLIDMConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
@@ -118,7 +120,7 @@ class GCSLInverseDynamics(Algorithm):
     def initial_state(self, num_envs: int, condition: str = "default") -> GoalState:
         return self.goal_setter.initial_state(num_envs, condition)
 
-    @torch.inference_mode()
+    @row_invariant_act
     def act(self, observations: np.ndarray, state: GoalState) -> tuple[np.ndarray, GoalState]:
         goals = self.goal_setter.goals(observations, state)
         out = self.predict(self.tensor(observations), self.tensor(goals))

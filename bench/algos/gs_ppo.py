@@ -60,10 +60,11 @@ import torch.nn.functional as F
 
 from bench.algorithm import Algorithm
 from bench.algos.ppo import PPO, PPOConfig
-from bench.config import at_least, positive_sizes
+from bench.config import at_least, positive, positive_sizes
 from bench.data.sampler import DatasetSpec, Sampler
 from bench.errors import UsageError
 from bench.nn.idm import InverseDynamicsMLP
+from bench.nn.layers import row_invariant_act
 from bench.nn.optim import adamw
 from bench.nn.vicreg import VICRegHead
 from bench.progress import progress_bar
@@ -85,6 +86,7 @@ class GoalSetterPPOConfig(PPOConfig):
     goal_clip: float = 5.0  # |normalized goal| the IDM sees, in dataset standard deviations
     closeness_coef: float = 1.0  # V0: weight of the closeness loss on the goal head
 
+    UNBOUNDED_OK: ClassVar[tuple[str, ...]] = PPOConfig.UNBOUNDED_OK + ("goal_clip",)
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {**PPOConfig.BUDGETS["smoke"], "idm_pretrain_updates": 20,
                   "idm_updates_per_iteration": 5, "idm_batch_size": 32, "buffer_size": 2048},
@@ -93,7 +95,7 @@ class GoalSetterPPOConfig(PPOConfig):
 
     def problems(self) -> list[str]:
         out = (super().problems() + at_least(self, 1, "max_offset", "idm_batch_size", "buffer_size")
-               + at_least(self, 0, "idm_pretrain_updates", "idm_updates_per_iteration")
+               + at_least(self, 0, "idm_pretrain_updates", "idm_updates_per_iteration", "closeness_coef")
                + positive_sizes(self, "idm_hidden", "idm_state_encoder"))
         if self.goal_clip <= 0:
             out.append(f"goal_clip must be > 0, got {self.goal_clip!r}")
@@ -323,7 +325,7 @@ class GoalSetterPPO(PPO):
     def initial_state(self, num_envs: int, condition: str = "default") -> str:
         return condition
 
-    @torch.inference_mode()
+    @row_invariant_act
     def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         o = torch.as_tensor(self._normalize_obs(observations), device=self.device)
         mean = self.net.actor_mean(o)

@@ -32,8 +32,9 @@ from torch import nn
 
 from bench import envs as env_state
 from bench.algorithm import Algorithm
-from bench.config import TrainConfig, at_least, positive_sizes
+from bench.config import TrainConfig, at_least, positive, positive_sizes
 from bench.data.sampler import DatasetSpec
+from bench.nn.layers import row_invariant_act
 from bench.nn.optim import adamw
 from bench.nn.vicreg import VICRegFields, VICRegHead
 from bench.registry import register
@@ -65,6 +66,7 @@ class PPOConfig(TrainConfig, VICRegFields):
     checkpoint_every: int = 20_480
     eval_every: int = 0
 
+    UNBOUNDED_OK: ClassVar[tuple[str, ...]] = ("max_grad_norm", "clip_obs", "clip_reward")  # inf: no clipping
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"num_updates": 1024, "rollout_steps": 256, "num_minibatches": 4,
                   "update_epochs": 2, "log_every": 256, "checkpoint_every": 512},
@@ -74,7 +76,11 @@ class PPOConfig(TrainConfig, VICRegFields):
     def problems(self) -> list[str]:
         out = (super().problems()
                + at_least(self, 1, "num_envs", "rollout_steps", "update_epochs", "num_minibatches")
-               + positive_sizes(self, "hidden"))
+               + positive_sizes(self, "hidden")
+               # np.clip(r, 10, -10) would turn every reward into -10; a negative clip norm
+               # flips the gradient.
+               + positive(self, "clip_coef", "max_grad_norm", "clip_obs", "clip_reward")
+               + at_least(self, 0, "vf_coef"))
         if self.num_minibatches > self.num_envs * self.rollout_steps:
             out.append(f"num_minibatches ({self.num_minibatches}) must be at most the "
                        f"transitions of a rollout (num_envs x rollout_steps = "
@@ -166,6 +172,7 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_value: 
           description="PPO whose state representation (the actor's hidden layers) gets temporal VICReg")
 class PPO(Algorithm):
     Config = PPOConfig
+    batch_invariant_act = True  # ``row_invariant_act``: linear layers padded to 16 rows
 
     def __init__(self, config: PPOConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
@@ -385,7 +392,7 @@ class PPO(Algorithm):
         return {k: v / count for k, v in stats.items()}
 
     # -- acting ---------------------------------------------------------------------------
-    @torch.inference_mode()
+    @row_invariant_act
     def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         o = torch.as_tensor(self._normalize_obs(observations), device=self.device)
         mean, _ = self.net.dist(o)

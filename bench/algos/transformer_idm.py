@@ -67,6 +67,7 @@ class TransformerIDMConfig(GoalConfig):
     log_every: int = 500
     checkpoint_every: int = 5_000
 
+    UNBOUNDED_OK: ClassVar[tuple[str, ...]] = ("grad_clip",)  # inf: no clipping
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"num_updates": 10, "batch_size": 8, "context_len": 6, "embed_dim": 32,
                   "n_layers": 1, "warmup_steps": 5, "log_every": 2, "checkpoint_every": 5,

@@ -148,6 +148,14 @@ class Sampler:
 PUBLISHED_TARGET_RETURNS = {"Hopper": (3600.0, 1800.0)}
 
 
+def target_label(target: float) -> str:
+    """A target return as its evaluation condition writes it (``target=3600``): short, and read
+    back (``float``) as exactly the configured value (``:g`` alone turned 12345.67 into 12345.7,
+    and the agent was evaluated at that)."""
+    short = f"{target:g}"
+    return short if float(short) == target else repr(float(target))
+
+
 def default_target_returns(spec: DatasetSpec) -> tuple[float, ...]:
     """Return-to-go targets for return-conditioned acting when a config leaves them empty: the
     DT paper's for Hopper, otherwise the dataset's best episode return and half of it (targets

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 _dropout_source = threading.local()
 
@@ -90,6 +93,48 @@ class FastDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+# When acting, products over a few rows per env are padded to a multiple of this many rows. MKL
+# picks its matmul kernel by the row count, and below a threshold a row's bits depend on how many
+# rows share the call (and on the thread count): 4 sufficed on AVX2 (AMD EPYC) on one thread, 12
+# on two; on AVX-512 (Intel Xeon) a 512 -> 128 product needs 16.
+ACT_ROW_MULTIPLE = 16
+
+
+class RowPaddedLinears(TorchFunctionMode):
+    """Within this mode every ``F.linear`` — so every ``nn.Linear`` — is ``row_padded_linear``
+    with ``multiple`` rows: a network of linear layers and elementwise ops then gives each row
+    the same bits whatever other rows share the call and however many threads compute it."""
+
+    def __init__(self, multiple: int = ACT_ROW_MULTIPLE) -> None:
+        super().__init__()
+        self.multiple = multiple
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        kwargs = kwargs or {}
+        if func is nn.functional.linear:
+            x, weight = args[0], args[1] if len(args) > 1 else kwargs["weight"]
+            bias = args[2] if len(args) > 2 else kwargs.get("bias")
+            return row_padded_linear(x, weight, bias, self.multiple)
+        return func(*args, **kwargs)
+
+
+_Act = TypeVar("_Act", bound=Callable[..., Any])
+
+
+def row_invariant_act(act: _Act) -> _Act:
+    """Decorator for an MLP agent's ``act``: runs it in inference mode under ``RowPaddedLinears``,
+    so that an env's action does not depend on the batch it is computed in, nor on the thread
+    count. An agent whose ``act`` is only linear layers, elementwise ops and per-row lookups may
+    then declare ``batch_invariant_act = True`` (``bench.algorithm.Algorithm``)."""
+
+    @functools.wraps(act)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with torch.inference_mode(), RowPaddedLinears():
+            return act(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class MLP(nn.Sequential):

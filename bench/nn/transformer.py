@@ -9,14 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.config import at_least
+from bench.config import at_least, positive
 from bench.nn.layers import FastDropout, fast_dropout, row_padded_linear
 
 
 def transformer_problems(config: Any) -> list[str]:
     """Problems of the transformer fields DT and the transformer IDM share (``problems()``)."""
     out = (at_least(config, 1, "context_len", "embed_dim", "n_layers", "n_heads")
-           + at_least(config, 0, "warmup_steps"))
+           + at_least(config, 0, "warmup_steps", "weight_decay")
+           # A negative clip norm flips the gradient (torch scales by max_norm / norm), 0 zeroes it.
+           + positive(config, "grad_clip"))
     if config.n_heads >= 1 and config.embed_dim % config.n_heads:
         out.append(f"embed_dim ({config.embed_dim}) must be divisible by n_heads ({config.n_heads})")
     if not 0.0 <= config.dropout < 1.0:

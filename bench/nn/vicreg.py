@@ -35,7 +35,8 @@ class VICRegFields:
         from bench.config import at_least, positive_sizes
 
         inherited = getattr(super(), "problems", None)
-        out = ((inherited() if inherited else []) + at_least(self, 0, "vicreg_weight")
+        out = ((inherited() if inherited else [])
+               + at_least(self, 0, "vicreg_weight", "vicreg_sim", "vicreg_var", "vicreg_cov")
                + at_least(self, 1, "vicreg_max_offset") + positive_sizes(self, "vicreg_projector"))
         if not self.vicreg_projector:
             out.append("vicreg_projector needs at least one size (its output)")
