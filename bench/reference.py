@@ -94,6 +94,10 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
         screened.append((path, mean))
         log(f"{path.name}: {mean:.0f}")
     best = max(range(len(screened)), key=lambda i: screened[i][1])
+    if best == 0:  # the medium policy is an earlier snapshot than the expert: there is none
+        raise DatasetError(f"the first snapshot of {run_dir} ({snapshots[0].name}) screens best, so "
+                           "no earlier snapshot can be the medium policy; train longer, or "
+                           "snapshot more often (--set snapshot_every=N).")
     expert_returns = _returns(GaussianMLPPolicy.load(screened[best][0], deterministic=False, seed=0),
                               env_id, REFERENCE_EPISODES, REFERENCE_SEED)
     target = float(expert_returns.mean()) / 3

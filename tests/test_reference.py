@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,13 @@ def picked(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(reference, "REFERENCE_EPISODES", 4)
     mp.setattr(reference, "SCREEN_EPISODES", 2)
+    # A barely trained PPO's screening order is noise, and pick refuses a run whose first
+    # snapshot screens best (no earlier one can be the medium policy): later snapshots screen a
+    # little higher here; the expert and medium returns are measured as they are.
+    real, order = reference._returns, itertools.count()
+    mp.setattr(reference, "_returns", lambda policy, env_id, episodes, seed: (
+        real(policy, env_id, episodes, seed)
+        + (1000.0 * next(order) if episodes == reference.SCREEN_EPISODES else 0.0)))
     card = reference.pick(run_dir(req), "Hopper-v5", tmp / "refs" / "hopper", log=lambda m: None)
     mp.setenv("BENCH_REFERENCE_DIR", str(tmp / "refs"))
     yield card, tmp
@@ -30,12 +39,26 @@ def test_pick_records_policies_with_checksums_and_returns(picked):
     assert [s["file"] for s in card["screening"]] == [f"step_{n:09d}.pt" for n in (256, 512, 768, 1024)]
     best = max(card["screening"], key=lambda s: s["mean_return_10"])
     assert card["expert"]["snapshot"] == best["file"]
-    assert card["medium"]["env_steps"] <= card["expert"]["env_steps"]
+    assert card["medium"]["env_steps"] < card["expert"]["env_steps"]
     for which in ("expert", "medium"):
         assert card[which]["sha256"] == reference.file_sha256(tmp / "refs" / "hopper" / f"{which}.pt")
     assert "random" in card and card["episodes"] == 4
     text = (tmp / "refs" / "hopper" / "README.md").read_text()
     assert card["expert"]["sha256"] in text and "Retraining" in text
+
+
+def test_a_run_whose_first_snapshot_screens_best_has_no_medium_policy(picked, monkeypatch):
+    """The medium policy is an earlier snapshot than the expert; with none earlier, pick used to
+    copy the expert as medium.pt silently."""
+    _, tmp = picked
+    req = RunRequest(algo="ppo", dataset=None, env="Hopper-v5", seed=0, budget="smoke",
+                     overrides={"snapshot_every": "256"}, eval_episodes=2, out=tmp / "runs")
+    screens = iter([100.0, 50.0, 40.0, 30.0])
+    monkeypatch.setattr(reference, "_returns",
+                        lambda policy, env_id, episodes, seed: np.full(episodes, next(screens)))
+    with pytest.raises(DatasetError, match="screens best, so no earlier snapshot"):
+        reference.pick(run_dir(req), "Hopper-v5", tmp / "other", log=lambda m: None)
+    assert not (tmp / "other").exists()
 
 
 def test_policy_datasets_and_their_union(picked, tmp_path, monkeypatch):
