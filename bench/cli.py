@@ -8,6 +8,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench.config import BUDGET_NAMES, EVAL_MODES, check_seed
 from bench.errors import BenchError, DatasetError, UsageError
@@ -295,11 +296,28 @@ def _require_results_root(root: Path) -> None:
                          "were written to (default ./results).")
 
 
+def _unmatched_filters(loaded: Any, args: argparse.Namespace, root: Path) -> None:
+    """Name each --dataset / --algo / --variant value that no run under ``root`` has, with the
+    close ones that exist (a typo otherwise showed an empty table and nothing else)."""
+    import difflib
+
+    for column, wanted in (("dataset", args.dataset), ("algo", args.algo),
+                           ("variant", args.variant)):
+        present = sorted(set(loaded[column])) if column in loaded else []
+        for name in wanted or []:
+            if name not in present:
+                close = difflib.get_close_matches(name, present, n=3, cutoff=0.5)
+                print(f"[bench] no finished run under {root} has {column} {name!r}"
+                      + (f"; did you mean: {', '.join(close)}?" if close else "."),
+                      file=sys.stderr)
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     from bench.results import format_table, load_results, score_table, select_runs
 
     _require_results_root(args.out)
     loaded = load_results(args.out, conditions=args.conditions)
+    _unmatched_filters(loaded, args, args.out)
     runs = select_runs(loaded, args.dataset, args.algo, args.variant)
     table = format_table(score_table(runs), args.format)
     print(table, end="" if table.endswith("\n") else "\n")  # csv ends with its own newline

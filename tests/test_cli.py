@@ -120,6 +120,8 @@ def test_results_table_formats(tiny_dataset, tmp_path):
     assert len(only_bc) == 1 and only_bc[0]["seeds"] == 3
     assert json.loads(run_cli("results", "--out", str(tmp_path), "--format", "json",
                               "--algo", "dt").stdout) == []
+    typo = run_cli("results", "--out", str(tmp_path), "--algo", "bcc")
+    assert typo.returncode == 0 and "has algo 'bcc'; did you mean: bc?" in typo.stderr
     assert json.loads(run_cli("results", "--out", str(tmp_path), "--format", "json",
                               "--variant", "quick").stdout) == []  # the runs are smoke
 
