@@ -452,6 +452,10 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
         "ref_min": ref.ref_min if ref else None, "ref_max": ref.ref_max if ref else None,
         "ref_source": ref.source if ref else None,
         "conditions": eval_results,
+        # How the episodes were run: episode i of each condition reset with first_seed + i.
+        "evaluation": {"first_seed": eval_seed(req.seed), "episodes": req.eval_episodes,
+                       "mode": req.eval_mode, "torch_threads": torch.get_num_threads(),
+                       "batch_invariant_act": bool(getattr(algo, "batch_invariant_act", False))},
         "timings": {
             "train_seconds": train_seconds, "eval_seconds": eval_seconds,
             "wall_seconds_this_session": time.perf_counter() - wall_start,

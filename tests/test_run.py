@@ -1,11 +1,12 @@
 import json
 import multiprocessing as mp
 
+import numpy as np
 import pytest
 import torch
 
 from bench.errors import BenchError, NonFiniteLossError, UsageError
-from bench.run import RunRequest, SimulatedKill, execute, run_dir
+from bench.run import RunRequest, SimulatedKill, eval_seed, execute, run_dir
 
 
 def _metrics(directory):
@@ -56,6 +57,13 @@ def test_run_directory_records_everything(tiny_dataset, tmp_path):
         assert key in result
     assert len(result["episode_returns"]) == 2
     assert set(result["conditions"]) == {"target=3600", "target=1800"}
+    # The score is the dataset's reference pair applied to these very returns.
+    span = result["ref_max"] - result["ref_min"]
+    assert result["normalized_score"] == pytest.approx(
+        100 * (np.mean(result["episode_returns"]) - result["ref_min"]) / span)
+    assert result["evaluation"] == {"first_seed": eval_seed(3), "episodes": 2, "mode": "sync",
+                                    "torch_threads": torch.get_num_threads(),
+                                    "batch_invariant_act": True}
     ds = json.loads((d / "dataset.json").read_text())
     assert ds["sha256"] and ds["provenance"]["source"] == "self-generated"
     cfg = json.loads((d / "config.json").read_text())
