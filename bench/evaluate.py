@@ -49,6 +49,10 @@ from bench.progress import progress_bar
 
 MakeEnv = Callable[[], gym.Env]
 
+# A sharded evaluation gives up when no worker has reported a finished episode (or anything
+# else) for this long: far longer than any round of episodes takes, short of waiting forever.
+SHARD_SILENCE_S = 1800.0
+
 
 @dataclass
 class EvalResult:
@@ -229,7 +233,13 @@ def _evaluate_sharded(agent: Any, make_env: MakeEnv, episodes: int, n: int, shar
         pending = dict(enumerate(conns))
         with progress_bar(total=episodes, desc=desc, unit="ep") as bar:
             while pending:
-                for conn in wait(list(pending.values())):
+                ready = wait(list(pending.values()), timeout=SHARD_SILENCE_S)
+                if not ready:  # a deadlocked or stuck worker would otherwise hang the run
+                    raise RuntimeError(
+                        f"evaluation workers {sorted(pending)} sent nothing for "
+                        f"{SHARD_SILENCE_S:.0f} s (not even a finished episode); rerun with "
+                        "--eval-mode sync to evaluate in this process")
+                for conn in ready:
                     index = next(i for i, c in pending.items() if c is conn)
                     try:
                         message = conn.recv()

@@ -240,6 +240,27 @@ def test_a_dying_shard_is_reported_with_its_exit_code():
         evaluate(agent, _short_hopper, episodes=4, seed=0, mode="sharded", shards=2)
 
 
+class _StuckAgent(PolicyAgent):
+    def act(self, observations, state):
+        import time
+
+        time.sleep(60)  # as a deadlocked worker would (the workers are killed when it gives up)
+        return super().act(observations, state)
+
+
+def test_a_silent_shard_is_given_up_on_not_waited_for_forever(monkeypatch):
+    import time
+
+    import bench.evaluate
+
+    monkeypatch.setattr(bench.evaluate, "SHARD_SILENCE_S", 1.0)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"sent nothing for 1 s.*--eval-mode sync"):
+        evaluate(_StuckAgent(_elementwise_policy, batch_invariant=True), _short_hopper,
+                 episodes=4, seed=0, mode="sharded", shards=2)
+    assert time.monotonic() - start < 30
+
+
 class _UsageErrorAgent(PolicyAgent):
     def act(self, observations, state):
         from bench.errors import UsageError
