@@ -76,6 +76,10 @@ def test_encoder_is_deterministic_and_batch_consistent(car_reference_dir):
     assert z1.shape == (5, 64) and z1.dtype == np.float32
     np.testing.assert_array_equal(z1, z2)
     np.testing.assert_allclose(encode_frames(encoder, frames[2:3])[0], z1[2], rtol=1e-5, atol=1e-6)
+    # It encodes: distinct frames give distinct latents in every dimension's spread (a constant
+    # or all-zero encoder passed the checks above).
+    assert (z1.std(axis=0) > 1e-4).mean() > 0.5
+    assert np.abs(z1[0] - z1[1]).max() > 1e-3
     with pytest.raises(ValueError, match="uint8"):
         encode_frames(encoder, frames.astype(np.float32))
     assert len(sha) == 64
@@ -193,10 +197,20 @@ def test_encoder_training_reduces_reconstruction_loss_and_writes_a_verified_card
     assert again["sha256"] == card["sha256"]
 
 
-def test_evaluator_runs_the_latent_env_in_workers_with_batched_encoding(car_reference_dir):
+def test_evaluator_runs_the_latent_env_in_workers_with_batched_encoding(car_reference_dir,
+                                                                        monkeypatch):
     import functools
 
+    import bench.evaluate
     from bench.evaluate import PolicyAgent, evaluate, worker_split
+
+    batches = []  # the frames encoded per call in the evaluator's process
+
+    def spied_split(env):
+        make_inner, transform = worker_split(env)
+        return make_inner, lambda frames: batches.append(len(frames)) or transform(frames)
+
+    monkeypatch.setattr(bench.evaluate, "worker_split", spied_split)
 
     make_env = functools.partial(gym.make, "bench/CarRacingLatent-v0", max_episode_steps=25)
     probe = make_env()
@@ -213,6 +227,7 @@ def test_evaluator_runs_the_latent_env_in_workers_with_batched_encoding(car_refe
     in_process = evaluate(PolicyAgent(policy), make_env, episodes=3, seed=7, mode="sync")
     np.testing.assert_array_equal(workers.lengths, [25, 25, 25])
     np.testing.assert_allclose(workers.returns, in_process.returns, rtol=1e-4)
+    assert batches and set(batches) == {3}, "auto: 3 envs in workers, their frames encoded at once"
 
 
 def test_latent_datasets_are_reproducible_from_their_seed(tiny_car_dataset):

@@ -26,10 +26,21 @@ def test_normalized_score():
 
 
 @pytest.mark.parametrize("mode, num_envs", [("sync", None), ("async", 3)])
-def test_vectorized_equals_sequential(mode, num_envs):
+def test_vectorized_equals_sequential(mode, num_envs, monkeypatch):
+    import bench.evaluate
+
+    made = []
+
+    class _SpiedWorkerEnvs(bench.evaluate._WorkerEnvs):
+        def __init__(self, *args, **kwargs):
+            made.append(args[1])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(bench.evaluate, "_WorkerEnvs", _SpiedWorkerEnvs)
     agent = PolicyAgent(_elementwise_policy)
     seq = evaluate_sequential(agent, _short_hopper, episodes=7, seed=5)
     vec = evaluate(agent, _short_hopper, episodes=7, seed=5, mode=mode, num_envs=num_envs)
+    assert made == ([3] if mode == "async" else []), "async steps its envs in worker processes"
     np.testing.assert_array_equal(vec.returns, seq.returns)
     np.testing.assert_array_equal(vec.lengths, seq.lengths)
     assert len(set(seq.lengths.tolist())) > 1, "episodes of different lengths are covered"

@@ -178,6 +178,15 @@ def test_a_trained_goal_setter_is_a_goal_source_for_idms(tiny_dataset, tmp_path)
     run = next((tmp_path / "gs").rglob("result.json")).parent
     goals = load_goal_setter(run)(np.zeros((3, 11), np.float32))
     assert goals.shape == (3, 11) and np.isfinite(goals).all()
+    # An IDM's gs_ppo goal source acts with exactly that goal setter's goals.
+    from bench.goals import GoalConfig, GoalSetter
+
+    setter = GoalSetter(GoalConfig(goal_source="gs_ppo", goal_setter_run=str(run)), _spec(),
+                        torch.device("cpu"))
+    obs = np.random.default_rng(0).normal(0, 1, (3, 11)).astype(np.float32)
+    np.testing.assert_array_equal(setter.goals(obs, setter.initial_state(3, "goal=gs_ppo")),
+                                  load_goal_setter(run)(obs))
+    assert not np.allclose(load_goal_setter(run)(obs), obs)
     proc = run_cli("run", "--algo", "gcsl_idm", "--dataset", tiny_dataset, "--budget", "smoke",
                    "--set", "goal_source=gs_ppo", "--set", f"goal_setter_run={run}",
                    "--out", str(tmp_path / "idm"), "--eval-episodes", "2")

@@ -157,6 +157,15 @@ def test_learned_goal_model_fits_and_tracks_the_target_return():
     for _ in range(300):
         last = setter.update(setter.sample(sampler))["goal_mse"]
     assert last < 0.1 * first
+    # Acting asks the model: goals are the states 3 steps ahead (obs = (episode, step)), and the
+    # target return is one of its inputs.
+    obs = np.array([[2.0, 5.0], [7.0, 10.0], [4.0, 1.0]], np.float32)
+    ahead = obs + np.array([0.0, 3.0], np.float32)
+    goals = {t: setter.goals(obs, setter.initial_state(3, f"goal=learned,target={t}"))
+             for t in (50, 10)}
+    for t in (50, 10):
+        np.testing.assert_allclose(goals[t], ahead, atol=0.3)
+    assert not np.array_equal(goals[50], goals[10])
     state = setter.initial_state(2, "goal=learned,target=10")
     np.testing.assert_array_equal(state.returns_to_go, [10.0, 10.0])
     setter.observe(state, np.array([1.0, 2.5]))

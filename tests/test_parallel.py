@@ -49,6 +49,17 @@ def test_shards_draw_their_own_dropout_masks_reproducibly():
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert not torch.equal(first[0], other[0])
 
+    # ... and the two shards' masks differ: on identical halves of a batch, the dropout outputs
+    # of the two shards are not the same (one seed for both would make them so).
+    half = torch.randn(16, 8)
+    twin = torch.cat([half, half])
+    outputs = []
+    net[1].register_forward_hook(lambda module, args, out: outputs.append(out.detach().clone()))
+    torch.manual_seed(3)
+    sharded_backward(lambda rows: net(twin[rows]).sum(), 32, list(net.parameters()), shards=2)
+    assert len(outputs) == 2 and outputs[0].shape == outputs[1].shape == (16, 64)
+    assert not torch.equal(outputs[0], outputs[1])
+
 
 def _dt_updates(threads: int, use_vicreg: bool = False,
                 budget: str = "smoke") -> tuple[list[float], dict[str, torch.Tensor]]:

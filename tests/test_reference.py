@@ -61,6 +61,31 @@ def test_a_run_whose_first_snapshot_screens_best_has_no_medium_policy(picked, mo
     assert not (tmp / "other").exists()
 
 
+def test_pick_takes_the_earlier_snapshot_nearest_a_third_of_the_expert(picked, monkeypatch):
+    """The D4RL recipe with known returns: expert = the best screen (step 1024, 900); medium =
+    of the earlier snapshots, the one whose measured return is nearest 900 / 3 = 300 (step 512,
+    screened 320, measured 310), not simply the one before the expert."""
+    from pathlib import Path
+
+    _, tmp = picked
+    req = RunRequest(algo="ppo", dataset=None, env="Hopper-v5", seed=0, budget="smoke",
+                     overrides={"snapshot_every": "256"}, eval_episodes=2, out=tmp / "runs")
+    screens = {256: 100.0, 512: 320.0, 768: 700.0, 1024: 900.0}
+    measured = {256: 110.0, 512: 310.0, 768: 690.0, 1024: 900.0}
+    monkeypatch.setattr(reference.GaussianMLPPolicy, "load", staticmethod(lambda path, **kw: path))
+
+    def returns(policy, env_id, episodes, seed):
+        if not isinstance(policy, Path):  # the uniform random policy
+            return np.full(episodes, 5.0)
+        table = screens if episodes == reference.SCREEN_EPISODES else measured
+        return np.full(episodes, table[int(policy.stem.split("_")[1])])
+
+    monkeypatch.setattr(reference, "_returns", returns)
+    card = reference.pick(run_dir(req), "Hopper-v5", tmp / "rule", log=lambda m: None)
+    assert card["expert"]["env_steps"] == 1024 and card["expert"]["mean_return"] == 900.0
+    assert card["medium"]["env_steps"] == 512 and card["medium"]["mean_return"] == 310.0
+
+
 def test_policy_datasets_and_their_union(picked, tmp_path, monkeypatch):
     card, _ = picked
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))

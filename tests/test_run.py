@@ -23,8 +23,16 @@ def _req(tiny_dataset, tmp_path, **kw):
 
 
 @pytest.mark.parametrize("algo", ["dt", "bc"])
-def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tiny_dataset, tmp_path, algo):
+def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tiny_dataset, tmp_path, algo,
+                                                            monkeypatch):
+    from bench import registry
+
+    cls = registry.get(algo).cls
+    updates = []
+    real_update = cls.update
+    monkeypatch.setattr(cls, "update", lambda self, batch: updates.append(1) or real_update(self, batch))
     full = execute(_req(tiny_dataset, tmp_path / "a", algo=algo), log=lambda m: None)
+    assert len(updates) == 12
     with pytest.raises(SimulatedKill):
         execute(_req(tiny_dataset, tmp_path / "b", algo=algo, stop_after=7), log=lambda m: None)
     killed_dir = run_dir(_req(tiny_dataset, tmp_path / "b", algo=algo))
@@ -32,7 +40,11 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tiny_dataset, tmp_pa
     # Without --resume, the unfinished run is protected (usage error, nothing overwritten).
     with pytest.raises(UsageError, match="--resume"):
         execute(_req(tiny_dataset, tmp_path / "b", algo=algo), log=lambda m: None)
+    updates.clear()
     resumed = execute(_req(tiny_dataset, tmp_path / "b", algo=algo, resume=True), log=lambda m: None)
+    # It continued from the step-4 checkpoint (killed at 7): 8 updates, not a silent restart of
+    # 12, which a deterministic run would make look the same.
+    assert len(updates) == 12 - 4
     assert _metrics(killed_dir) == _metrics(run_dir(_req(tiny_dataset, tmp_path / "a", algo=algo)))
     assert resumed["episode_returns"] == full["episode_returns"]
 
@@ -57,7 +69,9 @@ def test_run_directory_records_everything(tiny_dataset, tmp_path):
         assert key in result
     assert len(result["episode_returns"]) == 2
     assert set(result["conditions"]) == {"target=3600", "target=1800"}
-    # The score is the dataset's reference pair applied to these very returns.
+    # The score is the dataset's reference pair (tiny_dataset's: 0 and 100, conftest) applied to
+    # these very returns.
+    assert (result["ref_min"], result["ref_max"]) == (0.0, 100.0)
     span = result["ref_max"] - result["ref_min"]
     assert result["normalized_score"] == pytest.approx(
         100 * (np.mean(result["episode_returns"]) - result["ref_min"]) / span)

@@ -17,6 +17,14 @@ def test_identical_embeddings_have_zero_invariance():
     assert vicreg_terms(z, z.clone())["invariance"].item() == 0.0
 
 
+def test_invariance_is_the_mean_squared_distance_of_the_pairs():
+    g = torch.Generator().manual_seed(1)
+    za, zb = torch.randn(64, 8, generator=g), torch.randn(64, 8, generator=g)
+    assert vicreg_terms(za, za + 1.0)["invariance"].item() == pytest.approx(1.0)
+    assert vicreg_terms(za, za + 3.0)["invariance"].item() == pytest.approx(9.0)
+    assert vicreg_terms(za, zb)["invariance"].item() == pytest.approx(((za - zb) ** 2).mean().item())
+
+
 def test_collapsed_embeddings_put_the_variance_term_at_its_maximum():
     z = torch.ones(64, 8) * 3.0
     terms = vicreg_terms(z, z.clone(), eps=1e-4)
