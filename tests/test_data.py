@@ -220,10 +220,17 @@ def test_made_datasets_are_cached_flat_and_match_a_cold_read(tiny_dataset):
         np.testing.assert_array_equal(getattr(cached, field), getattr(cold, field))
 
 
-def test_async_and_sync_collection_give_identical_episodes():
+def test_async_and_sync_collection_give_identical_episodes(monkeypatch):
     import gymnasium as gym
 
     from bench.data.generate import UniformRandomPolicy, collect_episodes
+
+    made = []  # the vector env classes collection used (forcing one for both passed before)
+    for name in ("SyncVectorEnv", "AsyncVectorEnv"):
+        real = getattr(gym.vector, name)
+        monkeypatch.setattr(gym.vector, name, type(name, (real,), {
+            "__init__": lambda self, *a, _real=real, _name=name, **k: (
+                made.append(_name), _real.__init__(self, *a, **k))[1]}))
 
     def make_env():
         return gym.make("Hopper-v5", max_episode_steps=40)
@@ -231,6 +238,7 @@ def test_async_and_sync_collection_give_identical_episodes():
     low, high = -np.ones(3, np.float32), np.ones(3, np.float32)
     runs = [collect_episodes(make_env, UniformRandomPolicy(low, high, seed=3), num_transitions=500,
                              seed=7, num_envs=4, vectorization=mode) for mode in ("sync", "async")]
+    assert made == ["SyncVectorEnv", "AsyncVectorEnv"]
     assert len(runs[0]) == len(runs[1]) and sum(len(b.actions) for b in runs[0]) >= 500
     for a, b in zip(*runs):
         assert a.seed == b.seed

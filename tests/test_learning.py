@@ -39,12 +39,15 @@ def _random_returns(episodes: int, seed: int) -> np.ndarray:
                     episodes=episodes, seed=seed, mode="sync").returns
 
 
-@pytest.mark.parametrize("algo, updates", [("bc", 2000), ("gcsl_idm", 2000)])
+@pytest.mark.parametrize("algo, overrides", [
+    ("bc", {"num_updates": "2000"}),
+    # goals from the data's best states: needs no goal model
+    ("gcsl_idm", {"num_updates": "2000", "goal_source": "dataset"}),
+    # DT at its smoke size (1 layer, embed 32, K 5), a target near the data's 200-step returns
+    ("dt", {"num_updates": "600", "batch_size": "32", "lr": "1e-3", "target_returns": "800"}),
+])
 def test_an_offline_learner_on_expert_data_beats_a_random_policy(expert_dataset, tmp_path,
-                                                                 algo, updates):
-    overrides = {"num_updates": str(updates)}
-    if algo == "gcsl_idm":  # goals from the data's best states: needs no goal model
-        overrides["goal_source"] = "dataset"
+                                                                 algo, overrides):
     result = execute(RunRequest(algo=algo, dataset=expert_dataset, seed=0, budget="smoke",
                                 overrides=overrides, out=tmp_path, eval_episodes=3),
                      log=lambda m: None)
