@@ -177,6 +177,13 @@ def restore_rng_state(checkpoint: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in checkpoint["cuda_rng"]])
 
 
+def check_results_root(out: Path) -> None:
+    """A usage error when ``--out`` names a file (runs and sweeps check it before anything)."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"--out {out} is a file, not a directory; give a directory for the "
+                         "results root (default ./results).")
+
+
 def finished_result(path: Path) -> dict[str, Any]:
     """A finished run's result.json, or a clear error when it is damaged."""
     try:
@@ -212,9 +219,7 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     check_choice("eval mode", req.eval_mode, EVAL_MODES)
     device = pick_device(req.device)
     directory = run_dir(req)
-    if Path(req.out).exists() and not Path(req.out).is_dir():
-        raise UsageError(f"--out {req.out} is a file, not a directory; give a directory for the "
-                         "results.")
+    check_results_root(req.out)
     finished = _finished_or_refused(req, directory, log)
     if finished is not None:
         return finished

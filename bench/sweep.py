@@ -47,8 +47,8 @@ from bench.data.resolve import check_dataset_name
 from bench.io import atomic_write_json
 from bench.locks import file_lock
 from bench.progress import progress_bar
-from bench.run import (RunRequest, check_env_id, check_snapshots, finished_result, pick_device,
-                       run_dir)
+from bench.run import (RunRequest, check_env_id, check_results_root, check_snapshots,
+                       finished_result, pick_device, run_dir)
 
 SWEEP_KEYS = {"algo", "dataset", "env", "seed", "budget", "set", "eval_episodes", "eval_mode",
               "device"}
@@ -483,9 +483,7 @@ def run_sweep(specs: list[SweepSpec], out: Path, *, backend: str = "local", jobs
         for device in dict.fromkeys(spec.device for spec in specs):
             pick_device(device)
     out = Path(out)
-    if out.exists() and not out.is_dir():  # before anything is listed or run (as `bench run`)
-        raise UsageError(f"--out {out} is a file, not a directory; give a directory for the "
-                         "results root (default ./results).")
+    check_results_root(out)  # before anything is listed or run
     requests = expand_all(specs, out)
     if dry_run:
         for req in requests:

@@ -34,7 +34,6 @@ from bench.nn.vicreg import VICRegFields, VICRegHead
 from bench.registry import register
 
 
-
 @dataclass
 class DTConfig(TrainConfig, VICRegFields):
     num_updates: int = 100_000

@@ -96,9 +96,8 @@ class GoalSetterPPOConfig(PPOConfig):
     def problems(self) -> list[str]:
         out = (super().problems() + at_least(self, 1, "max_offset", "idm_batch_size", "buffer_size")
                + at_least(self, 0, "idm_pretrain_updates", "idm_updates_per_iteration", "closeness_coef")
-               + positive_sizes(self, "idm_hidden", "idm_state_encoder"))
-        if self.goal_clip <= 0:
-            out.append(f"goal_clip must be > 0, got {self.goal_clip!r}")
+               + positive_sizes(self, "idm_hidden", "idm_state_encoder")
+               + positive(self, "goal_clip"))
         if self.vicreg_weight > 0 and not self.idm_state_encoder:
             out.append("VICReg regularizes the IDM's state encoder: set idm_state_encoder (e.g. "
                        "--set idm_state_encoder=256)")
