@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BUDGET_NAMES, EVAL_MODES, check_seed
-from bench.errors import BenchError, DatasetError, UsageError
+from bench.errors import BenchError, DatasetError, UsageError, close_matches
 
 DEFAULT_OUT = Path("results")
 
@@ -299,14 +299,12 @@ def _require_results_root(root: Path) -> None:
 def _unmatched_filters(loaded: Any, args: argparse.Namespace, root: Path) -> None:
     """Name each --dataset / --algo / --variant value that no run under ``root`` has, with the
     close ones that exist (a typo otherwise showed an empty table and nothing else)."""
-    import difflib
-
     for column, wanted in (("dataset", args.dataset), ("algo", args.algo),
                            ("variant", args.variant)):
         present = sorted(set(loaded[column])) if column in loaded else []
         for name in wanted or []:
             if name not in present:
-                close = difflib.get_close_matches(name, present, n=3, cutoff=0.5)
+                close = close_matches(name, present)
                 print(f"[bench] no finished run under {root} has {column} {name!r}"
                       + (f"; did you mean: {', '.join(close)}?" if close else "."),
                       file=sys.stderr)

@@ -25,9 +25,14 @@ class NonFiniteLossError(BenchError):
     """Training produced NaN/inf; the last good checkpoint is kept."""
 
 
+def close_matches(name: str, known: Iterable[str]) -> list[str]:
+    """Up to three of ``known`` that look like ``name`` (for "did you mean" hints)."""
+    return difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
+
+
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> UsageError:
     """A UsageError for an unknown name that lists the closest known names."""
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    close = close_matches(name, known)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return UsageError(f"unknown {kind} {name!r}.{hint} Known: {', '.join(known)}.")
