@@ -21,6 +21,12 @@ class Algorithm:
     # not: the GEMM kernel, and so the last bits, depend on the batch's row count and the thread
     # count; decorating ``act`` with ``bench.nn.layers.row_invariant_act`` makes it so.
     batch_invariant_act: ClassVar[bool] = False
+    # The kinds of observation and action space the algorithm takes (``bench.spaces.space_kind``):
+    # a run on data or an env with another kind is refused before anything is written, and the
+    # refusal lists the algorithms that declare that kind. Every built-in one takes flat vectors
+    # and continuous actions.
+    accepts_observations: ClassVar[tuple[str, ...]] = ("vector",)
+    accepts_actions: ClassVar[tuple[str, ...]] = ("box",)
 
     def __init__(self, config: Any, spec: DatasetSpec, device: torch.device) -> None:
         self.config = config

@@ -1,17 +1,23 @@
 """Command line: ``bench run | list | datasets | results | sweep | report`` (also ``python -m bench``).
 
-Exit codes: 0 success, 1 a run or dataset failed (message says why), 2 usage error.
+Exit codes: 0 success, 1 a run or dataset failed (message says why), 2 usage error, 130
+interrupted by Ctrl-C and 143 by SIGTERM (both stop the same way: resumable), 141 the reader of
+the output went away (``bench list | head -n 1``; stops quietly, as tools killed by SIGPIPE do).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from bench.config import BUDGET_NAMES, EVAL_MODES, check_seed
-from bench.errors import BenchError, DatasetError, UsageError, close_matches
+from bench.errors import BenchError, DatasetError, Terminated, UsageError, close_matches
 
 DEFAULT_OUT = Path("results")
 
@@ -158,11 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shown(value: Any, spec: str) -> str:
+    return "?" if value is None else format(value, spec)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.config import parse_overrides
-    from bench.run import RunRequest, execute
+    from bench.run import RunRequest, canonical_request_overrides, execute
 
-    overrides = parse_overrides(args.overrides)
+    # Canonical from here on (lr=1e-3 → lr=0.001): one spelling per setting, one run directory.
+    overrides = canonical_request_overrides(args.algo, parse_overrides(args.overrides))
     for seed in args.seed or [0]:
         req = RunRequest(algo=args.algo, dataset=args.dataset, env=args.env, seed=seed, budget=args.budget,
                          overrides=overrides, out=args.out, resume=args.resume, device=args.device,
@@ -170,10 +181,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = execute(req)
         score = result["normalized_score"]
         score_txt = "n/a (no reference scores)" if score is None else f"{score:.1f}"
-        print(f"{args.algo} on {args.dataset or args.env} seed {seed} [{result['condition']}]: "
-              f"return {result['mean_return']:.1f}, normalized score {score_txt} "
-              f"({result['timings']['train_seconds']:.0f}s training, "
-              f"{result['timings']['eval_seconds']:.0f}s evaluation)")
+        # A finished run's record is shown as read (results.py checked its types; fields a
+        # hand-made one leaves out read "?").
+        timings = result.get("timings") or {}
+        print(f"{args.algo} on {args.dataset or args.env} seed {seed} "
+              f"[{result.get('condition', 'default')}]: "
+              f"return {_shown(result.get('mean_return'), '.1f')}, normalized score {score_txt} "
+              f"({_shown(timings.get('train_seconds'), '.0f')}s training, "
+              f"{_shown(timings.get('eval_seconds'), '.0f')}s evaluation)")
     return 0
 
 
@@ -183,6 +198,8 @@ def _dataset_status(alias) -> tuple[str, str]:
     if alias.official_id and storage.is_present(alias.official_id):
         return "official (local)", alias.official_id
     if storage.is_present(alias.local_id):
+        if storage.incomplete_reason(alias.local_id, storage.read_metadata(alias.local_id)):
+            return "incomplete (make --force)", alias.local_id
         return "self-generated (local)", alias.local_id
     if storage.dataset_dir(alias.local_id).exists():  # e.g. a make that was killed
         return "incomplete (make --force)", alias.local_id
@@ -234,8 +251,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         return 0
     if args.datasets_cmd == "verify":
         return _verify(args.name)
-    ds = resolve(args.name, make_missing=False, download=False)
+    ds = resolve(args.name, make_missing=False, download=False, check_complete=False)
     info = ds.provenance()
+    reason = storage.incomplete_reason(ds.dataset_id, ds.metadata)
+    info["status"] = f"incomplete: {reason}" if reason else "complete"
     info["path"] = str(ds.path)
     info["description"] = ds.metadata.get("description")
     info["env_spec"] = ds.metadata.get("env_spec")
@@ -255,16 +274,24 @@ def _verify(name: str | None) -> int:
         # A dataset directory with either file: one that lost the other is broken, not absent.
         ids = sorted({str(p.parent.parent.relative_to(root))
                       for pattern in ("*/*/*/data/metadata.json", "*/*/*/data/" + storage.DATA_FILE)
-                      for p in root.glob(pattern)})
+                      for p in root.glob(pattern) if not p.relative_to(root).parts[0].startswith(".")})
     bad = 0
     for dataset_id in ids:
         try:
-            recorded = storage.read_metadata(dataset_id).get("data_sha256")
+            metadata = storage.read_metadata(dataset_id)
         except DatasetError as exc:
             if name is not None:
                 raise
             bad += 1
             print(f"BROKEN {dataset_id}: {exc}")
+            continue
+        recorded = metadata.get("data_sha256")
+        reason = (storage.incomplete_reason(dataset_id, metadata)
+                  if storage.data_file(dataset_id).is_file() else None)
+        if reason is not None:
+            bad += 1
+            print(f"INCOMPLETE {dataset_id}: {reason}. Make it again with `bench datasets make "
+                  "<alias> --force` (keeps a backup).")
             continue
         if recorded is None:
             if name is not None:
@@ -347,10 +374,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         report = run_sweep(specs, args.out, backend=args.backend, jobs=args.jobs,
                            address=args.address, dry_run=args.dry_run,
                            log=print if args.dry_run else None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
         print("bench: sweep interrupted; run the same command again to finish it (finished runs "
               "are skipped, interrupted ones resume from their checkpoint).", file=sys.stderr)
-        return 130
+        return _interrupted_code(exc)
     if report is None:  # --dry-run
         return 0
     print(format_summary(report))
@@ -371,17 +398,84 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "datasets": cmd_datasets, "results
             "sweep": cmd_sweep, "report": cmd_report}
 
 
+def _how_to_continue(args: argparse.Namespace) -> str:
+    """What to type after an interrupt: a dataset is made again from the start (nothing of an
+    interrupted one is kept), a run continues from its checkpoint."""
+    if args.command == "datasets" and args.datasets_cmd == "make":
+        force = " --force" if args.force else ""
+        return (f"nothing was written to the Minari root; `bench datasets make {args.name}{force}` "
+                "makes it again from the start.")
+    if args.command == "run":
+        return "the same command with --resume continues from the last checkpoint."
+    return "nothing was left half done; run the command again."
+
+
+def _interrupted_code(exc: KeyboardInterrupt) -> int:
+    return getattr(exc, "exit_code", 130)  # 130 = 128 + SIGINT; Terminated: 143
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a job scheduler) raises Terminated, a KeyboardInterrupt, while the
+    command runs: it stops exactly as on Ctrl-C, with the same message and resumable state."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    pid = os.getpid()
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if os.getpid() != pid:
+            # A forked child (a sharded evaluation, async envs) inherits this handler; its parent
+            # stops it with SIGTERM, so it dies as it would have without the handler.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _silence_broken_pipes() -> None:
+    """Point every output whose reader went away at /dev/null: the output still buffered for it
+    would otherwise raise again (with a traceback) when Python flushes it at exit."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+            except (OSError, ValueError):  # a stream without a file descriptor (tests)
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with _sigterm_as_interrupt():
+            return _main(args)
+    except BrokenPipeError:
+        # `bench list | head -n 1`: the reader has what it wanted. Stop without a traceback, with
+        # the status a shell reports for tools that SIGPIPE stops (128 + 13).
+        _silence_broken_pipes()
+        return 141
+
+
+def _main(args: argparse.Namespace) -> int:
+    try:
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, not at exit: a reader that went away is noticed in main()
+        return code
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("bench: interrupted; `bench run ... --resume` continues from the last checkpoint.",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"bench: {what}; {_how_to_continue(args)}", file=sys.stderr)
+        return _interrupted_code(exc)
     except (MemoryError, RuntimeError) as exc:
         # Out of memory is usually settings too large for the machine (--set hidden=1000000000);
         # torch reports it as a RuntimeError ("can't allocate memory", CUDA "out of memory").

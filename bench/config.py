@@ -142,8 +142,17 @@ def make_config(
     values.update(cls.BUDGETS.get(budget, {}))
     values.update(presets or {})
     values.update(fixed or {})
+    values.update(parse_overrides_for(cls, overrides, fixed))
+    return cls(**values)
+
+
+def parse_overrides_for(cls: type, overrides: dict[str, str] | None,
+                        fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The values of ``--set`` overrides for config class ``cls``: a usage error for a key the
+    class lacks, a key the algorithm variant fixes, or a value its field's type cannot take."""
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
     for key, raw in (overrides or {}).items():
         if key not in fields:
             raise unknown_name(f"config key for {cls.__name__}", key, fields)
@@ -151,7 +160,63 @@ def make_config(
             raise UsageError(f"{key!r} is fixed by this algorithm variant (to {fixed[key]!r}); "
                              f"use the base algorithm to change it.")
         values[key] = parse_value(key, raw, hints[key])
-    return cls(**values)
+    return values
+
+
+def canonical_overrides(cls: type, overrides: dict[str, str] | None,
+                        fixed: dict[str, Any] | None = None) -> dict[str, str]:
+    """``overrides`` with each value in the one spelling of what it parses to for ``cls``
+    (``lr=1e-3``, ``lr=0.0010`` → ``lr=0.001``; ``flag=yes`` → ``flag=true``), so that the
+    run directory, config.json and result.json name one setting one way whatever was typed.
+    Errors as ``make_config``'s."""
+    hints = typing.get_type_hints(cls)
+    parsed = parse_overrides_for(cls, overrides, fixed)
+    return {key: canonical_text(key, value, hints[key], (overrides or {})[key])
+            for key, value in parsed.items()}
+
+
+def canonical_text(key: str, value: Any, annotation: Any, raw: str) -> str:
+    """The canonical ``--set`` text of ``value`` (parsed from ``raw`` as ``annotation``): floats
+    as their shortest round-trip repr, ints in decimal, booleans ``true``/``false``, None
+    ``none``, tuples comma-joined (a JSON list where commas would change them), text as typed.
+    Whatever text it picks parses back to ``value``; ``raw`` is kept where none would."""
+    candidates = [_plain_text(value)]
+    if isinstance(value, (tuple, list)):
+        candidates.append(json.dumps([_json_item(v) for v in value]))
+    for text in candidates:
+        try:
+            if _same(parse_value(key, text, annotation), value):
+                return text
+        except UsageError:
+            pass
+    return raw
+
+
+def _plain_text(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value + 0.0)  # + 0.0 turns -0.0 into 0.0: equal values, one spelling
+    if isinstance(value, (tuple, list)):
+        return ",".join(_plain_text(v) for v in value)
+    return str(value)
+
+
+def _json_item(value: Any) -> Any:
+    # Elements go back through str() before parse_value reads them, so numbers and booleans
+    # are written as their canonical text (JSON cannot hold inf).
+    return value if isinstance(value, str) else _plain_text(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, NaN equal to NaN (NaN itself is refused later, by the config's checks)."""
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
@@ -205,7 +270,7 @@ def parse_value(key: str, raw: str, annotation: Any) -> Any:
             return raw
     except UsageError:
         raise
-    except (ValueError, json.JSONDecodeError) as exc:
+    except (ValueError, json.JSONDecodeError, RecursionError) as exc:  # RecursionError: [[[[…
         raise UsageError(f"bad value for {key}: {raw!r} is not a valid "
                          f"{getattr(annotation, '__name__', annotation)} ({exc}).") from None
     raise UsageError(f"config key {key!r} has a type ({annotation}) that --set cannot parse.")
@@ -215,13 +280,38 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def config_to_json(config: Any) -> dict[str, Any]:
+    """``config_to_dict`` for a JSON file: an infinite bound (``--set grad_clip=inf``) is written
+    as its ``--set`` text ``"inf"``, since strict JSON has no infinity; ``config_from_dict``
+    reads it back."""
+    def safe(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return repr(value)
+        if isinstance(value, (tuple, list)):
+            return [safe(v) for v in value]
+        return value
+
+    return {k: safe(v) for k, v in config_to_dict(config).items()}
+
+
 def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
-    """Rebuild a config saved with ``config_to_dict`` (e.g. in a checkpoint); tuple fields come
-    back as tuples, and fields unknown to ``cls`` are an error."""
+    """Rebuild a config saved with ``config_to_dict`` (e.g. in a checkpoint) or
+    ``config_to_json`` (config.json, a reference card); tuple fields come back as tuples,
+    ``"inf"`` in a float field as the number, and fields unknown to ``cls`` are an error."""
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - fields
     if unknown:
         raise UsageError(f"saved config has fields {sorted(unknown)} that {cls.__name__} lacks")
-    return cls(**{k: tuple(v) if typing.get_origin(hints[k]) is tuple and isinstance(v, list)
-                  else v for k, v in values.items()})
+
+    def restore(value: Any, annotation: Any) -> Any:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if typing.get_origin(annotation) is tuple and isinstance(value, list):
+            return tuple(restore(v, args[0] if args else Any) for v in value)
+        floaty = annotation is float or (typing.get_origin(annotation) in
+                                         (typing.Union, types.UnionType) and float in args)
+        if floaty and value in ("inf", "-inf", "nan"):
+            return float(value)
+        return value
+
+    return cls(**{k: restore(v, hints[k]) for k, v in values.items()})

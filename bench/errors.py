@@ -25,6 +25,22 @@ class NonFiniteLossError(BenchError):
     """Training produced NaN/inf; the last good checkpoint is kept."""
 
 
+class LockBusyError(BenchError):
+    """A lock another process holds (``path``): that process is doing the work now, which is
+    not a failure of the work itself (a sweep reports such a run as busy)."""
+
+    def __init__(self, message: str, path):
+        super().__init__(message)
+        self.path = path
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the CLI's main process on SIGTERM, so that a command stops exactly as on Ctrl-C
+    (state kept, resumable); its exit code is 143 (128 + SIGTERM) instead of 130."""
+
+    exit_code = 143
+
+
 def close_matches(name: str, known: Iterable[str]) -> list[str]:
     """Up to three of ``known`` that look like ``name`` (for "did you mean" hints)."""
     return difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)

@@ -45,6 +45,7 @@ from multiprocessing.connection import Connection, wait
 
 from bench.data.catalog import RefScores
 from bench.errors import BenchError
+from bench.perf import torch_threads
 from bench.progress import progress_bar
 
 MakeEnv = Callable[[], gym.Env]
@@ -310,7 +311,9 @@ def evaluate(
     else:
         envs = _EnvBatch(make_env, n)
     try:
-        with progress_bar(total=episodes, desc=desc, unit="ep") as bar:
+        # One torch thread, as in each shard: a batch of at most 32 observations gains little
+        # from a second thread, which spins against any other job on the cores.
+        with torch_threads(1), progress_bar(total=episodes, desc=desc, unit="ep") as bar:
             returns, lengths = _run_episodes(agent, envs, n, np.arange(episodes), seed,
                                              condition, bar.update)
     finally:

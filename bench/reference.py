@@ -42,11 +42,42 @@ def family_of(env_id: str) -> str:
 
 
 def card_scores(card: dict[str, Any]) -> tuple[float, float, str]:
-    """(ref_min, ref_max, source) that every dataset of a family normalizes with."""
-    source = (f"ref_min: uniform random policy, ref_max: {family_of(card['env_id'])} expert "
-              f"reference policy; mean returns over {card['episodes']} stochastic episodes "
+    """(ref_min, ref_max, source) that every dataset of a family normalizes with; a DatasetError
+    naming the card when they are missing, not finite, or not ref_max > ref_min."""
+    from bench.data.catalog import reference_problem
+
+    try:
+        family = family_of(card["env_id"])
+        ref_min, ref_max = card["random"]["mean_return"], card["expert"]["mean_return"]
+        episodes = card["episodes"]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise DatasetError(f"reference card {_card_name(card)} lacks its reference returns "
+                           f"({type(exc).__name__}: {exc}); {_card_fix(card)}") from None
+    problem = reference_problem(ref_min, ref_max)
+    if problem:
+        raise DatasetError(f"reference card {_card_name(card)}: its reference returns (random "
+                           f"and expert mean_return) {problem}, so no normalized score can be "
+                           f"computed; {_card_fix(card)}")
+    source = (f"ref_min: uniform random policy, ref_max: {family} expert "
+              f"reference policy; mean returns over {episodes} stochastic episodes "
               "(reference.json)")
-    return card["random"]["mean_return"], card["expert"]["mean_return"], source
+    return ref_min, ref_max, source
+
+
+def _card_name(card: Any) -> str:
+    env_id = card.get("env_id") if isinstance(card, dict) else None
+    return str(card_path(family_of(env_id))) if isinstance(env_id, str) else "(no env_id)"
+
+
+def _card_fix(card: Any) -> str:
+    return (f"restore {_card_name(card)} from git (`git checkout -- datasets/`) or pick the "
+            "reference policies again (`python -m bench.reference pick RUN_DIR --env ... --out "
+            "...`).")
+
+
+def card_path(family: str) -> Path:
+    """Where the reference card of ``family`` lives (it may not exist)."""
+    return reference_dir() / family / "reference.json"
 
 
 def reference_dir() -> Path:
@@ -56,13 +87,21 @@ def reference_dir() -> Path:
 
 
 def load_card(family: str) -> dict[str, Any]:
-    path = reference_dir() / family / "reference.json"
+    path = card_path(family)
     if not path.exists():
         raise DatasetError(f"no reference policy for {family}: {path} is missing. Train one "
                            f"(`bench run --algo ppo --env ... --set snapshot_every=50000`) and pick "
                            f"it (`python -m bench.reference pick RUN_DIR --env ... --out "
                            f"{reference_dir() / family}`), or use an official dataset.")
-    return json.loads(path.read_text())
+    try:
+        card = json.loads(path.read_text())
+    except ValueError as exc:  # invalid JSON, or bytes that are not UTF-8
+        raise DatasetError(f"reference card {path} cannot be read ({exc}); restore it from git "
+                           "(`git checkout -- datasets/`).") from None
+    if not isinstance(card, dict):
+        raise DatasetError(f"reference card {path} holds no JSON object; restore it from git "
+                           "(`git checkout -- datasets/`).")
+    return card
 
 
 def load_reference_policy(family: str, which: str, *, seed: int) -> tuple[GaussianMLPPolicy, dict]:
@@ -114,6 +153,19 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
             medium = i
         if abs(measured[i].mean() - target) <= 0.25 * target:
             break
+    env = gym.make(env_id)
+    rnd = _returns(UniformRandomPolicy(env.action_space.low, env.action_space.high, seed=0), env_id,
+                   REFERENCE_EPISODES, REFERENCE_SEED)
+    env.close()
+    from bench.data.catalog import reference_problem
+
+    # The card's random and expert returns normalize every score of the family: refuse a pair
+    # that cannot (an expert no better than random) before anything is written.
+    problem = reference_problem(float(rnd.mean()), float(expert_returns.mean()))
+    if problem:
+        raise DatasetError(f"the reference returns of {run_dir} (random policy and its best "
+                           f"snapshot as expert) {problem}; train longer, so that the expert "
+                           "beats the random policy, and pick again. Nothing was written.")
     out.mkdir(parents=True, exist_ok=True)
     card: dict[str, Any] = {"env_id": env_id, "episodes": REFERENCE_EPISODES,
                             "seeds": f"{REFERENCE_SEED} + episode index",
@@ -136,9 +188,6 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
                        "train_command": " ".join(config.get("command", [])),
                        "train_seed": config.get("seed"), "train_overrides": config.get("overrides")}
         log(f"{which}: {src.name}, return {returns.mean():.1f} ± {returns.std():.1f}")
-    env = gym.make(env_id)
-    rnd = _returns(UniformRandomPolicy(env.action_space.low, env.action_space.high, seed=0), env_id,
-                   REFERENCE_EPISODES, REFERENCE_SEED)
     card["random"] = {"mean_return": float(rnd.mean()), "std_return": float(rnd.std())}
     atomic_write_json(out / "reference.json", card)
     (out / "README.md").write_text(render_card(card))

@@ -602,10 +602,13 @@ display:block;margin:1em 0}p{line-height:1.45}"""
 
 
 def _inline(text: str) -> str:
-    # The only inline Markdown the report writes is **bold** and `code`.
-    escaped = html.escape(text)
+    # The only inline Markdown the report writes is **bold** and `code`. A mark without its
+    # pair (a stray backtick in a run's error message) stays as it is, as Markdown shows it.
+    escaped = html.escape(str(text))
     for mark, tag in (("**", "strong"), ("`", "code")):
         parts = escaped.split(mark)
+        if len(parts) % 2 == 0:
+            parts[-2:] = [parts[-2] + mark + parts[-1]]
         escaped = "".join(p if i % 2 == 0 else f"<{tag}>{p}</{tag}>" for i, p in enumerate(parts))
     return escaped
 
@@ -620,7 +623,7 @@ def to_html(blocks: list[Block], title: str) -> str:
             out.append(f"<p>{_inline(b[1])}</p>")
         elif b[0] == "table":
             head = "".join(f"<th>{html.escape(str(h))}</th>" for h in b[1])
-            body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r)
+            body = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r)
                            + "</tr>" for r in b[2])
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         elif b[0] == "img":

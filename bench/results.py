@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.io import loads_strict
+
 
 TIMING_COLUMNS = ["kind", "overrides", "train_seconds", "eval_seconds",
                   "wall_seconds", "updates_per_s", "env_steps_per_s", "eval_env_steps_per_s"]
@@ -56,7 +58,8 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
             skipped.append({**_dir_fields(path.parent), "status": "unreadable",
                             "error": f"result.json: {exc}", "path": str(path.parent)})
             continue
-        key = (r["dataset"], r["algo"], r.get("variant", r["budget"]), r["seed"])
+        r["variant"] = _variant(r)
+        key = (r["dataset"], r["algo"], r["variant"], r["seed"])
         if key in first:
             skipped.append({"dataset": key[0], "algo": key[1], "variant": key[2], "seed": key[3],
                             "status": "duplicate", "error": f"the same run as {first[key]}",
@@ -64,7 +67,7 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
             continue
         first[key] = str(path.parent)
         row = {
-            "dataset": r["dataset"], "algo": r["algo"], "variant": r.get("variant", r["budget"]),
+            "dataset": r["dataset"], "algo": r["algo"], "variant": r["variant"],
             "budget": r["budget"], "seed": r["seed"], "normalized_score": r["normalized_score"],
             "mean_return": r.get("mean_return"), "dataset_id": r.get("dataset_id"),
             "dataset_source": r.get("dataset_source"), "dataset_sha256": r.get("dataset_sha256"),
@@ -98,7 +101,11 @@ _TIMINGS = ("train_seconds", "eval_seconds", "wall_seconds_this_session", "updat
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    """A finite number: result.json is strict JSON, so NaN or ±inf there (``-Infinity`` written
+    by older versions for a score normalized with equal reference returns, or ``1e999``) is
+    damage, not a score."""
+    return (isinstance(x, (int, float)) and not isinstance(x, bool)
+            and (isinstance(x, int) or math.isfinite(x)))
 
 
 def _read_record(path: Path, conditions: bool = False) -> dict[str, Any]:
@@ -107,7 +114,7 @@ def _read_record(path: Path, conditions: bool = False) -> dict[str, Any]:
     raises ValueError saying what is wrong, so that it is skipped and named like invalid JSON
     rather than losing the whole table to a KeyError or TypeError; ``conditions``: each
     evaluation condition must carry its own score."""
-    r = json.loads(path.read_text())
+    r = loads_strict(path.read_text())  # NaN / -Infinity literals: a ValueError, unreadable
     if not isinstance(r, dict):
         kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(
             type(r), "a number")
@@ -127,8 +134,13 @@ def _read_record(path: Path, conditions: bool = False) -> dict[str, Any]:
     for key in _OPTIONAL_STRINGS:
         check(r, key, r.get(key) is None or isinstance(r[key], str), "a string or null")
     check(r, "normalized_score", "normalized_score" in r, "a number or null")
+    returns = r.get("episode_returns", [])  # `bench run` shows a finished run from it
+    check(r, "episode_returns", isinstance(returns, list) and all(map(_is_number, returns)),
+          "a list of numbers")
     for key in _OPTIONAL_NUMBERS:
-        check(r, key, r.get(key) is None or _is_number(r[key]), "a number or null")
+        check(r, key, r.get(key) is None or _is_number(r[key]), "a finite number or null")
+    if r.get("ref_min") is not None and r.get("ref_max") is not None:
+        check(r, "ref_max", r["ref_max"] > r["ref_min"], f"above ref_min ({r['ref_min']!r})")
     timings = r.get("timings") or {}
     check(r, "timings", isinstance(timings, dict), "an object or null")
     for key in _TIMINGS:
@@ -146,6 +158,18 @@ def _read_record(path: Path, conditions: bool = False) -> dict[str, Any]:
         check(c, "episode_lengths", isinstance(lengths, list) and all(map(_is_number, lengths)),
               "a list of numbers", where)
     return r
+
+
+def _variant(r: dict[str, Any]) -> str:
+    """The record's variant under canonical spelling of its overrides (``quick,lr=1e-3`` from
+    an older version is ``quick,lr=0.001``), so that one setting is one row whatever it was
+    typed as; as stored where it cannot be re-derived (an algorithm not registered here)."""
+    stored = r.get("variant", r["budget"])
+    if not r.get("overrides"):  # no overrides: the budget alone, nothing to respell
+        return stored
+    from bench.run import canonical_variant  # the registry: imported only when needed
+
+    return canonical_variant(r["algo"], r["budget"], r["overrides"]) or stored
 
 
 def _commit(r: dict[str, Any]) -> str | None:
@@ -202,8 +226,28 @@ def incomplete_runs(root: Path) -> pd.DataFrame:
                 error = "unreadable error.json"
         elif (d / "checkpoint.pt").exists():
             status = "unfinished"
-        rows.append({**_dir_fields(d), "status": status, "error": error, "path": str(d)})
+        fields = _dir_fields(d)
+        if fields["algo"] and fields["variant"] and "=" in fields["variant"]:
+            fields["variant"] = _dir_variant(fields["algo"], fields["variant"])
+        rows.append({**fields, "status": status, "error": error, "path": str(d)})
     return pd.DataFrame(rows, columns=STATUS_COLUMNS)
+
+
+def _dir_variant(algo: str, name: str) -> str:
+    """A run directory's variant name under canonical spelling (as ``_variant``), where it can
+    be read back into settings; else as it is."""
+    from dataclasses import fields
+
+    from bench import registry
+    from bench.errors import UsageError
+    from bench.run import canonical_variant, parse_variant_name
+
+    try:
+        known = {f.name for f in fields(registry.get(algo).config_cls)}
+    except UsageError:
+        return name
+    settings = parse_variant_name(name, known)
+    return (canonical_variant(algo, *settings) if settings else None) or name
 
 
 def t_interval(values: np.ndarray, confidence: float = 0.95) -> float:

@@ -13,6 +13,7 @@ Run directory ``<out>/<dataset>/<algo>/<variant>/seed_<n>/``::
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -34,16 +35,18 @@ import torch
 
 from bench import registry
 from bench.algorithm import Algorithm
-from bench.config import (DEVICES, EVAL_MODES, check_choice, check_count, check_seed,
-                          config_to_dict, make_config)
+from bench.config import (DEVICES, EVAL_MODES, canonical_overrides, check_choice, check_count,
+                          check_seed, config_to_dict, config_to_json, make_config)
 from bench.data import DatasetSpec, Sampler, load_flat, resolve
+from bench.data.resolve import check_dataset_name, make_env
 from bench.data.generate import package_versions
-from bench.errors import BenchError, NonFiniteLossError, UsageError, unknown_name
+from bench.errors import BenchError, DatasetError, NonFiniteLossError, UsageError, unknown_name
 from bench.evaluate import evaluate, normalized_score
-from bench.io import atomic_write_bytes, atomic_write_json, read_json
+from bench.io import atomic_write_bytes, atomic_write_json
 from bench.locks import file_lock
 from bench.perf import tune_allocator
 from bench.progress import progress_bar
+from bench.spaces import check_spaces
 
 
 @dataclass
@@ -84,12 +87,102 @@ def variant_name(budget: str, overrides: dict[str, str]) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", raw)
     if safe == raw and len(raw) <= 120:
         return raw
-    return f"{safe[:100]}~{hashlib.sha256(raw.encode()).hexdigest()[:12]}"
+    # surrogatepass: command-line text may hold lone surrogates (undecodable bytes).
+    return f"{safe[:100]}~{hashlib.sha256(raw.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
+
+
+def canonical_request_overrides(algo: str, overrides: dict[str, str]) -> dict[str, str]:
+    """``overrides`` in the canonical spelling for ``algo``'s config (``bench.config.
+    canonical_overrides``); a usage error as ``make_config`` gives for bad ones."""
+    entry = registry.get(algo)
+    return canonical_overrides(entry.config_cls, overrides, entry.defaults)
+
+
+def canonical_variant(algo: str, budget: str, overrides: Any) -> str | None:
+    """The variant name a run of ``algo`` with these stored ``overrides`` has under canonical
+    spelling, or None where that cannot be said (unknown algorithm, overrides that are not
+    ``key: text`` or no longer parse); lets runs made before names were canonical
+    (``quick,lr=1e-3``) be found and counted with today's (``quick,lr=0.001``)."""
+    if not (isinstance(budget, str) and isinstance(overrides, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in overrides.items())):
+        return None
+    try:
+        return variant_name(budget, canonical_request_overrides(algo, overrides))
+    except UsageError:
+        return None
+
+
+def parse_variant_name(name: str, fields: Any) -> tuple[str, dict[str, str]] | None:
+    """(budget, overrides) that ``variant_name`` turned into ``name``, or None for a hashed name
+    (its text was altered). A value may hold commas (``hidden=256,256``): a part starts a new
+    override only where it reads ``key=`` with ``key`` in ``fields``."""
+    if "~" in name:
+        return None
+    budget, *parts = name.split(",")
+    overrides: dict[str, str] = {}
+    key = None
+    for part in parts:
+        head, sep, value = part.partition("=")
+        if sep and head in fields:
+            key = head
+            overrides[key] = value
+        elif key is None:
+            return None
+        else:
+            overrides[key] += "," + part
+    return budget, overrides
+
+
+def _stored_settings(seed_dir: Path) -> tuple[Any, Any] | None:
+    """(budget, overrides) recorded in a run directory's config.json or result.json."""
+    for name in ("config.json", "result.json"):
+        try:
+            record = json.loads((seed_dir / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and "overrides" in record:
+            return record.get("budget"), record.get("overrides")
+    return None
+
+
+def _older_spelling(algo_dir: Path, req: RunRequest, canonical: str) -> Path | None:
+    """This run's directory under another spelling of its settings (``quick,lr=1e-3`` for
+    ``quick,lr=0.001``, made before variant names were canonical), so a finished run there is
+    shown, not rerun, and an unfinished one resumes there. Where several are found: the one
+    with a result, then with a checkpoint, then the first by name."""
+    seed = f"seed_{req.seed}"
+    try:
+        siblings = sorted(d for d in algo_dir.iterdir() if d.name != canonical
+                          and (d / seed).is_dir())
+        fields = {f.name for f in dataclasses.fields(registry.get(req.algo).config_cls)}
+    except (OSError, UsageError):
+        return None
+    found = []
+    for variant_dir in siblings:
+        settings = parse_variant_name(variant_dir.name, fields) or _stored_settings(variant_dir / seed)
+        if settings and canonical_variant(req.algo, *settings) == canonical:
+            found.append(variant_dir / seed)
+    if not found:
+        return None
+    return min(found, key=lambda d: (not (d / "result.json").exists(),
+                                     not (d / "checkpoint.pt").exists(), d.name))
 
 
 def run_dir(req: RunRequest) -> Path:
+    """``<out>/<dataset>/<algo>/<variant>/seed_<n>`` with the variant named from the canonical
+    spelling of ``req.overrides``; where that directory does not exist but one made under an
+    older spelling of the same settings does, that one (see ``_older_spelling``)."""
     dataset = (req.dataset or req.env or "").replace("/", "__")
-    return Path(req.out) / dataset / req.algo / variant_name(req.budget, req.overrides) / f"seed_{req.seed}"
+    algo_dir = Path(req.out) / dataset / req.algo
+    try:
+        overrides = canonical_request_overrides(req.algo, req.overrides)
+    except UsageError:  # execute reports it before any directory is made
+        overrides = req.overrides
+    variant = variant_name(req.budget, overrides)
+    directory = algo_dir / variant / f"seed_{req.seed}"
+    if directory.exists() or not req.overrides:
+        return directory
+    return _older_spelling(algo_dir, req, variant) or directory
 
 
 def pick_device(name: str) -> torch.device:
@@ -178,22 +271,38 @@ def restore_rng_state(checkpoint: dict[str, Any], device: torch.device) -> None:
 
 
 def check_results_root(out: Path) -> None:
-    """A usage error when ``--out`` names a file (runs and sweeps check it before anything)."""
-    if Path(out).exists() and not Path(out).is_dir():
+    """A usage error when ``--out`` names a file or a path under one, an error when it cannot
+    be written (runs and sweeps check it before anything; nothing is created here)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a directory; give a directory for the "
                          "results root (default ./results).")
+    there = out  # the nearest folder that exists: where out is, or would be made
+    try:
+        while not there.exists() and there != there.parent:
+            there = there.parent
+    except OSError as exc:  # e.g. a parent that may not be searched
+        raise BenchError(f"--out {out} cannot be reached ({exc}); give an --out that can be "
+                         "written to (default ./results).") from None
+    if not there.is_dir():
+        raise UsageError(f"--out {out} cannot be made: {there} is a file, not a directory; give "
+                         "a directory for the results root (default ./results).")
+    if not os.access(there, os.W_OK | os.X_OK):
+        what = "is not writable" if there == out else f"cannot be made ({there} is not writable)"
+        raise BenchError(f"--out {out} {what}; give an --out that can be written to (default "
+                         "./results), or change the folder's permissions.")
 
 
 def finished_result(path: Path) -> dict[str, Any]:
-    """A finished run's result.json, or a clear error when it is damaged."""
+    """A finished run's result.json, or a clear error when it is damaged. It is judged by the
+    checks ``bench results`` and ``bench report`` apply, so that a sweep never counts as
+    finished a run they leave out as unreadable."""
+    from bench.results import _read_record  # pandas: imported only when a result is there
+
     try:
-        result = read_json(path)
-    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
-        result, problem = None, str(exc)
-    else:
-        problem = "it is not a run's result"
-    if isinstance(result, dict) and "normalized_score" in result and "episode_returns" in result:
-        return result
+        return _read_record(path)
+    except (OSError, ValueError) as exc:  # ValueError: also bad JSON and bytes not UTF-8
+        problem = str(exc)
     raise BenchError(f"{path} is damaged ({problem}). Nothing was deleted; move it aside and run "
                      "again with --resume to evaluate the final checkpoint again, or move the run "
                      "directory aside to train from scratch.")
@@ -206,8 +315,13 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     entry = registry.get(req.algo)
     config = make_config(entry.config_cls, req.budget, req.overrides, entry.defaults,
                          entry.presets)
+    # One spelling per setting (lr=1e-3 and lr=0.0010 are lr=0.001) in the run directory's name,
+    # config.json and result.json, whatever was typed.
+    req = dataclasses.replace(req, overrides=canonical_request_overrides(req.algo, req.overrides))
     if (req.dataset is None) == (req.env is None):
         raise UsageError("give exactly one of --dataset or --env.")
+    if req.dataset is not None:  # before its run directory is looked at: one id, one directory
+        check_dataset_name(req.dataset)
     if req.env is not None and entry.kind == "offline":
         raise UsageError(f"{req.algo} learns offline from a dataset: use --dataset, not --env.")
     if req.env is not None and entry.kind == "online" and entry.cls.dataset_use(config) == "required":
@@ -219,6 +333,10 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     check_choice("eval mode", req.eval_mode, EVAL_MODES)
     device = pick_device(req.device)
     directory = run_dir(req)
+    variant = variant_name(req.budget, req.overrides)
+    if directory.parent.name != variant:
+        log(f"[bench] this run was found under an older spelling of its settings: {directory} "
+            f"(today's name of its variant is {variant}); using that directory.")
     check_results_root(req.out)
     finished = _finished_or_refused(req, directory, log)
     if finished is not None:
@@ -227,7 +345,8 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     # env against the data and load the data, before touching the results root, so that bad
     # input leaves nothing behind.
     source = _Source.from_request(req, log)
-    source.prepare(entry.kind == "offline" or entry.cls.dataset_use(config) != "none")
+    source.prepare(entry.kind == "offline" or entry.cls.dataset_use(config) != "none",
+                   req.algo, entry.cls)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -247,13 +366,13 @@ def _finished_or_refused(req: RunRequest, directory: Path, log) -> dict[str, Any
     None when the run is to go ahead."""
     if (directory / "result.json").exists():
         result = finished_result(directory / "result.json")
-        evaluated = len(result["episode_returns"])
+        evaluated = len(result.get("episode_returns", []))  # absent: a record not bench's own
         # Evaluation settings are not part of the run directory's name, so a changed
         # --eval-episodes finds the finished run: say so rather than pass its score off as asked.
         note = (f" Note: it was evaluated on {evaluated} episodes, not the {req.eval_episodes} "
                 "asked for now; to evaluate it again, move result.json aside and run with "
                 "--resume (the final checkpoint is evaluated, not retrained)."
-                if req.eval_episodes and evaluated != req.eval_episodes else "")
+                if req.eval_episodes and evaluated and evaluated != req.eval_episodes else "")
         log(f"[bench] {directory} is already complete; showing its result (delete "
             f"result.json to rerun).{note}")
         return result
@@ -275,11 +394,20 @@ class _Source:
     spec: Any = None  # the env's DatasetSpec (``prepare``)
     flat: Any = None  # the dataset's arrays, when the run learns from them (``prepare``)
 
-    def prepare(self, uses_data: bool) -> None:
-        """Make a probe env (its spaces; for a dataset, refuse one whose observations are made
-        differently from the data's) and load the data if the run uses them."""
+    def prepare(self, uses_data: bool, algo: str, algo_cls: type) -> None:
+        """Refuse spaces ``algo`` cannot take, make a probe env (its spaces; for a dataset,
+        refuse one whose observations are made differently from the data's) and load the data
+        if the run uses them."""
+        what, error = ((f"dataset {self.dataset.dataset_id}", DatasetError)
+                       if self.dataset is not None else (f"env {self.name}", BenchError))
+        if self.dataset is not None:
+            # The data's own spaces first: data that no setup could use is refused as such, even
+            # where its env cannot be made on this machine.
+            check_spaces(algo, algo_cls, *self.dataset.recorded_spaces(), what, error)
         probe_env = self.make_env()
         try:
+            check_spaces(algo, algo_cls, probe_env.observation_space, probe_env.action_space,
+                         what, error)
             if self.dataset is not None:
                 self.dataset.check_env(probe_env)
             self.spec = DatasetSpec.for_env(probe_env)
@@ -293,13 +421,11 @@ class _Source:
         if req.dataset is not None:
             ds = resolve(req.dataset, log=log)
             return cls(req.dataset, ds.make_env_fn(), ds.ref_scores, ds.provenance(), ds)
-        import gymnasium as gym
-
         from bench.data.catalog import env_reference_scores
 
         check_env_id(req.env)
         ref = env_reference_scores(req.env)
-        return cls(req.env, partial(gym.make, req.env), ref,
+        return cls(req.env, partial(make_env, req.env), ref,
                    {"env": req.env, "ref_min": ref.ref_min if ref else None,
                     "ref_max": ref.ref_max if ref else None, "ref_source": ref.source if ref else None})
 
@@ -347,7 +473,7 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
 
     atomic_write_json(directory / "config.json", {
         "algo": req.algo, "dataset": req.dataset, "env": req.env, "seed": req.seed,
-        "budget": req.budget, "overrides": req.overrides, "config": config_to_dict(config),
+        "budget": req.budget, "overrides": req.overrides, "config": config_to_json(config),
         "kind": entry.kind, "eval_episodes": req.eval_episodes, "command": sys.argv})
     atomic_write_json(directory / "dataset.json", source.provenance)
     atomic_write_json(directory / "env.json", {
@@ -391,7 +517,9 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
             bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
             if bad:
                 atomic_write_json(directory / "error.json", {
-                    "error": "non-finite loss", "step": done, "losses": losses})
+                    "error": "non-finite loss", "step": done,
+                    # as text where not finite: error.json is strict JSON, which has no NaN
+                    "losses": {k: v if math.isfinite(v) else repr(v) for k, v in losses.items()}})
                 raise NonFiniteLossError(
                     f"non-finite loss at step {done} ({bad}); stopped. The last good "
                     f"checkpoint is kept at {ckpt_path} (if one was written). Try a lower "
@@ -436,10 +564,18 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
         res = evaluate(algo, make_env, episodes=req.eval_episodes, seed=eval_seed(req.seed),
                        condition=condition, mode=req.eval_mode, desc=f"evaluating {condition}")
         eval_seconds += res.seconds
+        score = float(normalized_score(res.returns, ref).mean()) if ref else None
+        if not np.isfinite(res.returns).all() or (score is not None and not math.isfinite(score)):
+            # result.json is strict JSON and a NaN score would poison every table: stop here,
+            # before it is written, with the final checkpoint kept.
+            raise BenchError(f"evaluating {directory} ({condition}) gave non-finite returns "
+                             f"{res.returns.tolist()[:5]} (normalized score {score}); the "
+                             "environment or the policy produced NaN or inf. The final "
+                             f"checkpoint is kept: --resume evaluates it again.")
         eval_results[condition] = {
             "episode_returns": res.returns.tolist(), "episode_lengths": res.lengths.tolist(),
             "mean_return": res.mean_return,
-            "normalized_score": float(normalized_score(res.returns, ref).mean()) if ref else None,
+            "normalized_score": score,
             "seconds": res.seconds,
         }
     headline = eval_results[eval_conditions[0]]

@@ -36,7 +36,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from bench.errors import BenchError, UsageError
+from bench.errors import BenchError, LockBusyError, Terminated, UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,8 +47,8 @@ from bench.data.resolve import check_dataset_name
 from bench.io import atomic_write_json
 from bench.locks import file_lock
 from bench.progress import progress_bar
-from bench.run import (RunRequest, check_env_id, check_results_root, check_snapshots,
-                       finished_result, pick_device, run_dir)
+from bench.run import (RunRequest, canonical_request_overrides, check_env_id,
+                       check_results_root, check_snapshots, finished_result, pick_device, run_dir)
 
 SWEEP_KEYS = {"algo", "dataset", "env", "seed", "budget", "set", "eval_episodes", "eval_mode",
               "device"}
@@ -201,23 +201,26 @@ def expand(spec: SweepSpec, out: Path) -> list[RunRequest]:
     from bench import registry
     from bench.config import make_config
 
-    kinds = {}
+    kinds, overrides = {}, {}
     for algo in dict.fromkeys(spec.algo):
         entry = registry.get(algo)
         config = make_config(entry.config_cls, spec.budget, spec.overrides, entry.defaults,
                              entry.presets)
         check_snapshots(algo, entry, config)
         kinds[algo] = entry.kind
+        # Per algorithm (a key's type is its config's): lr=1e-3 and lr=0.001 are one run.
+        overrides[algo] = canonical_request_overrides(algo, spec.overrides)
     for dataset in dict.fromkeys(spec.dataset):
         check_dataset_name(dataset)
     for env in dict.fromkeys(spec.env):
         check_env_id(env)
-    common = dict(budget=spec.budget, overrides=dict(spec.overrides), out=Path(out), resume=True,
+    common = dict(budget=spec.budget, out=Path(out), resume=True,
                   device=spec.device, eval_episodes=spec.eval_episodes, eval_mode=spec.eval_mode)
-    requests = [RunRequest(algo=a, dataset=d, seed=s, **common)
+    requests = [RunRequest(algo=a, dataset=d, seed=s, overrides=dict(overrides[a]), **common)
                 for d in dict.fromkeys(spec.dataset) for a in dict.fromkeys(spec.algo)
                 for s in dict.fromkeys(spec.seed)]
-    requests += [RunRequest(algo=a, dataset=None, env=e, seed=s, **common)
+    requests += [RunRequest(algo=a, dataset=None, env=e, seed=s, overrides=dict(overrides[a]),
+                            **common)
                  for e in dict.fromkeys(spec.env) for a in dict.fromkeys(spec.algo)
                  if kinds[a] == "online" for s in dict.fromkeys(spec.seed)]
     if not requests:
@@ -300,13 +303,21 @@ def run_one(req: RunRequest, threads: int | None) -> Outcome:
         with open(log_path, "a") as f:
             f.write(msg + "\n")
 
+    busy = _outcome(req, "busy", error=f"running in another process ({directory})")
     if is_busy(directory):
         # Not a failure of the run, so no error.json: the other process is writing its result.
-        return _outcome(req, "busy", error=f"running in another process ({directory})")
+        return busy
     try:
         from bench.run import execute
 
         result = execute(req, log=log)
+    except LockBusyError as exc:
+        if Path(exc.path) == directory / ".lock":
+            # Another process took the run between the look above and execute's own lock: the
+            # same busy run (its error.json would point at a failure that is not one).
+            return busy
+        return _outcome(req, "failed", seconds=time.time() - started,
+                        error=record_failure(req, exc, started))
     except Exception as exc:  # noqa: BLE001 - recorded in error.json and the summary
         return _outcome(req, "failed", seconds=time.time() - started,
                         error=record_failure(req, exc, started))
@@ -376,17 +387,25 @@ def run_local(requests: list[RunRequest], jobs: int,
         # At most `jobs` runs are handed to the pool at a time: the pool would otherwise queue
         # more in its workers, and those still start after a Ctrl-C.
         running: dict[Future, RunRequest] = {}
-        for req in itertools.islice(queue, jobs):
-            running[pool.submit(run_one, req, threads)] = req
-        while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                on_done(_outcome_of(fut, running.pop(fut)))
-                for req in itertools.islice(queue, 1):
-                    try:
-                        running[pool.submit(run_one, req, threads)] = req
-                    except BrokenProcessPool as exc:
-                        on_done(_died(req, exc))
+        try:
+            for req in itertools.islice(queue, jobs):
+                running[pool.submit(run_one, req, threads)] = req
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    on_done(_outcome_of(fut, running.pop(fut)))
+                    for req in itertools.islice(queue, 1):
+                        try:
+                            running[pool.submit(run_one, req, threads)] = req
+                        except BrokenProcessPool as exc:
+                            on_done(_died(req, exc))
+        except Terminated:
+            # SIGTERM reaches this process alone, where Ctrl-C reaches the workers too: stop the
+            # runs in flight as Ctrl-C would (each keeps its last checkpoint), or leaving the
+            # pool would wait for them to finish. The pool has no public way to do it.
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            raise
 
 
 def _outcome_of(fut: Future, req: RunRequest) -> Outcome:
@@ -513,11 +532,15 @@ def run_sweep(specs: list[SweepSpec], out: Path, *, backend: str = "local", jobs
 
     def write_summary() -> None:
         # Rewritten after every run, so a killed sweep still leaves a summary of what it did.
-        atomic_write_json(summary_path, {
-            "grids": [asdict(spec) for spec in specs], "out": str(out), "backend": backend,
-            "jobs": jobs, "started": stamp, "seconds": time.time() - start,
-            "counts": {s: sum(o.status == s for o in outcomes) for s in STATUSES},
-            "runs": [asdict(o) for o in outcomes]})
+        try:
+            atomic_write_json(summary_path, {
+                "grids": [asdict(spec) for spec in specs], "out": str(out), "backend": backend,
+                "jobs": jobs, "started": stamp, "seconds": time.time() - start,
+                "counts": {s: sum(o.status == s for o in outcomes) for s in STATUSES},
+                "runs": [asdict(o) for o in outcomes]})
+        except OSError as exc:  # a root the permission check could not see through (e.g. /proc)
+            raise BenchError(f"cannot write the sweep summary {summary_path} ({exc}); give an "
+                             "--out that can be written to.") from None
 
     unavailable = prepare_datasets(todo, log)
     runnable = []

@@ -23,11 +23,14 @@ def picked(tmp_path_factory):
     mp.setattr(reference, "SCREEN_EPISODES", 2)
     # A barely trained PPO's screening order is noise, and pick refuses a run whose first
     # snapshot screens best (no earlier one can be the medium policy): later snapshots screen a
-    # little higher here; the expert and medium returns are measured as they are.
+    # little higher here; the expert and medium returns are measured as they are. Such an
+    # expert may not beat the random policy, which pick refuses (no usable reference pair):
+    # the random policy measures 1000 lower here.
     real, order = reference._returns, itertools.count()
     mp.setattr(reference, "_returns", lambda policy, env_id, episodes, seed: (
         real(policy, env_id, episodes, seed)
-        + (1000.0 * next(order) if episodes == reference.SCREEN_EPISODES else 0.0)))
+        + (1000.0 * next(order) if episodes == reference.SCREEN_EPISODES else 0.0)
+        - (1000.0 if isinstance(policy, reference.UniformRandomPolicy) else 0.0)))
     card = reference.pick(run_dir(req), "Hopper-v5", tmp / "refs" / "hopper", log=lambda m: None)
     mp.setenv("BENCH_REFERENCE_DIR", str(tmp / "refs"))
     yield card, tmp
@@ -84,6 +87,23 @@ def test_pick_takes_the_earlier_snapshot_nearest_a_third_of_the_expert(picked, m
     card = reference.pick(run_dir(req), "Hopper-v5", tmp / "rule", log=lambda m: None)
     assert card["expert"]["env_steps"] == 1024 and card["expert"]["mean_return"] == 900.0
     assert card["medium"]["env_steps"] == 512 and card["medium"]["mean_return"] == 310.0
+
+
+def test_an_expert_no_better_than_random_is_refused(picked, monkeypatch):
+    """Issue 24 row 6: the card's random and expert returns normalize every score of the family;
+    an expert that does not beat the random policy (ref_max <= ref_min) made cards whose every
+    score was -inf or upside down. Refused before anything is written."""
+    from pathlib import Path
+
+    _, tmp = picked
+    req = RunRequest(algo="ppo", dataset=None, env="Hopper-v5", seed=0, budget="smoke",
+                     overrides={"snapshot_every": "256"}, eval_episodes=2, out=tmp / "runs")
+    monkeypatch.setattr(reference.GaussianMLPPolicy, "load", staticmethod(lambda path, **kw: path))
+    monkeypatch.setattr(reference, "_returns", lambda policy, env_id, episodes, seed: np.full(
+        episodes, 20.0 if not isinstance(policy, Path) else int(policy.stem.split("_")[1]) / 100))
+    with pytest.raises(DatasetError, match="ref_max above ref_min.*train longer"):
+        reference.pick(run_dir(req), "Hopper-v5", tmp / "worse", log=lambda m: None)
+    assert not (tmp / "worse").exists()
 
 
 def test_policy_datasets_and_their_union(picked, tmp_path, monkeypatch):

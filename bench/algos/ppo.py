@@ -35,6 +35,7 @@ from bench.algorithm import Algorithm
 from bench.config import TrainConfig, at_least, positive, positive_sizes
 from bench.data.sampler import DatasetSpec
 from bench.nn.layers import row_invariant_act
+from bench.perf import torch_threads
 from bench.nn.optim import adamw
 from bench.nn.vicreg import VICRegFields, VICRegHead
 from bench.registry import register
@@ -276,50 +277,52 @@ class PPO(Algorithm):
         finished_returns: list[float] = []
         finished_lengths: list[int] = []
         self.net.eval()
-        for t in range(T):
-            if c.norm_obs:
-                self.obs_rms.update(self._obs)
-            obs_n = self._normalize_obs(self._obs)
+        # One torch thread: the rollout's forwards are N rows at a time (bench.perf.torch_threads).
+        with torch_threads(1):
+            for t in range(T):
+                if c.norm_obs:
+                    self.obs_rms.update(self._obs)
+                obs_n = self._normalize_obs(self._obs)
+                with torch.inference_mode():
+                    o = torch.as_tensor(obs_n, device=self.device)
+                    mean, log_std = self.net.dist(o)
+                    sample = mean + log_std.exp() * torch.randn_like(mean)
+                    logp = self._log_prob(sample, mean, log_std)
+                    value = self.net.value(o)
+                sample_np = sample.cpu().numpy()
+                obs_buf[t], out_buf[t], raw_buf[t] = obs_n, sample_np, self._obs
+                logp_buf[t], val_buf[t] = logp.cpu().numpy(), value.cpu().numpy()
+                actions = self.to_env_action(sample_np, self._obs)
+                rewards = np.zeros(N)
+                # γ·V(final observation) of episodes cut by a time limit, in the critic's units (it
+                # learns returns of scaled rewards): added after scaling, so it is neither clipped
+                # like a reward nor counted in the reward-scale statistics.
+                bootstrap = np.zeros(N, np.float32)
+                for i, env in enumerate(self.envs):
+                    next_obs, reward, term, trunc, _ = env.step(actions[i])
+                    if self.transition_hook is not None:
+                        self.transition_hook(i, self._obs[i].copy(), actions[i], reward, term, trunc, next_obs)
+                    self._ep_return[i] += reward
+                    self._ep_length[i] += 1
+                    rewards[i] = reward
+                    if term or trunc:
+                        finished_returns.append(float(self._ep_return[i]))
+                        finished_lengths.append(int(self._ep_length[i]))
+                        self._ep_return[i], self._ep_length[i] = 0.0, 0
+                        done_buf[t, i] = 1.0
+                        if trunc and not term:  # time limit: bootstrap from the final observation
+                            with torch.inference_mode():
+                                final = torch.as_tensor(self._normalize_obs(next_obs[None]), device=self.device)
+                                bootstrap[i] = c.gamma * float(self.net.value(final)[0])
+                        next_obs, _ = env.reset()
+                    self._obs[i] = next_obs
+                if c.norm_reward:
+                    self._ret = self._ret * c.gamma * (1.0 - done_buf[t]) + rewards
+                    self.ret_rms.update(self._ret)
+                rew_buf[t] = self._scale_reward(rewards) + bootstrap
             with torch.inference_mode():
-                o = torch.as_tensor(obs_n, device=self.device)
-                mean, log_std = self.net.dist(o)
-                sample = mean + log_std.exp() * torch.randn_like(mean)
-                logp = self._log_prob(sample, mean, log_std)
-                value = self.net.value(o)
-            sample_np = sample.cpu().numpy()
-            obs_buf[t], out_buf[t], raw_buf[t] = obs_n, sample_np, self._obs
-            logp_buf[t], val_buf[t] = logp.cpu().numpy(), value.cpu().numpy()
-            actions = self.to_env_action(sample_np, self._obs)
-            rewards = np.zeros(N)
-            # γ·V(final observation) of episodes cut by a time limit, in the critic's units (it
-            # learns returns of scaled rewards): added after scaling, so it is neither clipped
-            # like a reward nor counted in the reward-scale statistics.
-            bootstrap = np.zeros(N, np.float32)
-            for i, env in enumerate(self.envs):
-                next_obs, reward, term, trunc, _ = env.step(actions[i])
-                if self.transition_hook is not None:
-                    self.transition_hook(i, self._obs[i].copy(), actions[i], reward, term, trunc, next_obs)
-                self._ep_return[i] += reward
-                self._ep_length[i] += 1
-                rewards[i] = reward
-                if term or trunc:
-                    finished_returns.append(float(self._ep_return[i]))
-                    finished_lengths.append(int(self._ep_length[i]))
-                    self._ep_return[i], self._ep_length[i] = 0.0, 0
-                    done_buf[t, i] = 1.0
-                    if trunc and not term:  # time limit: bootstrap from the final observation
-                        with torch.inference_mode():
-                            final = torch.as_tensor(self._normalize_obs(next_obs[None]), device=self.device)
-                            bootstrap[i] = c.gamma * float(self.net.value(final)[0])
-                    next_obs, _ = env.reset()
-                self._obs[i] = next_obs
-            if c.norm_reward:
-                self._ret = self._ret * c.gamma * (1.0 - done_buf[t]) + rewards
-                self.ret_rms.update(self._ret)
-            rew_buf[t] = self._scale_reward(rewards) + bootstrap
-        with torch.inference_mode():
-            last_value = self.net.value(torch.as_tensor(self._normalize_obs(self._obs),
-                                                        device=self.device)).cpu().numpy()
+                last_value = self.net.value(torch.as_tensor(self._normalize_obs(self._obs),
+                                                            device=self.device)).cpu().numpy()
         adv, returns = gae(rew_buf, val_buf, done_buf, last_value, c.gamma, c.gae_lambda)
         extras = self._temporal_pairs(obs_buf, done_buf) if self.vicreg is not None else {}
         metrics = self._update(obs_buf, out_buf, logp_buf, val_buf, adv, returns, raw_buf, extras)

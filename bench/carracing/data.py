@@ -80,24 +80,17 @@ def make_carracing_dataset(dataset_id: str, level: str, *, num_transitions: int 
     from bench.carracing.encoder import encode_frames, load_encoder
     from bench.data.generate import InfoActionPolicy, collect_episodes, write_dataset
 
-    import torch
-
     register()
     card = load_reference_card()
     encoder, encoder_sha = load_encoder()
-    # One torch thread: the CarRacing workers need the cores, and a multi-threaded encoder call
-    # on busy cores spends its time waiting at OpenMP barriers (measured: the encoding process
-    # used 4x the CPU of a worker with 2 threads while the cores were shared).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        buffers = collect_episodes(
-            functools.partial(driver_env, level, max_episode_steps), InfoActionPolicy("driver_action"),
-            num_transitions=num_transitions, num_episodes=num_episodes, seed=seed,
-            num_envs=num_envs, vectorization="async" if num_envs > 1 else "sync", desc=dataset_id,
-            transform=lambda frames: encode_frames(encoder, frames))
-    finally:
-        torch.set_num_threads(threads)
+    # collect_episodes encodes on one torch thread: the CarRacing workers need the cores, and a
+    # multi-threaded encoder call on busy cores spends its time waiting at OpenMP barriers
+    # (measured: the encoding process used 4x the CPU of a worker with 2 threads).
+    buffers = collect_episodes(
+        functools.partial(driver_env, level, max_episode_steps), InfoActionPolicy("driver_action"),
+        num_transitions=num_transitions, num_episodes=num_episodes, seed=seed,
+        num_envs=num_envs, vectorization="async" if num_envs > 1 else "sync", desc=dataset_id,
+        transform=lambda frames: encode_frames(encoder, frames))
     env = gym.make(LATENT_ENV_ID, max_episode_steps=max_episode_steps)
     try:
         return write_dataset(

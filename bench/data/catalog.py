@@ -7,6 +7,7 @@ records which one it trained on, with provenance and checksum.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +21,48 @@ D4RL_HOPPER_EXPERT = 3234.3
 D4RL_SOURCE = "D4RL hopper reference returns (Fu et al. 2020), random -20.272305 / expert 3234.3"
 
 
+class BadReferenceScores(DatasetError):
+    """Reference returns that cannot normalize a score; ``problem`` says why, a phrase."""
+
+    def __init__(self, message: str, problem: str) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+def reference_problem(ref_min: Any, ref_max: Any) -> str | None:
+    """Why ``ref_min`` / ``ref_max`` cannot normalize a score, a phrase; None when they can.
+    The score is ``100 * (R - ref_min) / (ref_max - ref_min)``: equal, NaN or infinite
+    references give an infinite or NaN score, and a reversed pair a score that grows as the
+    return falls."""
+    def number(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    shown = f"ref_min {ref_min!r}, ref_max {ref_max!r}"
+    if not (number(ref_min) and number(ref_max)):
+        return f"are not numbers ({shown})"
+    if not (math.isfinite(ref_min) and math.isfinite(ref_max)):
+        return f"are not finite ({shown})"
+    if not ref_max > ref_min:
+        return f"do not have ref_max above ref_min ({shown})"
+    if not math.isfinite(100.0 / (ref_max - ref_min)):
+        return f"are too close together to divide by ({shown})"
+    return None
+
+
 @dataclass(frozen=True)
 class RefScores:
     ref_min: float
     ref_max: float
     source: str
+
+    def __post_init__(self) -> None:
+        # Checked wherever reference scores are made (metadata, reference cards, the tables
+        # here), so a bad pair stops a run before its directory exists instead of scoring -inf.
+        problem = reference_problem(self.ref_min, self.ref_max)
+        if problem:
+            raise BadReferenceScores(f"reference scores from {self.source!r} {problem}; a "
+                                     "normalized score needs finite ones with ref_max above "
+                                     "ref_min.", problem)
 
 
 # Reference scores for datasets whose metadata lacks them (official Minari v0 hopper).
@@ -95,14 +133,30 @@ def reference_scores(dataset_id: str, metadata: dict[str, Any]) -> RefScores | N
     """Reference scores of a dataset: its own metadata first, then the registry."""
     lo, hi = metadata.get("ref_min_score"), metadata.get("ref_max_score")
     if lo is not None and hi is not None:
-        source = metadata.get("bench_provenance", {}).get("ref_scores_source", "dataset metadata")
+        provenance = metadata.get("bench_provenance")
+        provenance = provenance if isinstance(provenance, dict) else {}
+        source = provenance.get("ref_scores_source", "dataset metadata")
         try:
-            return RefScores(float(lo), float(hi), source)
+            return RefScores(float(lo), float(hi), str(source))
         except (TypeError, ValueError):
-            raise DatasetError(f"dataset {dataset_id}: its metadata's reference scores are not "
-                               f"numbers (ref_min_score {lo!r}, ref_max_score {hi!r}); restore its "
-                               "metadata.json or make the dataset again.") from None
+            problem = f"are not numbers (ref_min_score {lo!r}, ref_max_score {hi!r})"
+        except BadReferenceScores as exc:
+            problem = exc.problem
+        raise DatasetError(f"dataset {dataset_id}: its metadata's reference scores {problem}, so "
+                           "no normalized score can be computed; "
+                           + _remake_hint(dataset_id, provenance)) from None
     return REFERENCE_SCORES.get(dataset_id)
+
+
+def _remake_hint(dataset_id: str, provenance: dict[str, Any]) -> str:
+    """How to get a dataset's metadata back: restore the file, or make the suite's own again."""
+    alias = provenance.get("alias")
+    if not isinstance(alias, str) or alias not in ALIASES:
+        alias = next((a.alias for a in ALIASES.values() if a.local_id == dataset_id), None)
+    restore = "restore its data/metadata.json (from a backup or a fresh download)"
+    if alias is None:
+        return restore + "."
+    return f"{restore}, or make the dataset again: `bench datasets make {alias} --force`."
 
 
 # Reference scores for online runs on a bare env id (``bench run --algo ppo --env Hopper-v5``).
@@ -115,13 +169,12 @@ ENV_REFERENCE_SCORES: dict[str, RefScores] = {
 
 def env_reference_scores(env_id: str) -> RefScores | None:
     """The env family's reference policies when committed, else the static table."""
-    from bench.errors import DatasetError
-    from bench.reference import card_scores, family_of, load_card
+    from bench.reference import card_path, card_scores, family_of, load_card
 
-    try:
+    # No card: the static table. A card that is there but damaged is an error (card_scores),
+    # not a reason to fall back silently to other reference returns.
+    if card_path(family_of(env_id)).exists():
         card = load_card(family_of(env_id))
         if card.get("env_id") == env_id:
             return RefScores(*card_scores(card))
-    except DatasetError:
-        pass
     return ENV_REFERENCE_SCORES.get(env_id)

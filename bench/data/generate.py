@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from bench.data import storage
+from bench.perf import torch_threads
 from bench.progress import progress_bar
 
 
@@ -138,8 +139,10 @@ def collect_episodes(
         return (done_steps if num_transitions is not None else len(finished)) >= target
 
     try:
-        start(np.ones(num_envs, dtype=bool))
-        with progress_bar(total=target, desc=desc, unit="step" if num_transitions else "ep") as bar:
+        # One torch thread for the policy's small batches (see bench.perf.torch_threads).
+        with torch_threads(1), \
+                progress_bar(total=target, desc=desc, unit="step" if num_transitions else "ep") as bar:
+            start(np.ones(num_envs, dtype=bool))
             while not reached():
                 if uses_info:
                     infos_now = {k: v.copy() for k, v in last_infos.items()}
@@ -198,20 +201,26 @@ def write_dataset(
     description: str,
     algorithm_name: str,
 ) -> dict[str, Any]:
-    """Write ``buffers`` as a Minari dataset and stamp provenance + data sha256 into its metadata."""
+    """Write ``buffers`` as a Minari dataset, stamp provenance and the data file's sha256 into its
+    metadata, and move it into the Minari root whole (``bench.data.staging``): a write that is
+    interrupted or fails leaves no dataset behind."""
     import warnings
 
     import minari
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # minari nags about optional fields
-        dataset = minari.create_dataset_from_buffers(
-            dataset_id=dataset_id, buffer=buffers, env=env, algorithm_name=algorithm_name,
-            author="bench (self-generated)",
-            ref_min_score=float(ref_min), ref_max_score=float(ref_max), description=description,
-        )
-    sha = storage.sha256_file(storage.data_file(dataset_id))
+    from bench.data.staging import staged
+
+    with staged(dataset_id):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # minari nags about optional fields
+            dataset = minari.create_dataset_from_buffers(
+                dataset_id=dataset_id, buffer=buffers, env=env, algorithm_name=algorithm_name,
+                author="bench (self-generated)",
+                ref_min_score=float(ref_min), ref_max_score=float(ref_max), description=description,
+            )
+        sha = storage.sha256_file(storage.data_file(dataset_id))
+        provenance = {"source": "self-generated", "versions": package_versions(), **provenance}
+        dataset.storage.update_metadata({"bench_provenance": provenance, "data_sha256": sha})
+    # Cached from the episodes in memory, stamped with the data file at its final path.
     storage.save_flat(sha, storage.flat_from_buffers(buffers), storage.data_file(dataset_id))
-    provenance = {"source": "self-generated", "versions": package_versions(), **provenance}
-    dataset.storage.update_metadata({"bench_provenance": provenance, "data_sha256": sha})
     return storage.read_metadata(dataset_id)

@@ -22,13 +22,14 @@ REF_SEED_OFFSET = 1_000_000  # reference episodes use seeds disjoint from the da
 
 
 def _family_reference_scores(alias: DatasetAlias) -> tuple[float, float, dict[str, str]] | None:
-    from bench.errors import DatasetError
-    from bench.reference import card_scores, family_of, load_card
+    from bench.reference import card_path, card_scores, family_of, load_card
 
-    try:
-        ref_min, ref_max, source = card_scores(load_card(family_of(alias.env_id)))
-    except DatasetError:
+    family = family_of(alias.env_id)
+    if not card_path(family).exists():
         return None
+    # A card that is there but damaged or holding unusable returns is an error (DatasetError),
+    # not a reason to fall back silently to the provisional references.
+    ref_min, ref_max, source = card_scores(load_card(family))
     return ref_min, ref_max, {"ref_min_source": source, "ref_max_source": source,
                               "ref_scores_source": source}
 
@@ -122,6 +123,7 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
         from bench.data import storage
         from bench.data.catalog import ALIASES
         from bench.data.resolve import make_alias
+        from bench.data.staging import staged
         from bench.errors import DatasetError
 
         components = [ALIASES[p] for p in parts]
@@ -145,13 +147,8 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
                 f"({', '.join(sorted(e[:16] + '…' for e in encoders))}); make them again with "
                 f"the current one (`bench datasets make {parts[0]} --force`, and {parts[1]}) and "
                 "then this one. Nothing was combined.")
-        combined = minari.combine_datasets([minari.load_dataset(c.local_id) for c in components],
-                                           alias.local_id)
-        sha = storage.sha256_file(storage.data_file(alias.local_id))
+        sources = [minari.load_dataset(c.local_id) for c in components]
         flats = [storage.load_flat(c.local_id, m["data_sha256"]) for c, m in zip(components, metas)]
-        storage.save_flat(sha, storage.FlatEpisodes(
-            *(np.concatenate([getattr(f, k) for f in flats]) for k in storage.FLAT_FIELDS)),
-            storage.data_file(alias.local_id))
         first = metas[0]
         provenance = {
             "source": "self-generated", "generator": f"bench.data.makers.make_combined{parts}",
@@ -169,12 +166,20 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
             "versions": package_versions(),
             "alias": alias.alias, "ref_scores_source": first["bench_provenance"].get("ref_scores_source"),
         }
-        combined.storage.update_metadata({
-            "bench_provenance": provenance, "data_sha256": sha,
-            "ref_min_score": first["ref_min_score"], "ref_max_score": first["ref_max_score"],
-            "description": f"Self-generated {alias.alias} on {alias.env_id}: "
-                           f"{' + '.join(c.local_id for c in components)}. NOT the D4RL or Farama dataset.",
-            "algorithm_name": "combined", "author": {"bench (self-generated)"}})
+        # The parts are read above: inside `staged` the Minari root is the staging root.
+        with staged(alias.local_id):
+            combined = minari.combine_datasets(sources, alias.local_id)
+            sha = storage.sha256_file(storage.data_file(alias.local_id))
+            combined.storage.update_metadata({
+                "bench_provenance": provenance, "data_sha256": sha,
+                "ref_min_score": first["ref_min_score"], "ref_max_score": first["ref_max_score"],
+                "description": f"Self-generated {alias.alias} on {alias.env_id}: "
+                               f"{' + '.join(c.local_id for c in components)}. NOT the D4RL or "
+                               "Farama dataset.",
+                "algorithm_name": "combined", "author": {"bench (self-generated)"}})
+        storage.save_flat(sha, storage.FlatEpisodes(
+            *(np.concatenate([getattr(f, k) for f in flats]) for k in storage.FLAT_FIELDS)),
+            storage.data_file(alias.local_id))
         return storage.read_metadata(alias.local_id)
 
     return make
@@ -194,6 +199,7 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
     from bench.algos.ppo import PPO, PPOConfig
+    from bench.config import config_from_dict
     from bench.data.sampler import DatasetSpec
     from bench.errors import DatasetError
     from bench.reference import card_scores, family_of, load_card, reference_dir
@@ -203,8 +209,8 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
     card = load_card(family)
     ref_min, ref_max, ref_source = card_scores(card)
     training, medium = card["training"], card["medium"]
-    config = PPOConfig(**{k: tuple(v) if isinstance(v, list) else v
-                          for k, v in training["config"].items()})
+    # config_from_dict: lists back to tuples, and an "inf" bound (strict JSON) back to inf
+    config = config_from_dict(PPOConfig, training["config"])
 
     def make_env() -> gym.Env:
         return gym.make(alias.env_id, **alias.env_kwargs)

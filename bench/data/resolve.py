@@ -8,6 +8,8 @@ containing ``/`` is taken as the id of a Minari dataset in the local root.
 from __future__ import annotations
 
 import concurrent.futures
+import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -22,7 +24,7 @@ import gymnasium as gym
 
 from bench.data import storage
 from bench.data.catalog import ALIASES, DatasetAlias, RefScores, reference_scores
-from bench.errors import DatasetError, UsageError, unknown_name
+from bench.errors import BenchError, DatasetError, UsageError, unknown_name
 
 HUB_HOST = "huggingface.co"  # where minari.download_dataset fetches from
 
@@ -55,18 +57,42 @@ class ResolvedDataset:
         if spec is None:
             raise DatasetError(f"dataset {self.dataset_id} records no environment; it cannot be "
                                "evaluated.")
-        if not isinstance(spec, str):
+        if isinstance(spec, gym.envs.registration.EnvSpec):
             return spec
+        fix = ("move the dataset directory away and make it again, or restore its "
+               "metadata.json.")
         try:
-            return gym.envs.registration.EnvSpec.from_json(spec)
-        except (ValueError, TypeError, KeyError) as exc:  # json.JSONDecodeError is a ValueError
+            parsed = json.loads(spec) if isinstance(spec, str) else spec
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
             raise DatasetError(f"dataset {self.dataset_id}: its metadata's env_spec cannot be read "
-                               f"({exc}); move the dataset directory away and make it again, or "
-                               "restore its metadata.json.") from None
+                               f"({exc}); {fix}") from None
+        problem = _env_spec_problem(spec, parsed)
+        if problem:
+            raise DatasetError(f"dataset {self.dataset_id}: its metadata's env_spec {problem}; "
+                               f"{fix}")
+        try:
+            return gym.envs.registration.EnvSpec.from_json(json.dumps(parsed))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DatasetError(f"dataset {self.dataset_id}: its metadata's env_spec cannot be read "
+                               f"({exc}); {fix}") from None
+
+    def recorded_spaces(self) -> tuple[Any, Any]:
+        """The observation and action spaces the metadata records, known without making the env
+        (None for one it does not record, or records in a form Minari cannot read)."""
+        from minari.serialization import deserialize_space
+
+        found = []
+        for key in ("observation_space", "action_space"):
+            text = self.metadata.get(key)
+            try:
+                found.append(deserialize_space(text) if isinstance(text, str) else None)
+            except Exception:  # noqa: BLE001 - unreadable: the env's own spaces are checked instead
+                found.append(None)
+        return found[0], found[1]
 
     def make_env_fn(self, **overrides: Any):
         """A picklable zero-argument env constructor (for async vector envs)."""
-        return partial(_make_env, self.env_spec(), overrides)
+        return partial(make_env, self.env_spec(), overrides, self.dataset_id)
 
     def recorded_encoders(self) -> set[str]:
         """sha256 of the vision encoder(s) that made the observations (Car Racer's latents), as
@@ -113,8 +139,71 @@ class ResolvedDataset:
         }
 
 
-def _make_env(spec: gym.envs.registration.EnvSpec, overrides: dict[str, Any]) -> gym.Env:
-    return gym.make(spec, **overrides)
+_JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "true/false",
+               int: "a number", float: "a number", type(None): "null"}
+
+
+def _env_spec_problem(raw: Any, parsed: Any) -> str | None:
+    """What is wrong with a metadata ``env_spec`` (``raw``, and ``parsed`` from its JSON), or
+    None when gymnasium can read it; fills in ``additional_wrappers`` when it is missing."""
+    if not isinstance(raw, str):
+        return (f"is {_JSON_TYPES.get(type(raw), type(raw).__name__)} ({str(raw)[:60]}), not "
+                "the JSON text of a gymnasium EnvSpec")
+    if not isinstance(parsed, dict):
+        return (f"holds JSON that is {_JSON_TYPES.get(type(parsed), type(parsed).__name__)}, not "
+                "an object with the fields of a gymnasium EnvSpec")
+    missing = [k for k in ("id", "entry_point") if k not in parsed]
+    if missing:
+        return f"lacks the field{'s' * (len(missing) > 1)} {' and '.join(missing)}"
+    if not isinstance(parsed["id"], str) or not parsed["id"]:
+        return f"has the id {parsed['id']!r}, not an env id such as Hopper-v5"
+    entry = parsed["entry_point"]
+    if not isinstance(entry, str) or entry.count(":") != 1 or not all(entry.split(":")):
+        return f"has the entry point {entry!r}, not 'module:attribute'"
+    if not isinstance(parsed.get("kwargs", {}), dict):
+        return f"has kwargs {parsed['kwargs']!r}, not an object"
+    # Specs written before gymnasium recorded wrappers have none to apply.
+    parsed.setdefault("additional_wrappers", [])
+    if not isinstance(parsed["additional_wrappers"], list):
+        return "has additional_wrappers that are not a list"
+    return None
+
+
+# pip's name for modules that env entry points commonly need (otherwise the module is named).
+PIP_NAMES = {"gymnasium_robotics": "gymnasium-robotics", "ogbench": "ogbench",
+             "mujoco": '"gymnasium[mujoco]"', "Box2D": '"gymnasium[box2d]"'}
+
+
+def make_env(spec: gym.envs.registration.EnvSpec | str, overrides: dict[str, Any] | None = None,
+             dataset_id: str | None = None) -> gym.Env:
+    """``gym.make(spec, **overrides)``, or a one-line error naming the module to install or
+    what else stops the env from being made (``dataset_id``: the dataset whose env it is)."""
+    env_id = spec.id if isinstance(spec, gym.envs.registration.EnvSpec) else str(spec)
+    owner = f"dataset {dataset_id}'s environment" if dataset_id else "environment"
+    error = DatasetError if dataset_id else BenchError
+    try:
+        return gym.make(spec, **(overrides or {}))
+    except (ImportError, gym.error.DependencyNotInstalled) as exc:
+        missing = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
+        if not isinstance(missing, ModuleNotFoundError) or not missing.name:
+            raise error(f"{owner} {env_id} cannot be made: {_first_line(exc)}") from None
+        top = missing.name.split(".")[0]
+        if top != missing.name and importlib.util.find_spec(top) is not None:
+            raise error(f"{owner} {env_id} needs the module {missing.name}, which the installed "
+                        f"{top} does not have: install the version of {top} the data were made "
+                        "with.") from None
+        install = (f"pip install {PIP_NAMES[top]}" if top in PIP_NAMES
+                   else f"install the package that provides {top}")
+        raise error(f"{owner} {env_id} needs the module {top}, which is not installed: "
+                    f"{install}") from None
+    except (gym.error.Error, AttributeError, ValueError, TypeError) as exc:
+        # A spec that gymnasium cannot follow (an entry point naming nothing, bad kwargs).
+        raise error(f"{owner} {env_id} cannot be made ({type(exc).__name__}: "
+                    f"{_first_line(exc)}); check its entry point and kwargs.") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -161,53 +250,114 @@ def check_dataset_name(name: str) -> str:
     if not isinstance(name, str):
         raise UsageError(f"a dataset name must be a string (an alias such as hopper-medium, or a "
                          f"Minari id), got {name!r}.")
-    if name in ALIASES or "/" in name:
+    if name in ALIASES:
+        return name
+    if "/" in name:
+        _check_canonical_id(name)
         return name
     raise unknown_name("dataset", name, known_names())
 
 
+def _check_canonical_id(name: str) -> None:
+    """A usage error for a Minari id that is not written one way only (``./a/b``, ``a//b``,
+    ``a/b/``: each would be a dataset of its own in the results) or that reaches outside the
+    Minari root (``/abs``, ``../x``)."""
+    parts = name.split("/")
+    root = storage.minari_root()
+    elsewhere = (f"a Minari id is relative to the Minari root ({root}); set "
+                 "MINARI_DATASETS_PATH to the root that holds the dataset and give its id there "
+                 "(namespace/name-vN).")
+    if name.startswith("/"):
+        raise UsageError(f"dataset id {name!r} is an absolute path; {elsewhere}")
+    if ".." in parts:
+        raise UsageError(f"dataset id {name!r} has a '..' part, which reaches outside the Minari "
+                         f"root; {elsewhere}")
+    if "." in parts or "" in parts:
+        canonical = "/".join(p for p in parts if p not in ("", "."))
+        what = "a '.' part" if "." in parts else ("a trailing '/'" if name.endswith("/")
+                                                  else "an empty part ('//')")
+        fix = f"write it as {canonical!r}" if canonical else "give an id such as namespace/name-v0"
+        raise UsageError(f"dataset id {name!r} has {what}; {fix}.")
+    if any(p.startswith(".") for p in parts):
+        # Minari lists no hidden directory, and the suite stages datasets in one (.bench-staging).
+        raise UsageError(f"dataset id {name!r} has a part starting with '.'; Minari ids name "
+                         "visible directories (namespace/name-vN).")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise UsageError(f"dataset id {name!r} holds control characters; give an id such as "
+                         "namespace/name-v0.")
+
+
 def resolve(name: str, *, make_missing: bool = True, download: bool = True,
-            log=None) -> ResolvedDataset:
-    """Resolve ``name`` (an alias or a local Minari id) to a present dataset."""
+            check_complete: bool = True, log=None) -> ResolvedDataset:
+    """Resolve ``name`` (an alias or a local Minari id) to a present dataset; one that is not
+    whole (``storage.incomplete_reason``) is refused unless ``check_complete`` is False (for
+    commands that only show it)."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     check_dataset_name(name)
     if name in ALIASES:
         alias = ALIASES[name]
         official = alias.official_id
         if official and storage.is_present(official):
-            return ResolvedDataset(name, official, "official (local)", storage.read_metadata(official))
-        if official and download and not storage.is_present(alias.local_id):
-            if try_download(official, log=log):
-                return ResolvedDataset(name, official, "official (downloaded)",
-                                       storage.read_metadata(official))
-        if not storage.is_present(alias.local_id):
-            if storage.dataset_dir(alias.local_id).exists():
-                raise DatasetError(
-                    f"{alias.local_id} at {storage.dataset_dir(alias.local_id)} is incomplete "
-                    f"(no {storage.data_file(alias.local_id).name} or metadata). Nothing was "
-                    f"deleted; `bench datasets make {name} --force` makes it again and keeps "
-                    "the old directory as a backup.")
-            if not make_missing:
-                raise DatasetError(f"{name} is not present locally; make it with "
-                                   f"`bench datasets make {name}`.")
-            log(f"[bench] {name}: making the suite's own dataset {alias.local_id} (first use).")
-            make_alias(alias, log=log)
-        return ResolvedDataset(name, alias.local_id, "self-generated",
-                               storage.read_metadata(alias.local_id))
-    if not storage.is_present(name):  # a Minari id from here on
-        raise DatasetError(f"Minari dataset {name!r} is not in {storage.minari_root()} "
-                           "(set MINARI_DATASETS_PATH, or use an alias: "
-                           f"{', '.join(known_names())}).")
-    meta = storage.read_metadata(name)
-    source = "self-generated" if "bench_provenance" in meta else "local"
-    return ResolvedDataset(name, name, source, meta)
+            found = ResolvedDataset(name, official, "official (local)",
+                                    storage.read_metadata(official))
+        elif official and download and not storage.is_present(alias.local_id) \
+                and try_download(official, log=log):
+            found = ResolvedDataset(name, official, "official (downloaded)",
+                                    storage.read_metadata(official))
+        else:
+            if not storage.is_present(alias.local_id):
+                if storage.dataset_dir(alias.local_id).exists():
+                    raise DatasetError(
+                        f"{alias.local_id} at {storage.dataset_dir(alias.local_id)} is incomplete "
+                        f"(no {storage.data_file(alias.local_id).name} or metadata). Nothing was "
+                        f"deleted; `bench datasets make {name} --force` makes it again and keeps "
+                        "the old directory as a backup.")
+                if not make_missing:
+                    raise DatasetError(f"{name} is not present locally; make it with "
+                                       f"`bench datasets make {name}`.")
+                log(f"[bench] {name}: making the suite's own dataset {alias.local_id} (first use).")
+                make_alias(alias, first_use=True, log=log)
+            found = ResolvedDataset(name, alias.local_id, "self-generated",
+                                    storage.read_metadata(alias.local_id))
+    else:
+        if not storage.is_present(name):  # a Minari id from here on
+            raise DatasetError(f"Minari dataset {name!r} is not in {storage.minari_root()} "
+                               "(set MINARI_DATASETS_PATH, or use an alias: "
+                               f"{', '.join(known_names())}).")
+        meta = storage.read_metadata(name)
+        found = ResolvedDataset(name, name, "self-generated" if "bench_provenance" in meta
+                                else "local", meta)
+    if check_complete:
+        check_whole(found)
+    return found
+
+
+def check_whole(ds: ResolvedDataset) -> None:
+    """Refuse a dataset whose making was cut short (see ``storage.incomplete_reason``)."""
+    reason = storage.incomplete_reason(ds.dataset_id, ds.metadata)
+    if reason is None:
+        return
+    alias = next((a for a in ALIASES.values() if a.local_id == ds.dataset_id), None)
+    fix = (f"`bench datasets make {alias.alias} --force` makes it again and keeps this one as a "
+           "backup" if alias is not None else "restore it from where it came, or move it away")
+    raise DatasetError(f"dataset {ds.dataset_id} at {ds.path} is incomplete: {reason}. Nothing "
+                       f"was deleted; {fix}.")
 
 
 def make_alias(alias: DatasetAlias, *, num_transitions: int | None = None,
-               seed: int | None = None, force: bool = False, log=print) -> dict[str, Any]:
+               seed: int | None = None, force: bool = False, first_use: bool = False,
+               log=None) -> dict[str, Any]:
     """Generate the suite's own dataset for ``alias`` (``num_transitions``: at least this many,
-    default the alias's; ``seed`` default 0). Refuses to overwrite; ``force`` keeps a backup."""
+    default the alias's; ``seed`` default 0). Refuses to overwrite; ``force`` keeps a backup.
+
+    One maker per dataset at a time: a second one waits for the first (``staging.maker_lock``).
+    ``first_use``: a run that needs the data, for which a dataset another process made while
+    it waited is what it asked for. The dataset appears in the Minari root only when whole.
+    """
     from bench.data import makers
+    from bench.data.staging import maker_lock
+
+    log = log or (lambda msg: print(msg, file=sys.stderr))
 
     maker = makers.MAKERS.get(alias.generator)
     if maker is None:
@@ -218,15 +368,25 @@ def make_alias(alias: DatasetAlias, *, num_transitions: int | None = None,
     if num_transitions is not None and num_transitions < 1:
         raise UsageError(f"--transitions must be at least 1, got {num_transitions}.")
     target = storage.dataset_dir(alias.local_id)
-    if storage.is_present(alias.local_id) or target.exists():
-        if not force:
-            raise DatasetError(f"{alias.local_id} already exists at {target}; pass --force to make "
-                               "it again (the old one is kept as a backup).")
-        # Backups live outside the Minari root so Minari never mistakes them for datasets.
-        backup = (storage.cache_dir() / "backups"
-                  / f"{alias.local_id.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-        backup.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(target), str(backup))
-        log(f"[bench] kept the previous {alias.local_id} at {backup}")
-    return maker(alias, num_transitions=num_transitions or alias.default_transitions,
-                 seed=0 if seed is None else seed)
+    with maker_lock(alias.local_id, log):
+        if first_use and storage.is_present(alias.local_id):  # made while this process waited
+            return storage.read_metadata(alias.local_id)
+        backup = None
+        if storage.is_present(alias.local_id) or target.exists():
+            if not force:
+                raise DatasetError(f"{alias.local_id} already exists at {target}; pass --force "
+                                   "to make it again (the old one is kept as a backup).")
+            # Backups live outside the Minari root so Minari never mistakes them for datasets.
+            backup = (storage.cache_dir() / "backups"
+                      / f"{alias.local_id.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(target), str(backup))
+            log(f"[bench] moved the previous {alias.local_id} to {backup}")
+        try:
+            return maker(alias, num_transitions=num_transitions or alias.default_transitions,
+                         seed=0 if seed is None else seed)
+        except BaseException:
+            if backup is not None and not target.exists():  # nothing replaced it: put it back
+                shutil.move(str(backup), str(target))
+                log(f"[bench] making {alias.local_id} stopped; the previous one is back at {target}")
+            raise

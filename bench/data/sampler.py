@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from bench.data.storage import FlatEpisodes
+from bench.errors import BenchError
+from bench.spaces import describe, space_kind
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,11 @@ class DatasetSpec:
     def for_env(cls, env: Any) -> "DatasetSpec":
         """Sizes and action bounds of ``env``, identity normalization (online algorithms keep
         their own running statistics)."""
+        for role, space in (("observations", env.observation_space), ("actions", env.action_space)):
+            # The arrays below exist for Box spaces only; runs check spaces first (bench.spaces).
+            if space_kind(space, role) not in ("vector", "image", "box"):
+                raise BenchError(f"{env.spec.id if env.spec else 'the env'} has {describe(space)} "
+                                 f"{role}; only Box observations and actions are supported.")
         low = np.asarray(env.action_space.low, np.float32)
         obs_dim = int(np.prod(env.observation_space.shape))
         max_steps = env.spec.max_episode_steps if env.spec else None

@@ -51,6 +51,29 @@ def is_present(dataset_id: str) -> bool:
     return data_file(dataset_id).exists() and metadata_file(dataset_id).exists()
 
 
+def incomplete_reason(dataset_id: str, metadata: dict) -> str | None:
+    """Why a present dataset is not whole (a phrase), or None. The suite's own datasets must
+    carry the checksum and provenance stamped as the last step of making them; any dataset's
+    data file must hold the number of episodes its metadata records (Minari writes the metadata
+    first: a write cut short leaves fewer)."""
+    ours = dataset_id.startswith("bench/") or "bench_provenance" in metadata
+    if ours and not metadata.get("data_sha256"):
+        return "it records no checksum (its making stopped before the last step)"
+    if ours and not isinstance(metadata.get("bench_provenance"), dict):
+        return "it records no provenance (its making stopped before the last step)"
+    expected = metadata.get("total_episodes")
+    if not isinstance(expected, int) or isinstance(expected, bool):
+        return None
+    try:
+        with h5py.File(data_file(dataset_id), "r") as f:
+            found = sum(1 for name in f.keys() if name.startswith("episode_"))
+    except (OSError, ValueError):  # damaged: the checksum check (or reading it) names that
+        return None
+    if found != expected:
+        return f"its data file holds {found} episodes where its metadata records {expected}"
+    return None
+
+
 def read_metadata(dataset_id: str) -> dict:
     path = metadata_file(dataset_id)
     try:
@@ -185,7 +208,8 @@ def save_flat(sha256: str, flat: FlatEpisodes, data_path: Path | None = None) ->
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **{k: getattr(flat, k) for k in FLAT_FIELDS})
+    # The key is stored inside too: an entry copied over another one's name is then told apart.
+    np.savez(buf, sha256=np.array(sha256), **{k: getattr(flat, k) for k in FLAT_FIELDS})
     atomic_write_bytes(_cache_path(sha256), buf.getvalue())
     if data_path is not None:
         _remember_checked(sha256, data_path)
@@ -237,7 +261,10 @@ def load_flat(dataset_id: str, sha256: str) -> FlatEpisodes:
     if cache.exists():
         try:
             with np.load(cache) as z:
-                return FlatEpisodes(**{k: z[k] for k in FLAT_FIELDS})
+                # An entry of another dataset (copied over this one's name), or one from before
+                # entries named their data file, is rebuilt like a broken one.
+                if "sha256" in z.files and str(z["sha256"]) == sha256:
+                    return FlatEpisodes(**{k: z[k] for k in FLAT_FIELDS})
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a broken cache entry is rebuilt below; the dataset itself is untouched
     flat = _read_episodes(path)

@@ -1,0 +1,119 @@
+"""Datasets appear whole or not at all, and one process makes a dataset at a time.
+
+A dataset is written under a private staging root inside the Minari root (``.bench-staging/``,
+hidden, so Minari and the suite never list it), stamped there with its checksum and provenance,
+and moved into place with one ``rename``: a maker killed at any moment (during the HDF5 write,
+between the write and the checksum) leaves nothing a run could train on. A lock per dataset
+makes a second maker (``bench datasets make``, or a run making it on first use) wait for the
+first, saying which process holds it.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from bench.data import storage
+from bench.errors import DatasetError
+from bench.locks import file_lock
+
+STAGING_DIR = ".bench-staging"
+NAMESPACE_FILE = "namespace_metadata.json"  # Minari's per-namespace file
+
+
+def staging_root() -> Path:
+    # Inside the Minari root: the same filesystem, so the final move is one atomic rename.
+    return storage.minari_root() / STAGING_DIR
+
+
+def _token(dataset_id: str) -> str:
+    return dataset_id.replace("/", "__")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_stages(dataset_id: str) -> None:
+    """Remove staging directories of ``dataset_id`` left by makers that were killed."""
+    root = staging_root()
+    if not root.is_dir():
+        return
+    for stage in root.glob(f"{_token(dataset_id)}.stage-*"):
+        pid = stage.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def maker_lock(dataset_id: str, log: Callable[[str], None]) -> Iterator[None]:
+    """Hold the right to make ``dataset_id``; a second maker waits here, told who holds it."""
+    path = staging_root() / f"{_token(dataset_id)}.lock"
+
+    def waiting(holder: str) -> None:
+        log(f"[bench] {dataset_id} is being made by process {holder or '(unknown)'}; waiting "
+            "for it to finish (Ctrl-C stops waiting; nothing is lost).")
+
+    with file_lock(path, what=f"making {dataset_id}", on_wait=waiting):
+        remove_stale_stages(dataset_id)
+        yield
+
+
+@contextlib.contextmanager
+def staged(dataset_id: str) -> Iterator[Path]:
+    """Write ``dataset_id`` inside this block; it appears in the Minari root when the block ends
+    without an error, and never otherwise.
+
+    Inside the block ``MINARI_DATASETS_PATH`` points at a private staging root (Minari's writers
+    and ``bench.data.storage`` read it at each call), so the block must only write this dataset,
+    not read others. On a clean exit the dataset directory moves into the Minari root with one
+    rename; on an error or an interrupt the staging directory is removed.
+    """
+    final_root = storage.minari_root()
+    target = final_root / dataset_id
+    if target.exists():
+        raise DatasetError(f"{dataset_id} already exists at {target}; nothing was written "
+                           "(`bench datasets make <alias> --force` makes it again and keeps the "
+                           "old one as a backup).")
+    stage = staging_root() / f"{_token(dataset_id)}.stage-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)  # this process's own leftover, if any
+    # Its namespace folders too: minari.combine_datasets makes only the last one.
+    (stage / dataset_id).parent.mkdir(parents=True)
+    saved = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(stage)
+    try:
+        try:
+            yield stage
+        finally:
+            if saved is None:
+                os.environ.pop("MINARI_DATASETS_PATH", None)
+            else:
+                os.environ["MINARI_DATASETS_PATH"] = saved
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _copy_namespace_files(stage, final_root, dataset_id)
+        try:
+            os.rename(stage / dataset_id, target)  # atomic; refuses a target that appeared
+        except OSError as exc:
+            raise DatasetError(f"could not move the finished {dataset_id} into {target} ({exc}); "
+                               "nothing was replaced.") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _copy_namespace_files(stage: Path, root: Path, dataset_id: str) -> None:
+    """Minari's namespace metadata for the dataset's namespaces, where the root lacks it."""
+    parts = dataset_id.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        source = stage.joinpath(*parts[:depth], NAMESPACE_FILE)
+        dest = root.joinpath(*parts[:depth], NAMESPACE_FILE)
+        if source.is_file() and not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, dest)
