@@ -25,9 +25,10 @@ MLP agents — bc, gcsl_idm, the PPO family — through ``row_invariant_act``, w
 linear layers' rows). For them the returns are the same as in one process and as in the
 sequential loop, on any number of threads (tests check it). Other agents (the transformer IDMs)
 run in one process: a plain GEMM's kernel, and so the last bits of an action, depend on the
-batch's row count and the thread count, which would make a score depend on the machine's core
-count; and an agent that draws random numbers would draw different ones in the workers. Their
-returns match the sequential loop's to rounding, not bit for bit.
+batch's row count, which sharding would change; and an agent that draws random numbers would
+draw different ones in the workers. Their returns match the sequential loop's to rounding, not
+bit for bit. Every agent acts on ``ACTING_THREADS`` (one) torch thread, so no score depends on
+the machine's core count.
 """
 from __future__ import annotations
 
@@ -53,6 +54,13 @@ MakeEnv = Callable[[], gym.Env]
 # A sharded evaluation gives up when no worker has reported a finished episode (or anything
 # else) for this long: far longer than any round of episodes takes, short of waiting forever.
 SHARD_SILENCE_S = 1800.0
+
+# Torch threads an agent acts on, in this process and in each shard. Batches of at most 32
+# observations gain little from a second thread, and beside another job on the cores it spins at
+# OpenMP barriers (10 Hopper episodes: 2.5x slower beside a busy process on two threads, 1.03x
+# on one). One fixed count also keeps the scores of agents whose actions depend on the thread
+# count (the transformer IDMs) the same on machines with more cores.
+ACTING_THREADS = 1
 
 
 @dataclass
@@ -178,7 +186,7 @@ def _shard_main(conn: Connection, agent: Any, make_env: MakeEnv, n: int, ids: np
     """One shard of a ``sharded`` evaluation, in a forked worker: reports finished episodes as
     they end, then its returns and lengths (or the traceback of what went wrong)."""
     try:
-        torch.set_num_threads(1)
+        torch.set_num_threads(ACTING_THREADS)
         envs = _EnvBatch(make_env, n)
         try:
             returns, lengths = _run_episodes(agent, envs, n, ids, seed, condition,
@@ -311,9 +319,8 @@ def evaluate(
     else:
         envs = _EnvBatch(make_env, n)
     try:
-        # One torch thread, as in each shard: a batch of at most 32 observations gains little
-        # from a second thread, which spins against any other job on the cores.
-        with torch_threads(1), progress_bar(total=episodes, desc=desc, unit="ep") as bar:
+        with torch_threads(ACTING_THREADS), \
+                progress_bar(total=episodes, desc=desc, unit="ep") as bar:
             returns, lengths = _run_episodes(agent, envs, n, np.arange(episodes), seed,
                                              condition, bar.update)
     finally:

@@ -41,7 +41,7 @@ from bench.data import DatasetSpec, Sampler, load_flat, resolve
 from bench.data.resolve import check_dataset_name, make_env
 from bench.data.generate import package_versions
 from bench.errors import BenchError, DatasetError, NonFiniteLossError, UsageError, unknown_name
-from bench.evaluate import evaluate, normalized_score
+from bench.evaluate import ACTING_THREADS, evaluate, normalized_score
 from bench.io import atomic_write_bytes, atomic_write_json
 from bench.locks import file_lock
 from bench.perf import tune_allocator
@@ -596,6 +596,7 @@ def _execute_locked(req, entry, config, device, directory: Path, source: _Source
         # How the episodes were run: episode i of each condition reset with first_seed + i.
         "evaluation": {"first_seed": eval_seed(req.seed), "episodes": req.eval_episodes,
                        "mode": req.eval_mode, "torch_threads": torch.get_num_threads(),
+                       "acting_threads": ACTING_THREADS,
                        "batch_invariant_act": bool(getattr(algo, "batch_invariant_act", False))},
         "timings": {
             "train_seconds": train_seconds, "eval_seconds": eval_seconds,

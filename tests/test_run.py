@@ -77,7 +77,7 @@ def test_run_directory_records_everything(tiny_dataset, tmp_path):
         100 * (np.mean(result["episode_returns"]) - result["ref_min"]) / span)
     assert result["evaluation"] == {"first_seed": eval_seed(3), "episodes": 2, "mode": "sync",
                                     "torch_threads": torch.get_num_threads(),
-                                    "batch_invariant_act": True}
+                                    "acting_threads": 1, "batch_invariant_act": True}
     ds = json.loads((d / "dataset.json").read_text())
     assert ds["sha256"] and ds["provenance"]["source"] == "self-generated"
     cfg = json.loads((d / "config.json").read_text())
