@@ -1,6 +1,11 @@
-"""Curves and table of the goal-setter experiment (see ../make_goal_setter_report.sh).
+#!/usr/bin/env python
+"""Curves and table of the goal-setter experiment (reports/goal-setter/, its sweep.toml):
+OUT_DIR/curves.png (training return against env steps, mean and 95% CI band over seeds) and
+OUT_DIR/table.{md,csv} (final evaluation and best training point, normalized), from the runs
+RESULTS_ROOT/<dataset>/<algo>/full,...num_updates=STEPS/seed_<n>. scripts/rebuild_from_records.sh
+runs it on reports/goal-setter/records/.
 
-Usage: python reports/goal-setter/report.py RESULTS_ROOT STEPS OUT_DIR"""
+Usage: scripts/goal_setter_report.py RESULTS_ROOT STEPS OUT_DIR"""
 from __future__ import annotations
 
 import json

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Makes, or finishes, one committed report reports/NAME/ from its sweep file:
+#   1. every run recorded in reports/NAME/records/ is copied into RESULTS_ROOT (a run already
+#      there is left as it is), so that the sweep counts it as finished and a fresh machine makes
+#      only what is missing. Records hold no checkpoint: a restored run is reported, never
+#      resumed or re-evaluated;
+#   2. `bench sweep reports/NAME/sweep.toml --out RESULTS_ROOT --jobs JOBS`: missing datasets are
+#      made first, finished runs skipped, interrupted ones resumed (stop it and run it again at
+#      will); a failed run leaves its error.json and the others go on;
+#   3. the records (*.json, *.jsonl) of every finished run of the sweep are copied into
+#      reports/NAME/records/<dataset>/<algo>/<variant>/seed_<n>/;
+#   4. scripts/rebuild_from_records.sh NAME writes the tables and report from those records.
+# To reuse another report's runs (one run directory is one run), copy their records into
+# RESULTS_ROOT first. DRY_RUN=1 does step 1 and lists what the sweep would do with each run.
+# Usage: scripts/make_report.sh NAME [RESULTS_ROOT]   (JOBS=N runs N at a time, default 2)
+set -euo pipefail
+name="${1:?usage: scripts/make_report.sh NAME [RESULTS_ROOT]}"
+root="$(realpath -m "${2:-results}")"
+scripts="$(cd "$(dirname "$0")" && pwd)"
+report="$(cd "$scripts/../reports" && pwd)/$name"
+sweep="$report/sweep.toml"
+[ -f "$sweep" ] || { echo "make_report.sh: no sweep file $sweep" >&2; exit 2; }
+
+restored=0
+if [ -d "$report/records" ]; then
+  while read -r result; do
+    run="$(dirname "$result")"
+    dest="$root/${run#"$report/records/"}"
+    [ -f "$dest/result.json" ] && continue
+    mkdir -p "$dest"
+    cp "$run"/*.json* "$dest/"
+    restored=$((restored + 1))
+  done < <(find "$report/records" -path "*/seed_*/result.json")
+fi
+echo "restored $restored finished run(s) from reports/$name/records into $root"
+if [ -n "${DRY_RUN:-}" ]; then
+  exec python -m bench sweep "$sweep" --out "$root" --dry-run
+fi
+
+status=0
+python -m bench sweep "$sweep" --out "$root" --jobs "${JOBS:-2}" || status=$?
+
+saved=0
+while IFS=$'\t' read -r what run _; do
+  [ "$what" = finished ] || continue
+  dest="$report/records/${run#"$root"/}"
+  mkdir -p "$dest"
+  cp "$run"/*.json* "$dest/"
+  saved=$((saved + 1))
+done < <(python -m bench sweep "$sweep" --out "$root" --dry-run)
+echo "saved the records of $saved finished run(s) into reports/$name/records"
+"$scripts/rebuild_from_records.sh" "$name"
+exit "$status"

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Rebuilds every committed table and report under reports/ from the run records committed beside
+# it (reports/<name>/records/, a results root), without training or evaluating anything: after a
+# change to how tables are computed, or to check that a committed table follows from its runs
+# (`git diff reports/` afterwards shows what changed). With NAMEs, only those reports.
+# Each report is built from inside its folder with `--out records`, so no output names the folder.
+# A new report needs a case below (scripts/make_report.sh calls this script for the one it made).
+# Usage: scripts/rebuild_from_records.sh [NAME ...]
+set -euo pipefail
+reports="$(cd "$(dirname "$0")/../reports" && pwd)"
+scripts="$(cd "$(dirname "$0")" && pwd)"
+all=(quick-hopper-table quick-carracing-table quick-idm-table spine-quick-hopper-random
+     ppo-hopper-v5-1m goal-setter vicreg-report vicreg-ppo-10-seeds example-report)
+
+tables() {  # "DATASET ..." "ALGO ..." [RESULTS_FLAG ...]: table.{md,csv} from records/
+  local filters=("${@:3}") ds algo
+  for ds in $1; do filters+=(--dataset "$ds"); done
+  for algo in $2; do filters+=(--algo "$algo"); done
+  python -m bench results --out records "${filters[@]}" --format markdown > table.md
+  python -m bench results --out records "${filters[@]}" --format csv > table.csv
+  echo "rebuilt $PWD/table.{md,csv}"
+}
+
+vicreg_filters() {  # the VICReg report's algorithms, datasets and variants, as bench flags
+  local a d v
+  for a in dt dt_vicreg gcsl_idm gcsl_idm_vicreg ppo ppo_vicreg gs_ppo_joint gs_ppo_vicreg; do
+    printf '%s\n' --algo "$a"; done
+  for d in hopper-medium carracing-expert Hopper-v5; do printf '%s\n' --dataset "$d"; done
+  for v in quick "quick,state_encoder=256" "quick,idm_state_encoder=256"; do
+    printf '%s\n' --variant "$v"; done
+}
+
+rebuild() {  # NAME: reports/NAME's tables and report from reports/NAME/records/
+  if [[ " ${all[*]} " != *" $1 "* ]] || [ ! -d "$reports/$1/records" ]; then
+    echo "rebuild_from_records.sh: no report '$1' with records/ to rebuild; known: ${all[*]}" >&2
+    return 2
+  fi
+  cd "$reports/$1"
+  case "$1" in
+    quick-hopper-table)
+      tables "hopper-medium hopper-medium-replay hopper-medium-expert hopper-expert" \
+        "dt dt_noreturn bc" ;;
+    quick-carracing-table)
+      tables "carracing-medium carracing-expert" "dt dt_noreturn bc" ;;
+    quick-idm-table)
+      tables "hopper-medium hopper-expert" \
+        "transformer_idm transformer_idm_masked gcsl_idm dt bc" --conditions ;;
+    spine-quick-hopper-random|ppo-hopper-v5-1m)
+      python -m bench results --out records > table.md
+      echo "rebuilt $PWD/table.md" ;;
+    goal-setter)
+      python "$scripts/goal_setter_report.py" records 300000 . >/dev/null
+      echo "rebuilt $PWD/{curves.png,table.md,table.csv}" ;;
+    vicreg-report)
+      local args
+      mapfile -t args < <(vicreg_filters)
+      python -m bench report --out records --to . "${args[@]}" \
+        --title "Temporal VICReg next to its base algorithms (quick budget)"
+      # Every evaluation condition (both return targets, goal sources), a row each.
+      python -m bench results --out records --conditions --format markdown "${args[@]}" \
+        > conditions.md ;;
+    vicreg-ppo-10-seeds)
+      python -m bench report --out records --to . --algo ppo --algo ppo_vicreg \
+        --dataset Hopper-v5 --variant quick \
+        --title "PPO with and without temporal VICReg on its state representation, 10 seeds (quick)" ;;
+    example-report)
+      python -m bench report --out records --to . \
+        --title "Example: BC, DT and GCSL-IDM on Hopper-v5 medium / medium-replay (quick budget)" \
+        --algo bc --algo dt --algo gcsl_idm --dataset hopper-medium --dataset hopper-medium-replay \
+        --variant quick ;;
+  esac
+}
+
+names=("$@")
+if [ "${#names[@]}" -eq 0 ]; then
+  names=("${all[@]}")
+  for dir in "$reports"/*/; do  # a report folder without a recipe would silently go stale
+    dir="$(basename "$dir")"
+    [[ " ${all[*]} " == *" $dir "* ]] || echo "warning: reports/$dir has no recipe here" >&2
+  done
+fi
+for name in "${names[@]}"; do
+  (rebuild "$name")
+done
