@@ -170,7 +170,8 @@ def _shown(value: Any, spec: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.config import parse_overrides
-    from bench.run import RunRequest, canonical_request_overrides, execute
+    from bench.records import canonical_request_overrides
+    from bench.run import RunRequest, execute
 
     # Canonical from here on (lr=1e-3 → lr=0.001): one spelling per setting, one run directory.
     overrides = canonical_request_overrides(args.algo, parse_overrides(args.overrides))
@@ -203,7 +204,7 @@ def _dataset_status(alias) -> tuple[str, str]:
         return "self-generated (local)", alias.local_id
     if storage.dataset_dir(alias.local_id).exists():  # e.g. a make that was killed
         return "incomplete (make --force)", alias.local_id
-    from bench.data.makers import MAKERS
+    from bench.making.makers import MAKERS
 
     made = alias.generator in MAKERS
     return "missing (made on first use)" if made else "missing", alias.local_id
@@ -231,7 +232,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     from bench.data import storage
     from bench.data.catalog import ALIASES
-    from bench.data.resolve import make_alias, resolve
+    from bench.data.resolve import resolve
+    from bench.making.makers import make_alias
     from bench.errors import unknown_name
 
     if args.datasets_cmd == "list":
@@ -251,7 +253,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         return 0
     if args.datasets_cmd == "verify":
         return _verify(args.name)
-    ds = resolve(args.name, make_missing=False, download=False, check_complete=False)
+    ds = resolve(args.name, download=False, check_complete=False)
     info = ds.provenance()
     reason = storage.incomplete_reason(ds.dataset_id, ds.metadata)
     info["status"] = f"incomplete: {reason}" if reason else "complete"
@@ -268,7 +270,7 @@ def _verify(name: str | None) -> int:
     from bench.data.resolve import resolve
 
     if name is not None:
-        ids = [resolve(name, make_missing=False, download=False).dataset_id]
+        ids = [resolve(name, download=False).dataset_id]
     else:
         root = storage.minari_root()
         # A dataset directory with either file: one that lost the other is broken, not absent.

@@ -17,7 +17,7 @@ from bench.errors import UsageError, unknown_name
 BUDGET_NAMES = ("smoke", "quick", "full")
 EVAL_MODES = ("auto", "async", "sync", "sharded")  # see bench.evaluate.evaluate
 DEVICES = ("auto", "cpu", "cuda")
-MAX_SEED = 2**32 - 1  # numpy's global seeding (bench.run.seed_everything) takes 0 .. 2**32 - 1
+MAX_SEED = 2**32 - 1  # numpy's global seeding (bench.seeding.seed_everything) takes 0 .. 2**32 - 1
 
 
 def check_seed(seed: Any) -> int:

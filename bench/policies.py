@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError
+from bench.nn.layers import orthogonal_tanh_mlp
 
 
 class GaussianMLPPolicy:
@@ -23,12 +24,11 @@ class GaussianMLPPolicy:
     """
 
     def __init__(self, exported: dict[str, Any], *, deterministic: bool = True, seed: int = 0) -> None:
-        from bench.algos.ppo import _mlp
-
         if exported.get("format") != "bench.gaussian_mlp.v1":
             raise BenchError(f"unknown policy format {exported.get('format')!r}")
         self.exported = exported
-        self.actor = _mlp(exported["obs_dim"], tuple(exported["hidden"]), exported["act_dim"], 0.01)
+        self.actor = orthogonal_tanh_mlp(exported["obs_dim"], tuple(exported["hidden"]),
+                                         exported["act_dim"], 0.01)
         self.actor.load_state_dict(exported["actor_mean"])
         self.actor.eval()
         self.std = exported["log_std"].exp().numpy().astype(np.float64)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -23,10 +22,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from bench.data.generate import UniformRandomPolicy
+from bench.making.generate import UniformRandomPolicy
 from bench.errors import DatasetError
 from bench.evaluate import PolicyAgent, evaluate
 from bench.io import atomic_write_json
+from bench.data.cards import load_card, reference_dir
 from bench.policies import GaussianMLPPolicy, file_sha256
 
 REFERENCE_EPISODES = 100
@@ -34,74 +34,6 @@ SCREEN_EPISODES = 10
 MEDIUM_CANDIDATES = 5
 # Reference measurements use their own seed range (datasets use 0.., evaluation 10**9..).
 REFERENCE_SEED = 2_000_000_000
-
-
-def family_of(env_id: str) -> str:
-    """The reference-policy family of an env id: ``Hopper-v5`` → ``hopper``."""
-    return env_id.split("-")[0].lower()
-
-
-def card_scores(card: dict[str, Any]) -> tuple[float, float, str]:
-    """(ref_min, ref_max, source) that every dataset of a family normalizes with; a DatasetError
-    naming the card when they are missing, not finite, or not ref_max > ref_min."""
-    from bench.data.catalog import reference_problem
-
-    try:
-        family = family_of(card["env_id"])
-        ref_min, ref_max = card["random"]["mean_return"], card["expert"]["mean_return"]
-        episodes = card["episodes"]
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise DatasetError(f"reference card {_card_name(card)} lacks its reference returns "
-                           f"({type(exc).__name__}: {exc}); {_card_fix(card)}") from None
-    problem = reference_problem(ref_min, ref_max)
-    if problem:
-        raise DatasetError(f"reference card {_card_name(card)}: its reference returns (random "
-                           f"and expert mean_return) {problem}, so no normalized score can be "
-                           f"computed; {_card_fix(card)}")
-    source = (f"ref_min: uniform random policy, ref_max: {family} expert "
-              f"reference policy; mean returns over {episodes} stochastic episodes "
-              "(reference.json)")
-    return ref_min, ref_max, source
-
-
-def _card_name(card: Any) -> str:
-    env_id = card.get("env_id") if isinstance(card, dict) else None
-    return str(card_path(family_of(env_id))) if isinstance(env_id, str) else "(no env_id)"
-
-
-def _card_fix(card: Any) -> str:
-    return (f"restore {_card_name(card)} from git (`git checkout -- datasets/`) or pick the "
-            "reference policies again (`python -m bench.reference pick RUN_DIR --env ... --out "
-            "...`).")
-
-
-def card_path(family: str) -> Path:
-    """Where the reference card of ``family`` lives (it may not exist)."""
-    return reference_dir() / family / "reference.json"
-
-
-def reference_dir() -> Path:
-    """``$BENCH_REFERENCE_DIR`` or the repository's ``datasets/`` directory."""
-    env = os.environ.get("BENCH_REFERENCE_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "datasets"
-
-
-def load_card(family: str) -> dict[str, Any]:
-    path = card_path(family)
-    if not path.exists():
-        raise DatasetError(f"no reference policy for {family}: {path} is missing. Train one "
-                           f"(`bench run --algo ppo --env ... --set snapshot_every=50000`) and pick "
-                           f"it (`python -m bench.reference pick RUN_DIR --env ... --out "
-                           f"{reference_dir() / family}`), or use an official dataset.")
-    try:
-        card = json.loads(path.read_text())
-    except ValueError as exc:  # invalid JSON, or bytes that are not UTF-8
-        raise DatasetError(f"reference card {path} cannot be read ({exc}); restore it from git "
-                           "(`git checkout -- datasets/`).") from None
-    if not isinstance(card, dict):
-        raise DatasetError(f"reference card {path} holds no JSON object; restore it from git "
-                           "(`git checkout -- datasets/`).")
-    return card
 
 
 def load_reference_policy(family: str, which: str, *, seed: int) -> tuple[GaussianMLPPolicy, dict]:

@@ -68,8 +68,9 @@ def _load_all() -> None:
     global _loaded
     if _loaded:
         return
-    import bench.algos as pkg
-
+    # The built-in algorithms are plugins like any other, found by name: the registry sits below
+    # them (they import `register`), so it loads them as it loads BENCH_ALGO_MODULES.
+    pkg = importlib.import_module("bench.algos")
     for info in pkgutil.iter_modules(pkg.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"bench.algos.{info.name}")

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.io import loads_strict
-
+from bench import registry
+from bench.errors import UsageError
+from bench.records import canonical_variant, parse_variant_name, read_record
 
 TIMING_COLUMNS = ["kind", "overrides", "train_seconds", "eval_seconds",
                   "wall_seconds", "updates_per_s", "env_steps_per_s", "eval_env_steps_per_s"]
@@ -53,7 +54,7 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
     first: dict[tuple, str] = {}
     for path in sorted(Path(root).rglob("result.json")):
         try:
-            r = _read_record(path, conditions)
+            r = read_record(path, conditions)
         except (OSError, ValueError) as exc:  # ValueError: also JSON and UTF-8 decoding errors
             skipped.append({**_dir_fields(path.parent), "status": "unreadable",
                             "error": f"result.json: {exc}", "path": str(path.parent)})
@@ -93,73 +94,6 @@ def load_results(root: Path, timings: bool = False, conditions: bool = False) ->
     return frame
 
 
-# Fields a record may leave out or set to null, and what they must be otherwise.
-_OPTIONAL_STRINGS = ("dataset_id", "dataset_source", "dataset_sha256")
-_OPTIONAL_NUMBERS = ("normalized_score", "mean_return", "ref_min", "ref_max")
-_TIMINGS = ("train_seconds", "eval_seconds", "wall_seconds_this_session", "updates_per_s",
-            "env_steps_per_s")
-
-
-def _is_number(x: Any) -> bool:
-    """A finite number: result.json is strict JSON, so NaN or ±inf there (``-Infinity`` written
-    by older versions for a score normalized with equal reference returns, or ``1e999``) is
-    damage, not a score."""
-    return (isinstance(x, (int, float)) and not isinstance(x, bool)
-            and (isinstance(x, int) or math.isfinite(x)))
-
-
-def _read_record(path: Path, conditions: bool = False) -> dict[str, Any]:
-    """The record in a result.json, checked for the fields the tables and the report compute
-    with. A damaged or hand-edited file (``{}``, a list, binary bytes, a score that is text)
-    raises ValueError saying what is wrong, so that it is skipped and named like invalid JSON
-    rather than losing the whole table to a KeyError or TypeError; ``conditions``: each
-    evaluation condition must carry its own score."""
-    r = loads_strict(path.read_text())  # NaN / -Infinity literals: a ValueError, unreadable
-    if not isinstance(r, dict):
-        kind = {list: "an array", str: "a string", type(None): "null", bool: "a boolean"}.get(
-            type(r), "a number")
-        raise ValueError(f"holds {kind}, not a run record (a JSON object)")
-
-    def check(record: dict[str, Any], key: str, ok: bool, what: str, where: str = "") -> None:
-        if not ok:
-            shown = repr(record[key])[:60] if key in record else "missing"
-            raise ValueError(f"{where}{key!r} is {shown}, not {what}")
-
-    for key in ("dataset", "algo", "budget"):
-        check(r, key, isinstance(r.get(key), str), "a string")
-    check(r, "seed", isinstance(r.get("seed"), int) and not isinstance(r["seed"], bool),
-          "an integer")
-    for key in ("variant", "condition"):  # absent: the budget, "default"
-        check(r, key, key not in r or isinstance(r[key], str), "a string")
-    for key in _OPTIONAL_STRINGS:
-        check(r, key, r.get(key) is None or isinstance(r[key], str), "a string or null")
-    check(r, "normalized_score", "normalized_score" in r, "a number or null")
-    returns = r.get("episode_returns", [])  # `bench run` shows a finished run from it
-    check(r, "episode_returns", isinstance(returns, list) and all(map(_is_number, returns)),
-          "a list of numbers")
-    for key in _OPTIONAL_NUMBERS:
-        check(r, key, r.get(key) is None or _is_number(r[key]), "a finite number or null")
-    if r.get("ref_min") is not None and r.get("ref_max") is not None:
-        check(r, "ref_max", r["ref_max"] > r["ref_min"], f"above ref_min ({r['ref_min']!r})")
-    timings = r.get("timings") or {}
-    check(r, "timings", isinstance(timings, dict), "an object or null")
-    for key in _TIMINGS:
-        check(timings, key, timings.get(key) is None or _is_number(timings[key]),
-              "a number or null", "timings: ")
-    check(r, "conditions", isinstance(r.get("conditions") or {}, dict), "an object or null")
-    for name, c in (r.get("conditions") or {}).items():
-        where = f"conditions: {name}: "
-        check(r["conditions"], name, isinstance(c, dict), "an object", "conditions: ")
-        if conditions:
-            check(c, "normalized_score", "normalized_score" in c, "a number or null", where)
-        for key in ("normalized_score", "mean_return"):
-            check(c, key, c.get(key) is None or _is_number(c[key]), "a number or null", where)
-        lengths = c.get("episode_lengths", [])
-        check(c, "episode_lengths", isinstance(lengths, list) and all(map(_is_number, lengths)),
-              "a list of numbers", where)
-    return r
-
-
 def _variant(r: dict[str, Any]) -> str:
     """The record's variant under canonical spelling of its overrides (``quick,lr=1e-3`` from
     an older version is ``quick,lr=0.001``), so that one setting is one row whatever it was
@@ -167,8 +101,6 @@ def _variant(r: dict[str, Any]) -> str:
     stored = r.get("variant", r["budget"])
     if not r.get("overrides"):  # no overrides: the budget alone, nothing to respell
         return stored
-    from bench.run import canonical_variant  # the registry: imported only when needed
-
     return canonical_variant(r["algo"], r["budget"], r["overrides"]) or stored
 
 
@@ -237,10 +169,6 @@ def _dir_variant(algo: str, name: str) -> str:
     """A run directory's variant name under canonical spelling (as ``_variant``), where it can
     be read back into settings; else as it is."""
     from dataclasses import fields
-
-    from bench import registry
-    from bench.errors import UsageError
-    from bench.run import canonical_variant, parse_variant_name
 
     try:
         known = {f.name for f in fields(registry.get(algo).config_cls)}

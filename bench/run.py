@@ -14,15 +14,11 @@ Run directory ``<out>/<dataset>/<algo>/<variant>/seed_<n>/``::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 import math
 import os
 import platform
-import random
-import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,17 +31,21 @@ import torch
 
 from bench import registry
 from bench.algorithm import Algorithm
-from bench.config import (DEVICES, EVAL_MODES, canonical_overrides, check_choice, check_count,
+from bench.config import (DEVICES, EVAL_MODES, check_choice, check_count,
                           check_seed, config_to_dict, config_to_json, make_config)
 from bench.data import DatasetSpec, Sampler, load_flat, resolve
 from bench.data.resolve import check_dataset_name, make_env
-from bench.data.generate import package_versions
 from bench.errors import BenchError, DatasetError, NonFiniteLossError, UsageError, unknown_name
 from bench.evaluate import ACTING_THREADS, evaluate, normalized_score
 from bench.io import atomic_write_bytes, atomic_write_json
 from bench.locks import file_lock
+from bench.making.makers import make_on_first_use
 from bench.perf import tune_allocator
 from bench.progress import progress_bar
+from bench.provenance import git_commit, package_versions
+from bench.records import (canonical_request_overrides, older_spelling, read_record,
+                           variant_name)
+from bench.seeding import seed_everything
 from bench.spaces import check_spaces
 
 
@@ -79,99 +79,10 @@ def eval_seed(run_seed: int) -> int:
     return EVAL_SEED_BASE + 100_000 * run_seed
 
 
-def variant_name(budget: str, overrides: dict[str, str]) -> str:
-    """``budget[,key=value...]``, safe as a directory name. Where characters had to be replaced
-    or the name is long, a hash of the exact text is appended, so different settings never
-    share a directory (``lr=１e-3`` and ``lr=９e-3`` both read ``lr=_e-3`` once replaced)."""
-    raw = ",".join([budget] + [f"{k}={v}" for k, v in sorted(overrides.items())])
-    safe = re.sub(r"[^A-Za-z0-9_.=,+-]", "_", raw)
-    if safe == raw and len(raw) <= 120:
-        return raw
-    # surrogatepass: command-line text may hold lone surrogates (undecodable bytes).
-    return f"{safe[:100]}~{hashlib.sha256(raw.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
-
-
-def canonical_request_overrides(algo: str, overrides: dict[str, str]) -> dict[str, str]:
-    """``overrides`` in the canonical spelling for ``algo``'s config (``bench.config.
-    canonical_overrides``); a usage error as ``make_config`` gives for bad ones."""
-    entry = registry.get(algo)
-    return canonical_overrides(entry.config_cls, overrides, entry.defaults)
-
-
-def canonical_variant(algo: str, budget: str, overrides: Any) -> str | None:
-    """The variant name a run of ``algo`` with these stored ``overrides`` has under canonical
-    spelling, or None where that cannot be said (unknown algorithm, overrides that are not
-    ``key: text`` or no longer parse); lets runs made before names were canonical
-    (``quick,lr=1e-3``) be found and counted with today's (``quick,lr=0.001``)."""
-    if not (isinstance(budget, str) and isinstance(overrides, dict)
-            and all(isinstance(k, str) and isinstance(v, str) for k, v in overrides.items())):
-        return None
-    try:
-        return variant_name(budget, canonical_request_overrides(algo, overrides))
-    except UsageError:
-        return None
-
-
-def parse_variant_name(name: str, fields: Any) -> tuple[str, dict[str, str]] | None:
-    """(budget, overrides) that ``variant_name`` turned into ``name``, or None for a hashed name
-    (its text was altered). A value may hold commas (``hidden=256,256``): a part starts a new
-    override only where it reads ``key=`` with ``key`` in ``fields``."""
-    if "~" in name:
-        return None
-    budget, *parts = name.split(",")
-    overrides: dict[str, str] = {}
-    key = None
-    for part in parts:
-        head, sep, value = part.partition("=")
-        if sep and head in fields:
-            key = head
-            overrides[key] = value
-        elif key is None:
-            return None
-        else:
-            overrides[key] += "," + part
-    return budget, overrides
-
-
-def _stored_settings(seed_dir: Path) -> tuple[Any, Any] | None:
-    """(budget, overrides) recorded in a run directory's config.json or result.json."""
-    for name in ("config.json", "result.json"):
-        try:
-            record = json.loads((seed_dir / name).read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and "overrides" in record:
-            return record.get("budget"), record.get("overrides")
-    return None
-
-
-def _older_spelling(algo_dir: Path, req: RunRequest, canonical: str) -> Path | None:
-    """This run's directory under another spelling of its settings (``quick,lr=1e-3`` for
-    ``quick,lr=0.001``, made before variant names were canonical), so a finished run there is
-    shown, not rerun, and an unfinished one resumes there. Where several are found: the one
-    with a result, then with a checkpoint, then the first by name."""
-    seed = f"seed_{req.seed}"
-    try:
-        siblings = sorted(d for d in algo_dir.iterdir() if d.name != canonical
-                          and (d / seed).is_dir())
-        fields = {f.name for f in dataclasses.fields(registry.get(req.algo).config_cls)}
-    except (OSError, UsageError):
-        return None
-    found = []
-    for variant_dir in siblings:
-        settings = parse_variant_name(variant_dir.name, fields) or _stored_settings(variant_dir / seed)
-        if settings and canonical_variant(req.algo, *settings) == canonical:
-            found.append(variant_dir / seed)
-    if not found:
-        return None
-    return min(found, key=lambda d: (not (d / "result.json").exists(),
-                                     not (d / "checkpoint.pt").exists(), d.name))
-
-
 def run_dir(req: RunRequest) -> Path:
     """``<out>/<dataset>/<algo>/<variant>/seed_<n>`` with the variant named from the canonical
     spelling of ``req.overrides``; where that directory does not exist but one made under an
-    older spelling of the same settings does, that one (see ``_older_spelling``)."""
+    older spelling of the same settings does, that one (``records.older_spelling``)."""
     dataset = (req.dataset or req.env or "").replace("/", "__")
     algo_dir = Path(req.out) / dataset / req.algo
     try:
@@ -182,7 +93,7 @@ def run_dir(req: RunRequest) -> Path:
     directory = algo_dir / variant / f"seed_{req.seed}"
     if directory.exists() or not req.overrides:
         return directory
-    return _older_spelling(algo_dir, req, variant) or directory
+    return older_spelling(algo_dir, req.algo, req.seed, variant) or directory
 
 
 def pick_device(name: str) -> torch.device:
@@ -218,24 +129,6 @@ def check_env_id(env_id: str) -> str:
     except gym.error.Error:
         raise unknown_name("environment", env_id, [k for k in gym.registry if "-v" in k]) from None
     return env_id
-
-
-def git_commit() -> dict[str, Any]:
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip() != ""
-        return {"commit": sha or None, "dirty": dirty if sha else None}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -297,10 +190,8 @@ def finished_result(path: Path) -> dict[str, Any]:
     """A finished run's result.json, or a clear error when it is damaged. It is judged by the
     checks ``bench results`` and ``bench report`` apply, so that a sweep never counts as
     finished a run they leave out as unreadable."""
-    from bench.results import _read_record  # pandas: imported only when a result is there
-
     try:
-        return _read_record(path)
+        return read_record(path)
     except (OSError, ValueError) as exc:  # ValueError: also bad JSON and bytes not UTF-8
         problem = str(exc)
     raise BenchError(f"{path} is damaged ({problem}). Nothing was deleted; move it aside and run "
@@ -346,7 +237,7 @@ def execute(req: RunRequest, log=None) -> dict[str, Any]:
     # input leaves nothing behind.
     source = _Source.from_request(req, log)
     source.prepare(entry.kind == "offline" or entry.cls.dataset_use(config) != "none",
-                   req.algo, entry.cls)
+                   req.algo)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -394,20 +285,21 @@ class _Source:
     spec: Any = None  # the env's DatasetSpec (``prepare``)
     flat: Any = None  # the dataset's arrays, when the run learns from them (``prepare``)
 
-    def prepare(self, uses_data: bool, algo: str, algo_cls: type) -> None:
+    def prepare(self, uses_data: bool, algo: str) -> None:
         """Refuse spaces ``algo`` cannot take, make a probe env (its spaces; for a dataset,
         refuse one whose observations are made differently from the data's) and load the data
         if the run uses them."""
+        algorithms = {name: entry.cls for name, entry in registry.all_algorithms().items()}
         what, error = ((f"dataset {self.dataset.dataset_id}", DatasetError)
                        if self.dataset is not None else (f"env {self.name}", BenchError))
         if self.dataset is not None:
             # The data's own spaces first: data that no setup could use is refused as such, even
             # where its env cannot be made on this machine.
-            check_spaces(algo, algo_cls, *self.dataset.recorded_spaces(), what, error)
+            check_spaces(algo, algorithms, *self.dataset.recorded_spaces(), what, error)
         probe_env = self.make_env()
         try:
-            check_spaces(algo, algo_cls, probe_env.observation_space, probe_env.action_space,
-                         what, error)
+            check_spaces(algo, algorithms, probe_env.observation_space,
+                         probe_env.action_space, what, error)
             if self.dataset is not None:
                 self.dataset.check_env(probe_env)
             self.spec = DatasetSpec.for_env(probe_env)
@@ -419,9 +311,9 @@ class _Source:
     @classmethod
     def from_request(cls, req: RunRequest, log) -> "_Source":
         if req.dataset is not None:
-            ds = resolve(req.dataset, log=log)
+            ds = resolve(req.dataset, make=make_on_first_use, log=log)
             return cls(req.dataset, ds.make_env_fn(), ds.ref_scores, ds.provenance(), ds)
-        from bench.data.catalog import env_reference_scores
+        from bench.data.cards import env_reference_scores
 
         check_env_id(req.env)
         ref = env_reference_scores(req.env)

@@ -6,6 +6,7 @@ written, with a message that names the space and the algorithms that do take it.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gymnasium import spaces
@@ -57,10 +58,12 @@ def accepted(algo_cls: type, role: str) -> tuple[str, ...]:
     return tuple(getattr(algo_cls, f"accepts_{role}", default))
 
 
-def check_spaces(algo: str, algo_cls: type, observation_space: Any, action_space: Any,
-                 source: str, error: type[BenchError] = BenchError) -> None:
+def check_spaces(algo: str, algorithms: Mapping[str, type], observation_space: Any,
+                 action_space: Any, source: str, error: type[BenchError] = BenchError) -> None:
     """Refuse ``source`` (e.g. "dataset X", "env Y") when ``algo`` cannot take its observation or
-    action space (either may be None: not known, not checked)."""
+    action space (either may be None: not known, not checked); the message names the other
+    ``algorithms`` (name → class, every registered one) that can."""
+    algo_cls = algorithms[algo]
     for role, space in (("observations", observation_space), ("actions", action_space)):
         if space is None:
             continue
@@ -68,10 +71,7 @@ def check_spaces(algo: str, algo_cls: type, observation_space: Any, action_space
         takes = accepted(algo_cls, role)
         if kind in takes:
             continue
-        from bench import registry
-
-        others = [name for name, entry in registry.all_algorithms().items()
-                  if kind in accepted(entry.cls, role)]
+        others = [name for name, cls in algorithms.items() if kind in accepted(cls, role)]
         label = KIND_NAMES.get(kind, kind)
         who = (f"algorithms that do: {', '.join(others)}." if others
                else f"none of the registered algorithms takes {label} {role}.")

@@ -46,9 +46,11 @@ from bench.config import DEVICES, EVAL_MODES, check_choice, check_count, check_s
 from bench.data.resolve import check_dataset_name
 from bench.io import atomic_write_json
 from bench.locks import file_lock
+from bench.making.makers import make_on_first_use
 from bench.progress import progress_bar
-from bench.run import (RunRequest, canonical_request_overrides, check_env_id,
-                       check_results_root, check_snapshots, finished_result, pick_device, run_dir)
+from bench.records import canonical_request_overrides
+from bench.run import (RunRequest, check_env_id, check_results_root, check_snapshots,
+                       finished_result, pick_device, run_dir)
 
 SWEEP_KEYS = {"algo", "dataset", "env", "seed", "budget", "set", "eval_episodes", "eval_mode",
               "device"}
@@ -371,7 +373,7 @@ def prepare_datasets(requests: list[RunRequest],
     errors: dict[str, Exception] = {}
     for name in dict.fromkeys(r.dataset for r in requests if r.dataset is not None):
         try:
-            resolve(name, log=log)
+            resolve(name, make=make_on_first_use, log=log)
         except Exception as exc:  # noqa: BLE001 - each of its runs is recorded as failed
             errors[name] = exc
     return errors

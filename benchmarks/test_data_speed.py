@@ -21,7 +21,7 @@ import time
 import pytest
 
 from bench.data import ALIASES, Sampler, load_flat, resolve
-from bench.data.resolve import make_alias
+from bench.making.makers import make_alias
 from bench.data.storage import _cache_path
 from bench.perf import tune_allocator
 
@@ -52,7 +52,7 @@ def _make(name: str) -> float:
 
 def _open(name: str) -> tuple[float, int]:
     start = time.perf_counter()
-    dataset = resolve(name, make_missing=False, download=False)
+    dataset = resolve(name, download=False)
     sampler = Sampler(load_flat(dataset.dataset_id, dataset.sha256), seed=0)
     return time.perf_counter() - start, len(sampler.flat.actions)
 
@@ -69,7 +69,7 @@ def test_generate_hopper_expert(benchmark, data_root):
 def test_open_hopper_random(benchmark, data_root):
     made = _make("hopper-random")
     cached, n = _open("hopper-random")  # the maker caches the flat arrays as it writes them
-    dataset = resolve("hopper-random", make_missing=False, download=False)
+    dataset = resolve("hopper-random", download=False)
     _cache_path(dataset.sha256).unlink()
     cold, _ = benchmark.pedantic(lambda: _open("hopper-random"), rounds=1, iterations=1)
     again, _ = _open("hopper-random")  # the cold open rebuilt the cache

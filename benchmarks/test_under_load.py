@@ -28,10 +28,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import torch
 
-import bench.data.generate as generate
+import bench.making.generate as generate
 import bench.evaluate as evaluate_module
 from bench.data import ALIASES
-from bench.data.resolve import make_alias
+from bench.making.makers import make_alias
 from bench.evaluate import PolicyAgent, evaluate
 from bench.perf import tune_allocator
 from bench.reference import load_reference_policy

@@ -31,7 +31,7 @@ def isolated_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_dataset(isolated_roots) -> str:
     """30 short Hopper-v5 episodes from a random policy, written in the Minari format."""
-    from bench.data.generate import UniformRandomPolicy, collect_episodes, write_dataset
+    from bench.making.generate import UniformRandomPolicy, collect_episodes, write_dataset
 
     def make_env() -> gym.Env:
         return gym.make("Hopper-v5", max_episode_steps=50)

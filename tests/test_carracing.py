@@ -267,7 +267,7 @@ def test_a_run_refuses_latents_of_another_encoder(tmp_path, tiny_car_dataset, ca
     # The same data with the encoder they were made with: no complaint.
     monkeypatch.setenv("BENCH_REFERENCE_DIR", str(car_reference_dir))
     enc._LOADED.clear()
-    dataset = resolve(tiny_car_dataset, make_missing=False, download=False, log=lambda m: None)
+    dataset = resolve(tiny_car_dataset, download=False, log=lambda m: None)
     env = dataset.make_env_fn()()
     try:
         dataset.check_env(env)

@@ -34,7 +34,7 @@ def test_hopper_reference_policies_act_in_their_order():
 
     import gymnasium as gym
 
-    from bench.data.generate import UniformRandomPolicy
+    from bench.making.generate import UniformRandomPolicy
     from bench.evaluate import PolicyAgent, evaluate
 
     make = functools.partial(gym.make, "Hopper-v5")

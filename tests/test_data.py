@@ -8,7 +8,7 @@ import pytest
 
 from bench.data import get_dataset, qlearning_dataset, resolve, storage
 from bench.data.catalog import ALIASES, REFERENCE_SCORES
-from bench.data.resolve import make_alias
+from bench.making.makers import make_alias
 from bench.errors import DatasetError, UsageError
 from conftest import run_cli
 
@@ -74,7 +74,12 @@ def test_download_attempt_fails_fast_offline(monkeypatch):
 
 
 def test_medium_without_policy_explains_what_to_do(monkeypatch):
+    from bench.making.makers import make_on_first_use
+
     with pytest.raises(DatasetError, match="reference policy"):
+        resolve("hopper-medium", make=make_on_first_use)
+    # Without a maker the data layer only reads: a missing alias says how to make it.
+    with pytest.raises(DatasetError, match="bench datasets make hopper-medium"):
         resolve("hopper-medium")
 
 
@@ -223,7 +228,7 @@ def test_made_datasets_are_cached_flat_and_match_a_cold_read(tiny_dataset):
 def test_async_and_sync_collection_give_identical_episodes(monkeypatch):
     import gymnasium as gym
 
-    from bench.data.generate import UniformRandomPolicy, collect_episodes
+    from bench.making.generate import UniformRandomPolicy, collect_episodes
 
     made = []  # the vector env classes collection used (forcing one for both passed before)
     for name in ("SyncVectorEnv", "AsyncVectorEnv"):
@@ -262,7 +267,8 @@ def test_making_a_dataset_twice_gives_byte_identical_files(tmp_path, monkeypatch
 def test_combining_parts_of_different_encoders_is_refused(monkeypatch):
     """carracing-medium-expert from parts whose latents came from different encoders would mix
     two observation spaces: refused before anything is combined."""
-    from bench.data import makers, storage
+    from bench.data import storage
+    from bench.making import makers
     from bench.data.catalog import ALIASES
     from bench.errors import DatasetError
 

@@ -14,7 +14,7 @@ from bench.algos.gs_ppo import GoalSetterPPO, GoalSetterPPOConfig, ReplayBuffer
 from bench.config import make_config
 from bench.data import Sampler
 from bench.data.sampler import DatasetSpec
-from conftest import make_flat, run_cli
+from conftest import run_cli
 
 make_hopper = functools.partial(gym.make, "Hopper-v5", max_episode_steps=60)
 
@@ -42,7 +42,7 @@ def _algo(variant_fields: dict, overrides: dict | None = None, dataset: Sampler 
 def hopper_sampler(tiny_dataset):
     from bench.data import load_flat, resolve
 
-    ds = resolve(tiny_dataset, make_missing=False, download=False)
+    ds = resolve(tiny_dataset, download=False)
     return Sampler(load_flat(ds.dataset_id, ds.sha256), seed=0)
 
 

@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from bench.data.generate import UniformRandomPolicy, collect_episodes, write_dataset
+from bench.making.generate import UniformRandomPolicy, collect_episodes, write_dataset
 from bench.evaluate import PolicyAgent, evaluate
 from bench.policies import GaussianMLPPolicy
 from bench.run import RunRequest, eval_seed, execute

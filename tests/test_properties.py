@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bench import registry
 from bench.config import TrainConfig, canonical_overrides, parse_value
 from bench.errors import UsageError
-from bench.run import variant_name
+from bench.records import variant_name
 
 SETTINGS = settings(max_examples=200, deadline=None)
 

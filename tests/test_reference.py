@@ -6,7 +6,8 @@ import pytest
 from bench import reference
 from bench.data import storage
 from bench.data.catalog import ALIASES
-from bench.data.resolve import make_alias, resolve
+from bench.data.resolve import resolve
+from bench.making.makers import make_alias
 from bench.errors import DatasetError
 from bench.run import RunRequest, execute, run_dir
 
@@ -156,7 +157,7 @@ def test_tampered_reference_policy_is_refused(picked, tmp_path, monkeypatch):
 
 
 def test_random_dataset_and_online_runs_use_the_family_reference_scores(picked, tmp_path, monkeypatch):
-    from bench.data.catalog import env_reference_scores
+    from bench.data.cards import env_reference_scores
 
     card, _ = picked
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))

@@ -165,7 +165,7 @@ def test_damaged_records_give_clear_errors_and_are_kept(tiny_dataset, tmp_path):
 
 
 def test_settings_never_share_a_run_directory(tiny_dataset, tmp_path):
-    from bench.run import variant_name
+    from bench.records import variant_name
 
     # Characters a directory name cannot keep: a hash of the exact text keeps them apart.
     a, b = variant_name("smoke", {"lr": "１e-3"}), variant_name("smoke", {"lr": "９e-3"})

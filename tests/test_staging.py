@@ -28,7 +28,7 @@ WRITER = r"""
 import sys, time
 import gymnasium as gym
 from bench.data import storage
-from bench.data.generate import UniformRandomPolicy, collect_episodes, write_dataset
+from bench.making.generate import UniformRandomPolicy, collect_episodes, write_dataset
 
 moment, marker = sys.argv[1], sys.argv[2]
 
@@ -139,7 +139,7 @@ def _read_until(proc: subprocess.Popen, text: str, timeout: float = 120) -> str:
 
 def test_a_second_maker_and_a_first_use_run_wait_for_the_first(root):
     from bench.data.catalog import ALIASES
-    from bench.data.makers import make_random
+    from bench.making.makers import make_random
     from bench.data.staging import maker_lock
 
     messages = []
@@ -195,9 +195,9 @@ def test_a_dataset_cut_short_is_incomplete_and_refused(root, tiny_dataset, damag
 
 
 def test_force_puts_the_old_dataset_back_when_making_fails(root, tiny_dataset, monkeypatch):
-    from bench.data import makers
+    from bench.making import makers
     from bench.data.catalog import ALIASES
-    from bench.data.resolve import make_alias
+    from bench.making.makers import make_alias
 
     shutil.copytree(Path(os.environ["MINARI_TEST_ROOT"]) / tiny_dataset, root / RANDOM_ID)
     before = storage.sha256_file(storage.data_file(RANDOM_ID))

@@ -55,8 +55,8 @@ def test_reference_cards_and_tables_are_checked_where_read(tmp_path, monkeypatch
     """Row 6: a reference card whose random and expert returns are equal or NaN is a
     DatasetError naming the card (it used to normalize an online run's score into -inf), not
     a silent fallback to the static table; RefScores itself refuses such a pair."""
-    from bench.data.catalog import ENV_REFERENCE_SCORES, REFERENCE_SCORES, RefScores, \
-        env_reference_scores
+    from bench.data.cards import env_reference_scores
+    from bench.data.catalog import ENV_REFERENCE_SCORES, REFERENCE_SCORES, RefScores
 
     for lo, hi in [(1.0, 1.0), (0.0, math.nan), (0.0, math.inf), (5.0, 1.0)]:
         with pytest.raises(DatasetError, match="ref_max"):

@@ -34,7 +34,7 @@ from bench import envs as env_state
 from bench.algorithm import Algorithm
 from bench.config import TrainConfig, at_least, positive, positive_sizes
 from bench.data.sampler import DatasetSpec
-from bench.nn.layers import row_invariant_act
+from bench.nn.layers import orthogonal_tanh_mlp, row_invariant_act
 from bench.perf import torch_threads
 from bench.nn.optim import adamw
 from bench.nn.vicreg import VICRegFields, VICRegHead
@@ -118,27 +118,12 @@ class RunningMeanStd:
         self.mean, self.var, self.count = np.array(d["mean"]), np.array(d["var"]), float(d["count"])
 
 
-def _layer(inp: int, out: int, std: float) -> nn.Linear:
-    layer = nn.Linear(inp, out)
-    nn.init.orthogonal_(layer.weight, std)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
-def _mlp(inp: int, hidden: tuple[int, ...], out: int, out_std: float) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for h in hidden:
-        layers += [_layer(inp, h, math.sqrt(2)), nn.Tanh()]
-        inp = h
-    return nn.Sequential(*layers, _layer(inp, out, out_std))
-
-
 class ActorCritic(nn.Module):
     def __init__(self, obs_dim: int, out_dim: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
-        self.actor_mean = _mlp(obs_dim, hidden, out_dim, 0.01)
+        self.actor_mean = orthogonal_tanh_mlp(obs_dim, hidden, out_dim, 0.01)
         self.actor_logstd = nn.Parameter(torch.zeros(out_dim))
-        self.critic = _mlp(obs_dim, hidden, 1, 1.0)
+        self.critic = orthogonal_tanh_mlp(obs_dim, hidden, 1, 1.0)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(obs).squeeze(-1)

@@ -31,7 +31,7 @@ def driver_env(level: str, max_episode_steps: int = MAX_EPISODE_STEPS) -> gym.En
 
 
 def reference_card_path() -> Path:
-    from bench.reference import reference_dir
+    from bench.data.cards import reference_dir
 
     return reference_dir() / "carracing" / "reference.json"
 
@@ -48,7 +48,7 @@ def load_reference_card() -> dict[str, Any]:
 
 def measure_references(episodes: int = REFERENCE_EPISODES, seed: int = REFERENCE_SEED) -> dict[str, Any]:
     """Mean ± std return of the random policy and of each driver level; written to the card."""
-    from bench.data.generate import InfoActionPolicy, UniformRandomPolicy, collect_episodes
+    from bench.making.generate import InfoActionPolicy, UniformRandomPolicy, collect_episodes
     from bench.io import atomic_write_json
 
     card: dict[str, Any] = {"env": "CarRacing-v3", "max_episode_steps": MAX_EPISODE_STEPS,
@@ -78,7 +78,7 @@ def make_carracing_dataset(dataset_id: str, level: str, *, num_transitions: int 
                            num_envs: int = COLLECT_ENVS) -> dict[str, Any]:
     """Collect with the ``level`` driver, encode the frames, write ``dataset_id``."""
     from bench.carracing.encoder import encode_frames, load_encoder
-    from bench.data.generate import InfoActionPolicy, collect_episodes, write_dataset
+    from bench.making.generate import InfoActionPolicy, collect_episodes, write_dataset
 
     register()
     card = load_reference_card()
@@ -109,7 +109,7 @@ def make_carracing_dataset(dataset_id: str, level: str, *, num_transitions: int 
 
 
 def maker(level: str):
-    """A ``bench.data.makers`` maker for the suite's ``carracing-<level>`` alias."""
+    """A ``bench.making.makers`` maker for the suite's ``carracing-<level>`` alias."""
 
     def make(alias, *, num_transitions: int, seed: int) -> dict[str, Any]:
         return make_carracing_dataset(alias.local_id, level, num_transitions=num_transitions,

@@ -88,7 +88,7 @@ def encode_frames(encoder: FrameEncoder, frames: np.ndarray, batch_size: int = 2
 
 # -- the committed, frozen encoder ----------------------------------------------------------
 def encoder_path() -> Path:
-    from bench.reference import reference_dir
+    from bench.data.cards import reference_dir
 
     return reference_dir() / "carracing" / "encoder.pt"
 

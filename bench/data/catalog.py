@@ -165,16 +165,3 @@ ENV_REFERENCE_SCORES: dict[str, RefScores] = {
                            D4RL_SOURCE + " (provisional for Hopper-v5 until the suite's own "
                            "reference policies are measured)"),
 }
-
-
-def env_reference_scores(env_id: str) -> RefScores | None:
-    """The env family's reference policies when committed, else the static table."""
-    from bench.reference import card_path, card_scores, family_of, load_card
-
-    # No card: the static table. A card that is there but damaged is an error (card_scores),
-    # not a reason to fall back silently to other reference returns.
-    if card_path(family_of(env_id)).exists():
-        card = load_card(family_of(env_id))
-        if card.get("env_id") == env_id:
-            return RefScores(*card_scores(card))
-    return ENV_REFERENCE_SCORES.get(env_id)

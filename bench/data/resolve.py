@@ -2,7 +2,8 @@
 
 For an alias the order is: (a) the official Farama dataset if it is already in the local Minari root;
 (b) an official download (``minari.download_dataset``) that gives up within seconds when offline;
-(c) the suite's own, self-generated dataset under ``bench/``, made on first use. Any other name
+(c) the suite's own, self-generated dataset under ``bench/``, made on first use by the maker the
+caller hands in (``bench.making``). Any other name
 containing ``/`` is taken as the id of a Minari dataset in the local root.
 """
 from __future__ import annotations
@@ -11,19 +12,17 @@ import concurrent.futures
 import importlib.util
 import json
 import os
-import shutil
 import socket
 import sys
-import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 
 from bench.data import storage
-from bench.data.catalog import ALIASES, DatasetAlias, RefScores, reference_scores
+from bench.data.catalog import ALIASES, RefScores, reference_scores
 from bench.errors import BenchError, DatasetError, UsageError, unknown_name
 
 HUB_HOST = "huggingface.co"  # where minari.download_dataset fetches from
@@ -287,11 +286,16 @@ def _check_canonical_id(name: str) -> None:
                          "namespace/name-v0.")
 
 
-def resolve(name: str, *, make_missing: bool = True, download: bool = True,
+def resolve(name: str, *, make: Callable[..., Any] | None = None, download: bool = True,
             check_complete: bool = True, log=None) -> ResolvedDataset:
     """Resolve ``name`` (an alias or a local Minari id) to a present dataset; one that is not
     whole (``storage.incomplete_reason``) is refused unless ``check_complete`` is False (for
-    commands that only show it)."""
+    commands that only show it).
+
+    ``make(alias, log=...)`` makes a missing alias on first use; the data layer only reads
+    datasets (making one needs policies, envs and evaluation, which live above it), so the
+    caller hands it in: ``bench.making.make_on_first_use``. Without it a missing alias is an
+    error saying how to make it."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     check_dataset_name(name)
     if name in ALIASES:
@@ -312,11 +316,11 @@ def resolve(name: str, *, make_missing: bool = True, download: bool = True,
                         f"(no {storage.data_file(alias.local_id).name} or metadata). Nothing was "
                         f"deleted; `bench datasets make {name} --force` makes it again and keeps "
                         "the old directory as a backup.")
-                if not make_missing:
+                if make is None:
                     raise DatasetError(f"{name} is not present locally; make it with "
                                        f"`bench datasets make {name}`.")
                 log(f"[bench] {name}: making the suite's own dataset {alias.local_id} (first use).")
-                make_alias(alias, first_use=True, log=log)
+                make(alias, log=log)
             found = ResolvedDataset(name, alias.local_id, "self-generated",
                                     storage.read_metadata(alias.local_id))
     else:
@@ -342,51 +346,3 @@ def check_whole(ds: ResolvedDataset) -> None:
            "backup" if alias is not None else "restore it from where it came, or move it away")
     raise DatasetError(f"dataset {ds.dataset_id} at {ds.path} is incomplete: {reason}. Nothing "
                        f"was deleted; {fix}.")
-
-
-def make_alias(alias: DatasetAlias, *, num_transitions: int | None = None,
-               seed: int | None = None, force: bool = False, first_use: bool = False,
-               log=None) -> dict[str, Any]:
-    """Generate the suite's own dataset for ``alias`` (``num_transitions``: at least this many,
-    default the alias's; ``seed`` default 0). Refuses to overwrite; ``force`` keeps a backup.
-
-    One maker per dataset at a time: a second one waits for the first (``staging.maker_lock``).
-    ``first_use``: a run that needs the data, for which a dataset another process made while
-    it waited is what it asked for. The dataset appears in the Minari root only when whole.
-    """
-    from bench.data import makers
-    from bench.data.staging import maker_lock
-
-    log = log or (lambda msg: print(msg, file=sys.stderr))
-
-    maker = makers.MAKERS.get(alias.generator)
-    if maker is None:
-        raise DatasetError(makers.unavailable_message(alias))
-    if alias.generator in makers.FIXED_RECIPES and (num_transitions is not None or seed is not None):
-        raise UsageError(f"{alias.alias} is {makers.FIXED_RECIPES[alias.generator]}; its size and "
-                         "seed are fixed by that recipe, so --transitions and --seed do not apply.")
-    if num_transitions is not None and num_transitions < 1:
-        raise UsageError(f"--transitions must be at least 1, got {num_transitions}.")
-    target = storage.dataset_dir(alias.local_id)
-    with maker_lock(alias.local_id, log):
-        if first_use and storage.is_present(alias.local_id):  # made while this process waited
-            return storage.read_metadata(alias.local_id)
-        backup = None
-        if storage.is_present(alias.local_id) or target.exists():
-            if not force:
-                raise DatasetError(f"{alias.local_id} already exists at {target}; pass --force "
-                                   "to make it again (the old one is kept as a backup).")
-            # Backups live outside the Minari root so Minari never mistakes them for datasets.
-            backup = (storage.cache_dir() / "backups"
-                      / f"{alias.local_id.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-            backup.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(target), str(backup))
-            log(f"[bench] moved the previous {alias.local_id} to {backup}")
-        try:
-            return maker(alias, num_transitions=num_transitions or alias.default_transitions,
-                         seed=0 if seed is None else seed)
-        except BaseException:
-            if backup is not None and not target.exists():  # nothing replaced it: put it back
-                shutil.move(str(backup), str(target))
-                log(f"[bench] making {alias.local_id} stopped; the previous one is back at {target}")
-            raise

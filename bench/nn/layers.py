@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -166,3 +167,21 @@ class ScalarEmbedding(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(self.bias, x, self.weight[:, 0])
+
+
+def _orthogonal_linear(inp: int, out: int, std: float) -> nn.Linear:
+    layer = nn.Linear(inp, out)
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def orthogonal_tanh_mlp(inp: int, hidden: tuple[int, ...], out: int,
+                        out_std: float) -> nn.Sequential:
+    """PPO's actor and critic body (cleanrl's initialization): tanh hidden layers with
+    orthogonal weights of gain sqrt(2), the output layer with gain ``out_std``, zero biases."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [_orthogonal_linear(inp, h, math.sqrt(2)), nn.Tanh()]
+        inp = h
+    return nn.Sequential(*layers, _orthogonal_linear(inp, out, out_std))

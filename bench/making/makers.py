@@ -1,4 +1,6 @@
-"""Recipes for the suite's own datasets (the ``generator`` field of an alias).
+"""Recipes for the suite's own datasets (the ``generator`` field of an alias), and
+``make_alias``, which runs one: one maker per dataset at a time, the dataset appearing in the
+Minari root only when whole (``bench.data.staging``).
 
 Each maker collects episodes with a batched policy, measures the reference returns it needs and
 writes a Minari dataset whose metadata says exactly how it was made.
@@ -6,23 +8,37 @@ writes a Minari dataset whose metadata says exactly how it was made.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import time
 from typing import Any, Callable
 
 import gymnasium as gym
+import minari
 import numpy as np
+import torch
 
-from bench.data.catalog import D4RL_HOPPER_EXPERT, DatasetAlias
-from bench.data.generate import (UniformRandomPolicy, collect_episodes, package_versions,
-                                 write_dataset)
+from bench.algos.ppo import PPO, PPOConfig
+from bench.carracing.data import maker as carracing_maker
+from bench.config import config_from_dict
+from bench.data import storage
+from bench.data.catalog import ALIASES, D4RL_HOPPER_EXPERT, DatasetAlias
+from bench.data.sampler import DatasetSpec
+from bench.data.staging import maker_lock, staged
+from bench.errors import DatasetError, UsageError
 from bench.evaluate import PolicyAgent, evaluate
+from bench.making.generate import UniformRandomPolicy, collect_episodes, write_dataset
+from bench.progress import progress_bar
+from bench.provenance import package_versions
+from bench.data.cards import card_path, card_scores, family_of, load_card, reference_dir
+from bench.reference import load_reference_policy
+from bench.seeding import seed_everything
 
 REF_EPISODES = 100  # episodes used to measure a reference return
 REF_SEED_OFFSET = 1_000_000  # reference episodes use seeds disjoint from the dataset's
 
 
 def _family_reference_scores(alias: DatasetAlias) -> tuple[float, float, dict[str, str]] | None:
-    from bench.reference import card_path, card_scores, family_of, load_card
 
     family = family_of(alias.env_id)
     if not card_path(family).exists():
@@ -81,7 +97,6 @@ def make_with_reference_policy(which: str) -> Callable[..., dict[str, Any]]:
     """Maker for ``expert`` / ``medium``: the committed reference policy acting stochastically."""
 
     def make(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
-        from bench.reference import card_scores, family_of, load_reference_policy
 
         family = family_of(alias.env_id)
         policy, card = load_reference_policy(family, which, seed=seed)
@@ -118,13 +133,6 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
     and the combined dataset's provenance records which parts were made and which reused."""
 
     def make(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
-        import minari
-
-        from bench.data import storage
-        from bench.data.catalog import ALIASES
-        from bench.data.resolve import make_alias
-        from bench.data.staging import staged
-        from bench.errors import DatasetError
 
         components = [ALIASES[p] for p in parts]
         # Missing parts are made at their own defaults, scaled if a size was asked for.
@@ -195,15 +203,8 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
     ``replay_verified`` saying so (``BENCH_STRICT_REPLAY=1`` refuses instead).
     ``num_transitions`` and ``seed`` do not apply (the size is set by the training).
     """
-    import torch
     from minari.data_collector.episode_buffer import EpisodeBuffer
 
-    from bench.algos.ppo import PPO, PPOConfig
-    from bench.config import config_from_dict
-    from bench.data.sampler import DatasetSpec
-    from bench.errors import DatasetError
-    from bench.reference import card_scores, family_of, load_card, reference_dir
-    from bench.run import seed_everything
 
     family = family_of(alias.env_id)
     card = load_card(family)
@@ -239,7 +240,6 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
                     terminations=done["term"], truncations=done["trunc"]))
 
         algo.transition_hook = record
-        from bench.progress import progress_bar
 
         with progress_bar(total=medium["env_steps"], desc=f"{alias.alias} (replaying training)",
                           unit="step") as bar:
@@ -309,9 +309,8 @@ MAKERS: dict[str, Callable[..., dict[str, Any]]] = {
 
 def _carracing_maker(level: str) -> Callable[..., dict[str, Any]]:
     def make(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
-        from bench.carracing.data import maker
 
-        return maker(level)(alias, num_transitions=num_transitions, seed=seed)
+        return carracing_maker(level)(alias, num_transitions=num_transitions, seed=seed)
 
     return make
 
@@ -323,3 +322,53 @@ def unavailable_message(alias: DatasetAlias) -> str:
     official = (f" or put the official {alias.official_id} in your Minari root "
                 "(MINARI_DATASETS_PATH)") if alias.official_id else ""
     return (f"{alias.alias} has no recipe for making it locally in this version{official}.")
+
+
+def make_alias(alias: DatasetAlias, *, num_transitions: int | None = None,
+               seed: int | None = None, force: bool = False, first_use: bool = False,
+               log=None) -> dict[str, Any]:
+    """Generate the suite's own dataset for ``alias`` (``num_transitions``: at least this many,
+    default the alias's; ``seed`` default 0). Refuses to overwrite; ``force`` keeps a backup.
+
+    One maker per dataset at a time: a second one waits for the first (``staging.maker_lock``).
+    ``first_use``: a run that needs the data, for which a dataset another process made while
+    it waited is what it asked for. The dataset appears in the Minari root only when whole.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    maker = MAKERS.get(alias.generator)
+    if maker is None:
+        raise DatasetError(unavailable_message(alias))
+    if alias.generator in FIXED_RECIPES and (num_transitions is not None or seed is not None):
+        raise UsageError(f"{alias.alias} is {FIXED_RECIPES[alias.generator]}; its size and "
+                         "seed are fixed by that recipe, so --transitions and --seed do not apply.")
+    if num_transitions is not None and num_transitions < 1:
+        raise UsageError(f"--transitions must be at least 1, got {num_transitions}.")
+    target = storage.dataset_dir(alias.local_id)
+    with maker_lock(alias.local_id, log):
+        if first_use and storage.is_present(alias.local_id):  # made while this process waited
+            return storage.read_metadata(alias.local_id)
+        backup = None
+        if storage.is_present(alias.local_id) or target.exists():
+            if not force:
+                raise DatasetError(f"{alias.local_id} already exists at {target}; pass --force "
+                                   "to make it again (the old one is kept as a backup).")
+            # Backups live outside the Minari root so Minari never mistakes them for datasets.
+            backup = (storage.cache_dir() / "backups"
+                      / f"{alias.local_id.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(target), str(backup))
+            log(f"[bench] moved the previous {alias.local_id} to {backup}")
+        try:
+            return maker(alias, num_transitions=num_transitions or alias.default_transitions,
+                         seed=0 if seed is None else seed)
+        except BaseException:
+            if backup is not None and not target.exists():  # nothing replaced it: put it back
+                shutil.move(str(backup), str(target))
+                log(f"[bench] making {alias.local_id} stopped; the previous one is back at {target}")
+            raise
+
+
+def make_on_first_use(alias: DatasetAlias, log=None) -> dict[str, Any]:
+    """The maker ``bench.data.resolve`` calls for a missing alias (a run's first use): its
+    default size and seed; a dataset another process made meanwhile is used as it is."""
+    return make_alias(alias, first_use=True, log=log)

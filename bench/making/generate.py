@@ -7,7 +7,6 @@ Provenance is written into the dataset's metadata so it can never pass for an of
 from __future__ import annotations
 
 import dataclasses
-import platform
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -15,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from bench.data import storage
+from bench.provenance import package_versions
 from bench.perf import torch_threads
 from bench.progress import progress_bar
 
@@ -176,18 +176,6 @@ def collect_episodes(
     # Episode ids follow completion order in the file; sort so the file order is the seed order.
     finished.sort(key=lambda b: b.id)
     return [dataclasses.replace(buf, id=new_id) for new_id, buf in enumerate(finished)]
-
-
-def package_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in ("bench", "numpy", "torch", "gymnasium", "minari", "mujoco", "h5py"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
-    return out
 
 
 def write_dataset(
