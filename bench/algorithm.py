@@ -1,7 +1,10 @@
 """The contract every algorithm implements; the run loop and evaluator only speak this.
 
-Offline algorithms implement ``sample(sampler)`` + ``update(batch)``; online ones ``train_step``
-(arrives with PPO). All implement batched ``act`` (many envs at once) and ``state_dict``.
+Offline algorithms (``@register(..., kind="offline")``) implement ``sample(sampler)`` and
+``update(batch)``; online ones (``kind="online"``) ``setup(make_env, seed)``,
+``train_iteration()`` and the ``env_steps`` counter. All implement batched ``act`` (many envs at
+once), ``state_dict`` / ``load_state_dict`` (everything ``--resume`` needs) and may export a
+standalone policy.
 """
 from __future__ import annotations
 
@@ -34,6 +37,10 @@ class Algorithm:
         self.device = device
         self.obs_mean = torch.as_tensor(spec.obs_mean, device=device)
         self.obs_std = torch.as_tensor(spec.obs_std, device=device)
+        # Policies learn and act in [-1, 1] per action dimension; ``act_scale`` and
+        # ``act_shift`` map that to the env's action box and back.
+        self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
+        self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
 
     @classmethod
     def dataset_use(cls, config: Any) -> str:
@@ -53,6 +60,17 @@ class Algorithm:
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         """One gradient step; returns scalar losses/metrics."""
+        raise NotImplementedError
+
+    # -- training (online) ----------------------------------------------------------------
+    env_steps: int = 0  # env steps taken so far: the online loop's unit of progress
+
+    def setup(self, make_env: Any, seed: int) -> None:
+        """Make the training envs (``make_env()`` makes one) and reset them from ``seed``."""
+        raise NotImplementedError
+
+    def train_iteration(self) -> dict[str, float]:
+        """One rollout and its update; advances ``env_steps``; returns scalar metrics."""
         raise NotImplementedError
 
     # -- acting ---------------------------------------------------------------------------

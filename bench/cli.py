@@ -69,6 +69,17 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                         "sharded (episodes split over one forked process per torch thread); default "
                         "auto: async for Car Racer latents, sharded when torch has more than one "
                         "thread, else sync")
+    _add_logger_flags(p)
+
+
+def _add_logger_flags(p: argparse.ArgumentParser) -> None:
+    """--logger and --wandb-project, shared by ``run`` and ``sweep``."""
+    p.add_argument("--logger", action="append", default=None, metavar="NAME[,NAME]",
+                   help="also log the metrics to tensorboard (<run_dir>/tensorboard/) and/or "
+                        "wandb (offline unless WANDB_MODE is set); repeatable or "
+                        "comma-separated; default none (metrics.jsonl is always written)")
+    p.add_argument("--wandb-project", metavar="NAME",
+                   help="W&B project of --logger wandb (default $WANDB_PROJECT, else bench)")
 
 
 def _add_datasets(sub: argparse._SubParsersAction) -> None:
@@ -122,6 +133,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="list every run as finished / damaged / running elsewhere / resume / "
                         "run, and run nothing")
+    _add_logger_flags(p)
 
 
 def _add_run_filters(p: argparse.ArgumentParser) -> None:
@@ -151,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
     sub.add_parser("list", help="algorithms and datasets")
+    algos = sub.add_parser("algos", help="an algorithm's config: fields, values per budget, help")
+    asub = algos.add_subparsers(dest="algos_cmd", required=True)
+    show = asub.add_parser("show", help="every config field of NAME with its type, its value at "
+                                        "each budget and its help line")
+    show.add_argument("name", help="algorithm (see `bench list`)")
     _add_datasets(sub)
     res = sub.add_parser("results", help="normalized-score table over a results root")
     res.add_argument("--out", type=_folder, default=DEFAULT_OUT, help="results root (default ./results)")
@@ -171,14 +188,16 @@ def _shown(value: Any, spec: str) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.config import parse_overrides
     from bench.records import canonical_request_overrides
-    from bench.run import RunRequest, execute
+    from bench.run import RunRequest, execute, parse_logger_names
 
     # Canonical from here on (lr=1e-3 → lr=0.001): one spelling per setting, one run directory.
     overrides = canonical_request_overrides(args.algo, parse_overrides(args.overrides))
     for seed in args.seed or [0]:
         req = RunRequest(algo=args.algo, dataset=args.dataset, env=args.env, seed=seed, budget=args.budget,
                          overrides=overrides, out=args.out, resume=args.resume, device=args.device,
-                         eval_episodes=args.eval_episodes, eval_mode=args.eval_mode)
+                         eval_episodes=args.eval_episodes, eval_mode=args.eval_mode,
+                         loggers=parse_logger_names(args.logger or []),
+                         wandb_project=args.wandb_project)
         result = execute(req)
         score = result["normalized_score"]
         score_txt = "n/a (no reference scores)" if score is None else f"{score:.1f}"
@@ -365,12 +384,15 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from bench.config import parse_overrides
+    from bench.run import parse_logger_names
     from bench.sweep import format_summary, load_sweep_file, make_spec, run_sweep
 
     grids = load_sweep_file(args.sweep_file) if args.sweep_file else [{}]
     flags = {"algo": args.algo, "dataset": args.dataset, "env": args.env, "seed": args.seed,
              "budget": args.budget, "eval_episodes": args.eval_episodes, "device": args.device,
-             "overrides": None if args.overrides is None else parse_overrides(args.overrides)}
+             "overrides": None if args.overrides is None else parse_overrides(args.overrides),
+             "logger": None if args.logger is None else list(parse_logger_names(args.logger)),
+             "wandb_project": args.wandb_project}
     specs = [make_spec(grid, flags) for grid in grids]
     try:
         report = run_sweep(specs, args.out, backend=args.backend, jobs=args.jobs,
@@ -396,8 +418,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "datasets": cmd_datasets, "results": cmd_results,
-            "sweep": cmd_sweep, "report": cmd_report}
+def cmd_algos(args: argparse.Namespace) -> int:
+    from bench import registry
+    from bench.config import BUDGET_NAMES, describe_fields, make_config
+
+    entry = registry.get(args.name)
+    budgets = {b: make_config(entry.config_cls, b, {}, entry.defaults, entry.presets)
+               for b in BUDGET_NAMES}
+    rows = describe_fields(entry.config_cls, budgets)
+    print(f"{entry.name} ({entry.kind}): {entry.description}")
+    print(f"config {entry.config_cls.__name__}; change a field with --set FIELD=VALUE"
+          + (f"; fixed by this variant: {', '.join(f'{k}={v!r}' for k, v in entry.defaults.items())}"
+             if entry.defaults else ""))
+    columns = ["field", "type", *BUDGET_NAMES]
+    cells = [[str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)) + "  help")
+    for row, r in zip(cells, rows):
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + r["help"])
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "algos": cmd_algos, "datasets": cmd_datasets,
+            "results": cmd_results, "sweep": cmd_sweep, "report": cmd_report}
 
 
 def _how_to_continue(args: argparse.Namespace) -> str:

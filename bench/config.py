@@ -48,7 +48,7 @@ class TrainConfig:
     """Fields the shared run loop reads; algorithm configs inherit from it."""
 
     num_updates: int = 100_000  # gradient steps (offline) or env steps (online)
-    batch_size: int = 256
+    batch_size: int = 256  # samples per update (transitions, windows or goal pairs)
     log_every: int = 500  # write a metrics line every N updates
     checkpoint_every: int = 5_000  # atomic checkpoint every N updates
     eval_every: int = 0  # evaluate during training every N updates (0: only at the end)
@@ -315,3 +315,57 @@ def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
         return value
 
     return cls(**{k: restore(v, hints[k]) for k, v in values.items()})
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's help line: the comment on its line in the class body, else the comment lines
+    right above it (the convention the configs follow), from ``cls`` and its bases."""
+    import inspect
+    import io
+    import tokenize
+
+    found: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):  # defined where no source is kept
+            continue
+        comments: dict[int, str] = {}
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                comments[token.start[0]] = token.string.lstrip("#").strip()
+        lines = source.splitlines()
+        names = {f.name for f in dataclasses.fields(klass)}
+        for number, line in enumerate(lines, start=1):
+            name = line.strip().split(":", 1)[0]
+            if name not in names or ":" not in line or not line.startswith(" "):
+                continue
+            text = comments.get(number)
+            if text is None:  # the comment block just above the field
+                above = []
+                row = number - 1
+                while row in comments and lines[row - 1].strip().startswith("#"):
+                    above.insert(0, comments[row])
+                    row -= 1
+                text = " ".join(above) if above else None
+            if text:
+                found[name] = text
+    return found
+
+
+def describe_fields(cls: type, budgets: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per field of ``cls``: name, type, value at each budget (``budgets``: name → a
+    config made at that budget), help."""
+    hints = typing.get_type_hints(cls)
+    helps = field_help(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        annotation = hints[f.name]
+        kind = (annotation.__name__ if isinstance(annotation, type)
+                else str(annotation).replace("typing.", ""))
+        rows.append({"field": f.name, "type": kind,
+                     **{b: getattr(c, f.name) for b, c in budgets.items()},
+                     "help": helps.get(f.name, "")})
+    return rows

@@ -16,6 +16,7 @@ Sweep file (TOML), every key optional except ``algo`` and one of ``dataset`` / `
     seed = [0, 1, 2]
     budget = "quick"
     eval_episodes = 10
+    logger = ["tensorboard"]    # as --logger (default none); wandb_project = "..." as --wandb-project
     [set]                       # --set overrides applied to every run
     eval_every = "5000"
 """
@@ -49,11 +50,11 @@ from bench.locks import file_lock
 from bench.making.makers import make_on_first_use
 from bench.progress import progress_bar
 from bench.records import canonical_request_overrides
-from bench.run import (RunRequest, check_env_id, check_results_root, check_snapshots,
-                       finished_result, pick_device, run_dir)
+from bench.run import (RunRequest, check_env_id, check_loggers, check_results_root,
+                       check_snapshots, finished_result, parse_logger_names, pick_device, run_dir)
 
 SWEEP_KEYS = {"algo", "dataset", "env", "seed", "budget", "set", "eval_episodes", "eval_mode",
-              "device"}
+              "device", "logger", "wandb_project"}
 BACKENDS = ("local", "ray")
 STATUSES = ("done", "resumed", "skipped", "failed", "busy")
 
@@ -71,6 +72,8 @@ class SweepSpec:
     eval_episodes: int = 10
     eval_mode: str = "auto"
     device: str = "auto"
+    logger: list[str] = field(default_factory=list)  # experiment loggers of every run
+    wandb_project: str | None = None
 
 
 @dataclass
@@ -154,13 +157,15 @@ def _grid_values(raw: dict[str, Any], path: Path) -> dict[str, Any]:
                 out[key] = _as_list(key, raw[key], str)
         if "seed" in raw:
             out["seed"] = [check_seed(s) for s in _as_list("seed", raw["seed"], int)]
+        if "logger" in raw:  # a name, "a,b", or a list of them
+            out["logger"] = list(parse_logger_names(_as_list("logger", raw["logger"], str)))
     except UsageError as exc:
         raise UsageError(f"sweep file {path}: {exc}") from None
     if "set" in raw:
         if not isinstance(raw["set"], dict):
             raise UsageError(f"sweep file {path}: `set` must be a table of key = value.")
         out["overrides"] = {k: _override_text(v) for k, v in raw["set"].items()}
-    for key in ("budget", "eval_episodes", "eval_mode", "device"):
+    for key in ("budget", "eval_episodes", "eval_mode", "device", "wandb_project"):
         if key in raw:
             out[key] = raw[key]
     return out
@@ -181,6 +186,9 @@ def make_spec(file_values: dict[str, Any], flag_values: dict[str, Any]) -> Sweep
     check_count("eval_episodes", spec.eval_episodes)  # (the budget: make_config, in expand)
     check_choice("eval mode", spec.eval_mode, EVAL_MODES)
     check_choice("device", spec.device, DEVICES)  # whether CUDA is there: see run_sweep
+    check_loggers(spec.logger)  # known names, their packages installed (here, not per run)
+    if spec.wandb_project is not None and not isinstance(spec.wandb_project, str):
+        raise UsageError(f"sweep key 'wandb_project' must be a str, got {spec.wandb_project!r}.")
     return spec
 
 
@@ -217,7 +225,8 @@ def expand(spec: SweepSpec, out: Path) -> list[RunRequest]:
     for env in dict.fromkeys(spec.env):
         check_env_id(env)
     common = dict(budget=spec.budget, out=Path(out), resume=True,
-                  device=spec.device, eval_episodes=spec.eval_episodes, eval_mode=spec.eval_mode)
+                  device=spec.device, eval_episodes=spec.eval_episodes, eval_mode=spec.eval_mode,
+                  loggers=tuple(spec.logger), wandb_project=spec.wandb_project)
     requests = [RunRequest(algo=a, dataset=d, seed=s, overrides=dict(overrides[a]), **common)
                 for d in dict.fromkeys(spec.dataset) for a in dict.fromkeys(spec.algo)
                 for s in dict.fromkeys(spec.seed)]

@@ -46,6 +46,23 @@ def tiny_dataset(isolated_roots) -> str:
     return TINY_ID
 
 
+class SimulatedKill(Exception):
+    """Stands in for a killed process inside the training loop (``kill_after``)."""
+
+
+def kill_after(step: int) -> list:
+    """Run callbacks (``bench.run.execute(..., callbacks=...)``) that stop the run once ``step``
+    units of training are done, after that unit's checkpoint, as a kill would leave it."""
+    from bench.run import Callback
+
+    class Kill(Callback):
+        def after_unit(self, before, progress, losses) -> None:
+            if progress.step >= step:
+                raise SimulatedKill(f"stopped after {progress.step} steps")
+
+    return [Kill()]
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python -m bench ARGS`` in a subprocess with the test roots in its environment."""
     return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,

@@ -267,16 +267,17 @@ def test_masked_idm_with_the_current_state_visible_runs_through_the_cli(tmp_path
 
 
 def test_idm_runs_resume_to_the_same_numbers(tmp_path, tiny_dataset):
-    from bench.run import RunRequest, SimulatedKill, execute
+    from bench.run import RunRequest, execute
+    from conftest import SimulatedKill, kill_after
 
-    def request(out, stop=None):
+    def request(out):
         return RunRequest(algo="transformer_idm", dataset=tiny_dataset, seed=0, budget="smoke",
                           overrides={"goal_source": "learned"}, out=out, eval_episodes=2,
-                          resume=True, stop_after=stop)
+                          resume=True)
 
     straight = execute(request(tmp_path / "a"), log=lambda m: None)
     with pytest.raises(SimulatedKill):
-        execute(request(tmp_path / "b", stop=5), log=lambda m: None)
+        execute(request(tmp_path / "b"), log=lambda m: None, callbacks=kill_after(5))
     resumed = execute(request(tmp_path / "b"), log=lambda m: None)
     assert resumed["episode_returns"] == straight["episode_returns"]
 

@@ -10,7 +10,8 @@ from bench.algos.ppo import PPO, PPOConfig, RunningMeanStd, gae, gaussian_log_pr
 from bench.config import make_config
 from bench.data.sampler import DatasetSpec
 from bench.evaluate import PolicyAgent, evaluate
-from bench.run import RunRequest, SimulatedKill, execute, run_dir
+from bench.run import RunRequest, execute, run_dir
+from conftest import SimulatedKill, kill_after
 from conftest import run_cli
 
 
@@ -85,7 +86,8 @@ def test_online_resume_is_bit_identical(tmp_path):
               overrides={"num_updates": "1536"}, eval_episodes=2)
     full = execute(RunRequest(out=tmp_path / "a", **kw), log=lambda m: None)
     with pytest.raises(SimulatedKill):
-        execute(RunRequest(out=tmp_path / "b", stop_after=1280, **kw), log=lambda m: None)
+        execute(RunRequest(out=tmp_path / "b", **kw), log=lambda m: None,
+                callbacks=kill_after(1280))
     # Killed between checkpoints (the last at 1024 env steps, envs mid-episode): the resumed run
     # redoes 1024..1280 from restored simulator states and must match step for step.
     resumed = execute(RunRequest(out=tmp_path / "b", resume=True, **kw), log=lambda m: None)

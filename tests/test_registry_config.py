@@ -165,3 +165,26 @@ def test_a_missing_plugin_is_a_usage_error(monkeypatch):
     monkeypatch.setenv("BENCH_ALGO_MODULES", "no_such_module_here")
     proc = run_cli("list")
     assert proc.returncode == 2 and "BENCH_ALGO_MODULES" in proc.stderr
+
+
+def test_algos_show_lists_every_field_with_its_budget_values_and_help():
+    import dataclasses
+
+    from bench.algos.dt import DTConfig
+    from conftest import run_cli
+
+    proc = run_cli("algos", "show", "dt")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("field"))
+    assert header.split()[:5] == ["field", "type", "smoke", "quick", "full"]
+    rows = {line.split()[0]: line for line in lines[lines.index(header) + 1:]}
+    assert set(rows) == {f.name for f in dataclasses.fields(DTConfig)}
+    # num_updates: smoke, quick and full values in that order, then the help from TrainConfig.
+    smoke, quick, full = (make_config(DTConfig, b).num_updates for b in ("smoke", "quick", "full"))
+    assert rows["num_updates"].split()[2:5] == [str(smoke), str(quick), str(full)]
+    assert rows["num_updates"].endswith("gradient steps (offline) or env steps (online)")
+    assert rows["activation"].endswith("the DT authors' gym code uses ReLU")
+    fixed = run_cli("algos", "show", "dt_noreturn")
+    assert "fixed by this variant: use_returns=False" in fixed.stdout
+    assert run_cli("algos", "show", "dtt").returncode == 2

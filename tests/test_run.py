@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from bench.errors import BenchError, NonFiniteLossError, UsageError
-from bench.run import RunRequest, SimulatedKill, eval_seed, execute, run_dir
+from bench.run import RunRequest, eval_seed, execute, run_dir
+from conftest import SimulatedKill, kill_after
 
 
 def _metrics(directory):
@@ -34,7 +35,8 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tiny_dataset, tmp_pa
     full = execute(_req(tiny_dataset, tmp_path / "a", algo=algo), log=lambda m: None)
     assert len(updates) == 12
     with pytest.raises(SimulatedKill):
-        execute(_req(tiny_dataset, tmp_path / "b", algo=algo, stop_after=7), log=lambda m: None)
+        execute(_req(tiny_dataset, tmp_path / "b", algo=algo), log=lambda m: None,
+                callbacks=kill_after(7))
     killed_dir = run_dir(_req(tiny_dataset, tmp_path / "b", algo=algo))
     assert not (killed_dir / "result.json").exists()
     # Without --resume, the unfinished run is protected (usage error, nothing overwritten).
@@ -136,7 +138,7 @@ def test_damaged_records_give_clear_errors_and_are_kept(tiny_dataset, tmp_path):
     no traceback), nothing deleted; a damaged metrics line is dropped like a torn one."""
     quiet = lambda m: None  # noqa: E731
     with pytest.raises(SimulatedKill):
-        execute(_req(tiny_dataset, tmp_path, algo="bc", stop_after=7), log=quiet)
+        execute(_req(tiny_dataset, tmp_path, algo="bc"), log=quiet, callbacks=kill_after(7))
     directory = run_dir(_req(tiny_dataset, tmp_path, algo="bc"))
     ckpt = directory / "checkpoint.pt"
     good = ckpt.read_bytes()
@@ -186,7 +188,7 @@ def test_an_identical_run_that_finished_meanwhile_is_not_redone(tiny_dataset, tm
     from its final checkpoint and evaluated (and written) again."""
     import bench.run as run_module
 
-    original = run_module._Source.from_request.__func__
+    original = run_module.DataSource.from_request.__func__
     meanwhile = {}
 
     def finish_the_other_first(cls, req, log):
@@ -195,7 +197,7 @@ def test_an_identical_run_that_finished_meanwhile_is_not_redone(tiny_dataset, tm
             meanwhile["result"] = execute(_req(tiny_dataset, tmp_path, algo="bc"), log=lambda m: None)
         return original(cls, req, log)
 
-    monkeypatch.setattr(run_module._Source, "from_request", classmethod(finish_the_other_first))
+    monkeypatch.setattr(run_module.DataSource, "from_request", classmethod(finish_the_other_first))
     directory = run_dir(_req(tiny_dataset, tmp_path, algo="bc"))
     result = execute(_req(tiny_dataset, tmp_path, algo="bc"), log=lambda m: None)
     written = (directory / "result.json").read_bytes()

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.errors import UsageError
-from bench.run import RunRequest, SimulatedKill, execute, run_dir
+from bench.run import RunRequest, execute, run_dir
+from conftest import SimulatedKill, kill_after
 from bench.sweep import expand, expand_all, load_sweep_file, make_spec, run_sweep
 from conftest import run_cli
 
@@ -115,7 +116,7 @@ def test_sweep_skips_finished_resumes_interrupted_and_records_failures(tiny_data
     finished = run_dir(req(0)) / "result.json"
     stamp = finished.stat().st_mtime_ns
     with pytest.raises(SimulatedKill):  # seed 1 "killed" after its first checkpoint
-        execute(req(1, stop_after=10), log=lambda m: None)
+        execute(req(1), log=lambda m: None, callbacks=kill_after(10))
     assert (run_dir(req(1)) / "checkpoint.pt").exists()
 
     proc = run_cli("sweep", "--algo", "bc", "--dataset", tiny_dataset, "test/hopper/missing-v0",

@@ -162,7 +162,8 @@ def test_a_run_under_an_older_spelling_is_found_not_rerun(tiny_dataset, tmp_path
     lr=0.001 shows the finished one (not retrained) and resumes the unfinished one where it
     is, and results count both spellings as one variant."""
     from bench.results import incomplete_runs, load_results, score_table
-    from bench.run import SimulatedKill, execute
+    from bench.run import execute
+    from conftest import SimulatedKill, kill_after
 
     quiet = lambda m: None  # noqa: E731
     algo_dir = tmp_path / tiny_dataset.replace("/", "__") / "bc"
@@ -170,7 +171,7 @@ def test_a_run_under_an_older_spelling_is_found_not_rerun(tiny_dataset, tmp_path
     old = "smoke,checkpoint_every=2,log_every=2,lr=1e-3,num_updates=4"
     execute(_req(tiny_dataset, tmp_path, "0.001"), log=quiet)
     with pytest.raises(SimulatedKill):
-        execute(_req(tiny_dataset, tmp_path, "0.001", seed=1, stop_after=2), log=quiet)
+        execute(_req(tiny_dataset, tmp_path, "0.001", seed=1), log=quiet, callbacks=kill_after(2))
     # As the old code left them: the directory and the records under the spelling typed.
     (algo_dir / canonical).rename(algo_dir / old)
     for record in (algo_dir / old).glob("seed_*/*.json"):

@@ -24,8 +24,8 @@ from bench.registry import register
 class BCConfig(TrainConfig):
     num_updates: int = 1_000_000
     batch_size: int = 256
-    lr: float = 3e-4
-    hidden: tuple[int, ...] = (256, 256)
+    lr: float = 3e-4  # Adam's learning rate
+    hidden: tuple[int, ...] = (256, 256)  # hidden layer sizes of the ReLU MLP
     log_every: int = 1000
     checkpoint_every: int = 50_000
 
@@ -47,9 +47,6 @@ class BehaviourCloning(Algorithm):
         super().__init__(config, spec, device)
         self.policy = MLP(spec.obs_dim, config.hidden, spec.act_dim, torch.nn.Tanh()).to(device)
         self.optimizer = adamw(self.policy.parameters(), config.lr)
-        # Actions are regressed in [-1, 1] and mapped back to the env's box in act().
-        self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
-        self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
 
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
         return sampler.transitions(self.config.batch_size)

@@ -221,8 +221,6 @@ class DecisionTransformer(Algorithm):
         warmup = max(1, config.warmup_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup))
-        self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
-        self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
 
     # -- training -------------------------------------------------------------------------
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:

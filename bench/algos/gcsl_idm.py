@@ -79,8 +79,6 @@ class GCSLInverseDynamics(Algorithm):
             params += list(self.vicreg.parameters())
         self.optimizer = adamw(params, config.lr)
         self.goal_setter = GoalSetter(config, spec, device)
-        self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
-        self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
 
     def attach_dataset(self, sampler: Sampler) -> None:
         self.goal_setter.attach_dataset(sampler)

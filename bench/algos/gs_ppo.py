@@ -189,8 +189,6 @@ class GoalSetterPPO(PPO):
             self.idm_vicreg = VICRegHead(self.idm.representation_dim, config).to(device)
             idm_params += list(self.idm_vicreg.parameters())
         self.idm_optimizer = adamw(idm_params, config.idm_lr)
-        self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
-        self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
         self.pretrained = False
         self._vicreg_stats: dict[str, float] = {}
         self.dataset: Sampler | None = None

@@ -184,8 +184,6 @@ class TransformerInverseDynamics(Algorithm):
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup))
         self.goal_setter = GoalSetter(config, spec, device)
-        self.act_scale = self.tensor((spec.action_high - spec.action_low) / 2)
-        self.act_shift = self.tensor((spec.action_high + spec.action_low) / 2)
 
     def attach_dataset(self, sampler: Sampler) -> None:
         self.goal_setter.attach_dataset(sampler)
