@@ -27,7 +27,6 @@ import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -529,10 +528,10 @@ def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = 
     scored = runs.dropna(subset=["normalized_score"])
     unscored = len(runs) - len(scored)
     names = sorted(scored["dataset"].unique())
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     blocks: list[Block] = [
         ("h", 1, title),
-        ("p", f"Generated {when} from {len(scored)} finished run(s) under {root}: "
+        # No clock time: a report is a function of its records, rebuilt byte for byte.
+        ("p", f"Generated from {len(scored)} finished run(s) under {root}: "
               f"{len(names)} dataset(s), {scored['algo'].nunique()} algorithm(s)"
               + (f" ({unscored} more finished run(s) without reference scores are not in the "
                  "tables)" if unscored else "") + ". "

@@ -23,6 +23,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import fresh_data_roots
 
 EPISODES = int(os.environ.get("BENCH_CAR_EPISODES", "8"))
 STEPS = int(os.environ.get("BENCH_CAR_STEPS", "1000"))
@@ -30,16 +31,8 @@ STEPS = int(os.environ.get("BENCH_CAR_STEPS", "1000"))
 
 @pytest.fixture(scope="module")
 def car_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("car")
-    saved = {k: os.environ.get(k) for k in ("MINARI_DATASETS_PATH", "BENCH_CACHE", "BENCH_PROGRESS")}
-    os.environ.update(MINARI_DATASETS_PATH=str(root / "minari"), BENCH_CACHE=str(root / "cache"),
-                      BENCH_PROGRESS="0")
-    yield root
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with fresh_data_roots(tmp_path_factory.mktemp("car")) as root:
+        yield root
 
 
 def _raw_driver_steps(episodes: int) -> tuple[int, float]:

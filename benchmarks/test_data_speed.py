@@ -24,6 +24,7 @@ from bench.data import ALIASES, Sampler, load_flat, resolve
 from bench.making.makers import make_alias
 from bench.data.storage import _cache_path
 from bench.perf import tune_allocator
+from conftest import fresh_data_roots
 
 TRANSITIONS = int(os.environ.get("BENCH_GEN_TRANSITIONS", "1000000"))
 
@@ -31,17 +32,9 @@ TRANSITIONS = int(os.environ.get("BENCH_GEN_TRANSITIONS", "1000000"))
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     """Fresh Minari root and flat cache: nothing the benchmarks time is already made."""
-    root = tmp_path_factory.mktemp("data")
-    saved = {k: os.environ.get(k) for k in ("MINARI_DATASETS_PATH", "BENCH_CACHE", "BENCH_PROGRESS")}
-    os.environ.update(MINARI_DATASETS_PATH=str(root / "minari"), BENCH_CACHE=str(root / "cache"),
-                      BENCH_PROGRESS="0")
-    tune_allocator()
-    yield root
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with fresh_data_roots(tmp_path_factory.mktemp("data")) as root:
+        tune_allocator()
+        yield root
 
 
 def _make(name: str) -> float:

@@ -36,6 +36,7 @@ from bench.evaluate import PolicyAgent, evaluate
 from bench.perf import tune_allocator
 from bench.reference import load_reference_policy
 from bench.run import eval_seed
+from conftest import fresh_data_roots
 
 TRANSITIONS = int(os.environ.get("BENCH_LOAD_TRANSITIONS", "100000"))
 EVAL_EPISODES, EVAL_REPEATS = 10, 3  # each timing: 3 evaluations of 10 episodes
@@ -78,18 +79,10 @@ def default_threads() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    saved = {k: os.environ.get(k) for k in ("MINARI_DATASETS_PATH", "BENCH_CACHE", "BENCH_PROGRESS")}
-    os.environ.update(MINARI_DATASETS_PATH=str(root / "minari"), BENCH_CACHE=str(root / "cache"),
-                      BENCH_PROGRESS="0")
-    tune_allocator()  # as `bench run` and `bench datasets make` do
-    print(f"\ntorch threads {torch.get_num_threads()}, cores {os.cpu_count()}")
-    yield root
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with fresh_data_roots(tmp_path_factory.mktemp("data")) as root:
+        tune_allocator()  # as `bench run` and `bench datasets make` do
+        print(f"\ntorch threads {torch.get_num_threads()}, cores {os.cpu_count()}")
+        yield root
 
 
 def _report(benchmark, what: str, idle: float, busy: float, peer: tuple[float, float] | None):
