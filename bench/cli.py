@@ -451,7 +451,8 @@ def _how_to_continue(args: argparse.Namespace) -> str:
         return (f"nothing was written to the Minari root; `bench datasets make {args.name}{force}` "
                 "makes it again from the start.")
     if args.command == "run":
-        return "the same command with --resume continues from the last checkpoint."
+        return ("the same command continues it: with --resume from the last checkpoint when "
+                "one was written, otherwise from the start.")
     return "nothing was left half done; run the command again."
 
 

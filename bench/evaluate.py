@@ -103,7 +103,7 @@ class _EnvBatch:
             self.obs[i] = obs
         return self.obs.copy(), rew, term, trunc
 
-    def close(self) -> None:
+    def close(self, terminate: bool = False) -> None:
         for env in self.envs:
             env.close()
 
@@ -146,8 +146,8 @@ class _WorkerEnvs:
         obs, rew, term, trunc, _ = self.envs.step(actions)
         return self._obs(obs), rew, term, trunc
 
-    def close(self) -> None:
-        self.envs.close()
+    def close(self, terminate: bool = False) -> None:
+        self.envs.close(terminate=terminate)
 
 
 def _run_episodes(agent: Any, envs: Any, n: int, ids: np.ndarray, seed: int, condition: str,
@@ -323,8 +323,12 @@ def evaluate(
                 progress_bar(total=episodes, desc=desc, unit="ep") as bar:
             returns, lengths = _run_episodes(agent, envs, n, np.arange(episodes), seed,
                                              condition, bar.update)
-    finally:
-        envs.close()
+    except BaseException:
+        # Interrupted (SIGTERM reaches this process only, not its env workers), worker envs may
+        # be mid-step: waiting for their step would wait forever, so they are stopped instead.
+        envs.close(terminate=True)
+        raise
+    envs.close()
     return EvalResult(returns, lengths, time.perf_counter() - start, condition)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from gymnasium import spaces
 
 from bench.errors import BenchError
@@ -16,6 +17,7 @@ from bench.errors import BenchError
 # What each kind is called in messages.
 KIND_NAMES = {
     "vector": "flat vector (Box)", "image": "image (Box of rank > 1)", "box": "continuous (Box)",
+    "unbounded_box": "unbounded continuous (Box with infinite bounds)",
     "discrete": "Discrete", "multi_discrete": "MultiDiscrete", "multi_binary": "MultiBinary",
     "dict": "Dict", "tuple": "Tuple", "text": "Text", "graph": "Graph", "sequence": "Sequence",
 }
@@ -31,7 +33,9 @@ def space_kind(space: Any, role: str) -> str:
     actions any Box is "box"; otherwise "discrete", "dict", "tuple", ... or the class's name."""
     if isinstance(space, spaces.Box):
         if role == "actions":
-            return "box"
+            # Policies act in [-1, 1] mapped onto the box: an infinite bound has no such map.
+            return "box" if np.isfinite(space.low).all() and np.isfinite(space.high).all() \
+                else "unbounded_box"
         return "vector" if len(space.shape) <= 1 else "image"
     for cls, kind in _KINDS:
         if isinstance(space, cls):

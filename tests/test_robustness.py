@@ -214,3 +214,24 @@ def test_sigterm_stops_a_sweep_and_its_runs_like_ctrl_c(tiny_dataset, tmp_path):
     again = run_cli(*args)
     assert again.returncode == 0 and "1 resumed" in again.stdout, again.stderr
     assert (directory / "result.json").exists()
+
+
+def test_sigterm_during_an_evaluation_in_worker_processes_stops_it(tiny_dataset, tmp_path):
+    """SIGTERM reaches the run's process, not its env workers: a run stopped while they step
+    must stop them, not wait for their step forever (it hung in AsyncVectorEnv.close)."""
+    args = ["run", "--algo", "bc", "--dataset", tiny_dataset, "--budget", "smoke",
+            "--eval-episodes", "4000", "--eval-mode", "async", "--out", str(tmp_path)]
+    directory = run_dir(RunRequest(algo="bc", dataset=tiny_dataset, budget="smoke", out=tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    deadline = time.monotonic() + 240
+    while not (directory / "checkpoint.pt").exists():  # the final one: evaluation comes next
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(1.5)  # the worker envs are stepping
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)  # before the fix: never returned
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
+    assert not (directory / "result.json").exists()

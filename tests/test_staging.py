@@ -209,3 +209,21 @@ def test_force_puts_the_old_dataset_back_when_making_fails(root, tiny_dataset, m
     with pytest.raises(KeyboardInterrupt):
         make_alias(ALIASES["hopper-random"], num_transitions=100, force=True, log=lambda m: None)
     assert storage.sha256_file(storage.data_file(RANDOM_ID)) == before
+
+
+def test_a_forced_make_killed_midway_leaves_the_old_dataset_in_place(root, tiny_dataset):
+    shutil.copytree(Path(os.environ["MINARI_TEST_ROOT"]) / tiny_dataset, root / RANDOM_ID)
+    before = storage.sha256_file(storage.data_file(RANDOM_ID))
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "datasets", "make", "hopper-random",
+                             "--transitions", "40000", "--force"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ))
+    deadline = time.time() + 240
+    while not list((root / ".bench-staging").rglob(storage.DATA_FILE)):  # the new one is written
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    # Until the new dataset is whole, the old one stays where runs find it (it was moved to the
+    # backups before making the new one, and a run then made a fresh 1M on first use).
+    assert storage.sha256_file(storage.data_file(RANDOM_ID)) == before

@@ -44,6 +44,8 @@ def reference_problem(ref_min: Any, ref_max: Any) -> str | None:
         return f"are not finite ({shown})"
     if not ref_max > ref_min:
         return f"do not have ref_max above ref_min ({shown})"
+    if not math.isfinite(ref_max - ref_min):
+        return f"are too far apart to subtract ({shown})"
     if not math.isfinite(100.0 / (ref_max - ref_min)):
         return f"are too close together to divide by ({shown})"
     return None

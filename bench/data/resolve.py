@@ -195,8 +195,9 @@ def make_env(spec: gym.envs.registration.EnvSpec | str, overrides: dict[str, Any
                    else f"install the package that provides {top}")
         raise error(f"{owner} {env_id} needs the module {top}, which is not installed: "
                     f"{install}") from None
-    except (gym.error.Error, AttributeError, ValueError, TypeError) as exc:
-        # A spec that gymnasium cannot follow (an entry point naming nothing, bad kwargs).
+    except Exception as exc:  # noqa: BLE001 - any failure of the env's own code is reported
+        # A spec gymnasium cannot follow (an entry point naming nothing, bad kwargs), or the
+        # env's code failing (a model file that is not there, an error at import or in __init__).
         raise error(f"{owner} {env_id} cannot be made ({type(exc).__name__}: "
                     f"{_first_line(exc)}); check its entry point and kwargs.") from None
 
@@ -281,6 +282,11 @@ def _check_canonical_id(name: str) -> None:
         # Minari lists no hidden directory, and the suite stages datasets in one (.bench-staging).
         raise UsageError(f"dataset id {name!r} has a part starting with '.'; Minari ids name "
                          "visible directories (namespace/name-vN).")
+    if "__" in name:
+        # Run directories name a dataset with "/" written "__": a/b__c and a__b/c would share one.
+        raise UsageError(f"dataset id {name!r} holds '__', which results directories use for "
+                         "'/'; rename the dataset's directory (and its metadata's dataset_id) "
+                         "without it.")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise UsageError(f"dataset id {name!r} holds control characters; give an id such as "
                          "namespace/name-v0.")

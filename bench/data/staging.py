@@ -12,14 +12,20 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from bench.data import storage
-from bench.errors import DatasetError
+from bench.errors import DatasetError, Terminated
 from bench.locks import file_lock
 
 STAGING_DIR = ".bench-staging"
+# dataset id -> where its present version goes when a new one is moved in (``replacing``).
+_REPLACING: dict[str, Path] = {}
 NAMESPACE_FILE = "namespace_metadata.json"  # Minari's per-namespace file
 
 
@@ -68,6 +74,18 @@ def maker_lock(dataset_id: str, log: Callable[[str], None]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def replacing(dataset_id: str, backup: Path | None) -> Iterator[None]:
+    """Inside this block a finished ``dataset_id`` replaces the present one, which moves to
+    ``backup`` only then: until the new one is whole, the old one stays where runs find it."""
+    if backup is not None:
+        _REPLACING[dataset_id] = backup
+    try:
+        yield
+    finally:
+        _REPLACING.pop(dataset_id, None)
+
+
+@contextlib.contextmanager
 def staged(dataset_id: str) -> Iterator[Path]:
     """Write ``dataset_id`` inside this block; it appears in the Minari root when the block ends
     without an error, and never otherwise.
@@ -79,7 +97,8 @@ def staged(dataset_id: str) -> Iterator[Path]:
     """
     final_root = storage.minari_root()
     target = final_root / dataset_id
-    if target.exists():
+    backup = _REPLACING.get(dataset_id)
+    if target.exists() and backup is None:
         raise DatasetError(f"{dataset_id} already exists at {target}; nothing was written "
                            "(`bench datasets make <alias> --force` makes it again and keeps the "
                            "old one as a backup).")
@@ -91,7 +110,10 @@ def staged(dataset_id: str) -> Iterator[Path]:
     os.environ["MINARI_DATASETS_PATH"] = str(stage)
     try:
         try:
-            yield stage
+            with _interrupts_remembered() as interrupted:
+                yield stage
+            if interrupted:  # raised where Python had to drop it (h5py's weakref callbacks)
+                raise Terminated() if signal.SIGTERM in interrupted else KeyboardInterrupt()
         finally:
             if saved is None:
                 os.environ.pop("MINARI_DATASETS_PATH", None)
@@ -99,6 +121,10 @@ def staged(dataset_id: str) -> Iterator[Path]:
                 os.environ["MINARI_DATASETS_PATH"] = saved
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy_namespace_files(stage, final_root, dataset_id)
+        if backup is not None and target.exists():
+            # Backups live outside the Minari root, so Minari never mistakes them for datasets.
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(target), str(backup))
         try:
             os.rename(stage / dataset_id, target)  # atomic; refuses a target that appeared
         except OSError as exc:
@@ -106,6 +132,46 @@ def staged(dataset_id: str) -> Iterator[Path]:
                                "nothing was replaced.") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _interrupts_remembered() -> Iterator[list[int]]:
+    """Note every SIGINT and SIGTERM while the block runs, then let the usual handler act. An
+    interrupt that lands in a weakref callback inside h5py cannot be raised (Python printed it
+    as "Exception ignored" and went on: 2 of 14 Ctrl-Cs during a write); noted here, the caller
+    stops anyway."""
+    seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def note(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    def unraisable(info: Any) -> None:
+        # The interrupt a weakref callback could not raise: kept, not printed as a traceback.
+        if isinstance(info.exc_value, KeyboardInterrupt):
+            seen.append(signal.SIGINT)
+        else:
+            hook(info)
+
+    hook = sys.unraisablehook
+    for s in previous:
+        signal.signal(s, note)
+    sys.unraisablehook = unraisable
+    try:
+        yield seen
+    finally:
+        sys.unraisablehook = hook
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _copy_namespace_files(stage: Path, root: Path, dataset_id: str) -> None:

@@ -171,8 +171,10 @@ def collect_episodes(
                         ended[j] = True
                 if ended.any() and not reached():
                     start(ended)
-    finally:
-        envs.close()
+    except BaseException:
+        envs.close(terminate=True)  # worker envs may be mid-step (see bench.evaluate.evaluate)
+        raise
+    envs.close()
     # Episode ids follow completion order in the file; sort so the file order is the seed order.
     finished.sort(key=lambda b: b.id)
     return [dataclasses.replace(buf, id=new_id) for new_id, buf in enumerate(finished)]

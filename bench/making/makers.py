@@ -8,7 +8,6 @@ writes a Minari dataset whose metadata says exactly how it was made.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from typing import Any, Callable
@@ -24,7 +23,7 @@ from bench.config import config_from_dict
 from bench.data import storage
 from bench.data.catalog import ALIASES, D4RL_HOPPER_EXPERT, DatasetAlias
 from bench.data.sampler import DatasetSpec
-from bench.data.staging import maker_lock, staged
+from bench.data.staging import maker_lock, replacing, staged
 from bench.errors import DatasetError, UsageError
 from bench.evaluate import PolicyAgent, evaluate
 from bench.making.generate import UniformRandomPolicy, collect_episodes, write_dataset
@@ -352,20 +351,15 @@ def make_alias(alias: DatasetAlias, *, num_transitions: int | None = None,
             if not force:
                 raise DatasetError(f"{alias.local_id} already exists at {target}; pass --force "
                                    "to make it again (the old one is kept as a backup).")
-            # Backups live outside the Minari root so Minari never mistakes them for datasets.
             backup = (storage.cache_dir() / "backups"
                       / f"{alias.local_id.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}")
-            backup.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(target), str(backup))
-            log(f"[bench] moved the previous {alias.local_id} to {backup}")
-        try:
-            return maker(alias, num_transitions=num_transitions or alias.default_transitions,
+        # The present dataset stays in place until the new one is whole (staging.replacing).
+        with replacing(alias.local_id, backup):
+            meta = maker(alias, num_transitions=num_transitions or alias.default_transitions,
                          seed=0 if seed is None else seed)
-        except BaseException:
-            if backup is not None and not target.exists():  # nothing replaced it: put it back
-                shutil.move(str(backup), str(target))
-                log(f"[bench] making {alias.local_id} stopped; the previous one is back at {target}")
-            raise
+        if backup is not None:
+            log(f"[bench] kept the previous {alias.local_id} at {backup}")
+        return meta
 
 
 def make_on_first_use(alias: DatasetAlias, log=None) -> dict[str, Any]:
