@@ -257,3 +257,28 @@ def test_no_dataset_id_reads_outside_the_minari_root(datasets, tmp_path, monkeyp
         _refused(run_cli(*args), 2, f"dataset id {name!r} {needle}", "MINARI_DATASETS_PATH")
     _refused(_run(["--dataset", name], tmp_path / "out"), 2, needle)
     assert not (tmp_path / "out").exists()
+
+
+def test_what_the_re_probe_found_is_refused_up_front():
+    """Ids holding '__' (a/b__c and a__b/c named one run directory), reference returns whose
+    difference overflows, and unbounded action boxes (they ended in a non-finite loss)."""
+    import gymnasium as gym
+    import numpy as np
+
+    from bench import registry
+    from bench.data.catalog import reference_problem
+    from bench.data.resolve import check_dataset_name
+    from bench.errors import BenchError, UsageError
+    from bench.spaces import check_spaces
+
+    for name in ("test__req/y-v0", "test/req__y-v0"):
+        with pytest.raises(UsageError, match="'__'"):
+            check_dataset_name(name)
+    assert "too far apart" in reference_problem(-1e308, 1e308)
+    assert reference_problem(-20.0, 3234.3) is None
+    algorithms = {n: e.cls for n, e in registry.all_algorithms().items()}
+    unbounded = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+    with pytest.raises(BenchError, match="unbounded continuous"):
+        check_spaces("bc", algorithms, gym.spaces.Box(-1, 1, (11,)), unbounded, "dataset x")
+    check_spaces("bc", algorithms, gym.spaces.Box(-1, 1, (11,)), gym.spaces.Box(-1, 1, (3,)),
+                 "dataset x")
