@@ -45,6 +45,7 @@ else:  # the same parser, before it joined the standard library
     import tomli as tomllib
 from bench.config import DEVICES, EVAL_MODES, check_choice, check_count, check_seed
 from bench.data.resolve import check_dataset_name
+from bench.environ import environ
 from bench.io import atomic_write_json
 from bench.locks import file_lock
 from bench.making.makers import make_on_first_use
@@ -352,17 +353,8 @@ def worker_environment(threads: int | None) -> Iterator[None]:
     make runs fight over cores. They must be in the environment when a worker starts, because a
     worker imports torch (with this module) before it runs anything.
     """
-    changes = worker_env(threads)
-    saved = {k: os.environ.get(k) for k in changes}
-    os.environ.update(changes)
-    try:
+    with environ(**worker_env(threads)):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def available_cores() -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data import storage
+from bench.environ import environ
 from bench.errors import DatasetError, Terminated
 from bench.locks import file_lock
 
@@ -106,19 +107,12 @@ def staged(dataset_id: str) -> Iterator[Path]:
     shutil.rmtree(stage, ignore_errors=True)  # this process's own leftover, if any
     # Its namespace folders too: minari.combine_datasets makes only the last one.
     (stage / dataset_id).parent.mkdir(parents=True)
-    saved = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(stage)
     try:
-        try:
+        with environ(MINARI_DATASETS_PATH=str(stage)):
             with _interrupts_remembered() as interrupted:
                 yield stage
             if interrupted:  # raised where Python had to drop it (h5py's weakref callbacks)
                 raise Terminated() if signal.SIGTERM in interrupted else KeyboardInterrupt()
-        finally:
-            if saved is None:
-                os.environ.pop("MINARI_DATASETS_PATH", None)
-            else:
-                os.environ["MINARI_DATASETS_PATH"] = saved
         target.parent.mkdir(parents=True, exist_ok=True)
         _copy_namespace_files(stage, final_root, dataset_id)
         if backup is not None and target.exists():
