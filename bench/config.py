@@ -59,11 +59,10 @@ class TrainConfig:
     # float must be finite.
     UNBOUNDED_OK: ClassVar[tuple[str, ...]] = ()
 
-    def problems(self) -> list[str]:
-        """What is wrong with these values, a phrase each (empty: usable). Configs extend it with
-        ``super().problems() + [...]``; mixins later in the MRO (``VICRegFields``) are reached
-        through ``super()`` here."""
-        inherited = getattr(super(), "problems", None)
+    def checks(self) -> list[str]:
+        """What is wrong with the fields this class declares, a phrase each (empty: usable).
+        Every config class and mixin defines its own; ``validate`` runs them all, bases
+        first, so none calls ``super()``."""
         # Learning rates (``lr``, ``idm_lr``, ``goal_lr``, ...): the optimizer would reject a
         # negative one only after the run directory exists, and an infinite one poisons step 1.
         rates = [f"{f.name} must be a finite number > 0, got {getattr(self, f.name)!r}"
@@ -71,8 +70,7 @@ class TrainConfig:
                  if (f.name == "lr" or f.name.endswith("_lr"))
                  and isinstance(getattr(self, f.name), (int, float))
                  and not 0 < getattr(self, f.name) < math.inf]
-        return ((inherited() if inherited else [])
-                + at_least(self, 1, "num_updates", "batch_size")
+        return (at_least(self, 1, "num_updates", "batch_size")
                 + at_least(self, 0, "log_every", "checkpoint_every", "eval_every", "snapshot_every")
                 + rates)
 
@@ -83,9 +81,12 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise a usage error naming every bad value; NaN and infinities first and alone (a
-        range check written as ``not lo <= x <= hi`` would name the same field again)."""
-        problems = not_a_number(self) or self.problems()
+        """Raise a usage error naming every bad value that the ``checks`` of each class in the
+        MRO find, bases first; NaN and infinities first and alone (a range check written as
+        ``not lo <= x <= hi`` would name the same field again)."""
+        problems = not_a_number(self) or [problem for klass in reversed(type(self).__mro__)
+                                          if "checks" in vars(klass)
+                                          for problem in klass.checks(self)]
         if problems:
             raise UsageError(f"invalid {type(self).__name__}: {'; '.join(problems)} (on the "
                              "command line: --set KEY=VALUE).")
@@ -301,6 +302,11 @@ def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - fields
+    if unknown and all(k.startswith("vicreg_") for k in unknown) and not values.get("vicreg_weight"):
+        # Saved before the VICReg fields moved to the *_vicreg variants' configs (2026-12):
+        # at weight 0 they did nothing, so the base algorithm's config is the same setting.
+        values = {k: v for k, v in values.items() if k in fields}
+        unknown = set()
     if unknown:
         raise UsageError(f"saved config has fields {sorted(unknown)} that {cls.__name__} lacks")
 

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from multiprocessing.connection import Connection, wait
 
+from bench.algorithm import DEFAULT, Condition
 from bench.data.catalog import RefScores
 from bench.errors import BenchError
 from bench.perf import torch_threads
@@ -68,7 +69,7 @@ class EvalResult:
     returns: np.ndarray
     lengths: np.ndarray
     seconds: float
-    condition: str = "default"
+    condition: Condition = DEFAULT
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -150,7 +151,7 @@ class _WorkerEnvs:
         self.envs.close(terminate=terminate)
 
 
-def _run_episodes(agent: Any, envs: Any, n: int, ids: np.ndarray, seed: int, condition: str,
+def _run_episodes(agent: Any, envs: Any, n: int, ids: np.ndarray, seed: int, condition: Condition,
                   on_finished: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
     """Episodes ``ids`` (episode ``i`` starts from ``reset(seed=seed + i)``), ``n`` at a time."""
     returns = np.zeros(len(ids))
@@ -182,7 +183,7 @@ def _run_episodes(agent: Any, envs: Any, n: int, ids: np.ndarray, seed: int, con
 
 
 def _shard_main(conn: Connection, agent: Any, make_env: MakeEnv, n: int, ids: np.ndarray,
-                seed: int, condition: str) -> None:
+                seed: int, condition: Condition) -> None:
     """One shard of a ``sharded`` evaluation, in a forked worker: reports finished episodes as
     they end, then its returns and lengths (or the traceback of what went wrong)."""
     try:
@@ -222,7 +223,7 @@ def shard_count(agent: Any, num_envs: int, limit: int | None = None) -> int:
 
 
 def _evaluate_sharded(agent: Any, make_env: MakeEnv, episodes: int, n: int, shards: int,
-                      seed: int, condition: str, desc: str) -> tuple[np.ndarray, np.ndarray]:
+                      seed: int, condition: Condition, desc: str) -> tuple[np.ndarray, np.ndarray]:
     blocks = [b for b in np.array_split(np.arange(episodes), shards) if len(b)]
     per_shard = -(-n // len(blocks))  # the n envs shared out, rounded up
     ctx = mp.get_context("fork")  # the agent is inherited, not pickled
@@ -285,7 +286,7 @@ def evaluate(
     *,
     episodes: int,
     seed: int,
-    condition: str = "default",
+    condition: Condition = DEFAULT,
     num_envs: int | None = None,
     mode: Literal["async", "sync", "sharded", "auto"] = "auto",
     desc: str = "evaluating",
@@ -333,7 +334,7 @@ def evaluate(
 
 
 def evaluate_sequential(agent: Any, make_env: MakeEnv, *, episodes: int, seed: int,
-                        condition: str = "default") -> EvalResult:
+                        condition: Condition = DEFAULT) -> EvalResult:
     """The reference loop: one env, one episode at a time, the policy at batch size 1."""
     start = time.perf_counter()
     env = make_env()
@@ -362,7 +363,7 @@ class PolicyAgent:
         # batch-size-dependent rounding) may be sharded over processes (``evaluate``).
         self.batch_invariant_act = batch_invariant
 
-    def initial_state(self, num_envs: int, condition: str = "default") -> None:
+    def initial_state(self, num_envs: int, condition: Condition = DEFAULT) -> None:
         return None
 
     def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:

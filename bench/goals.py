@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.algorithm import Condition
 from bench.config import TrainConfig, at_least, positive, positive_sizes
 from bench.data.sampler import DatasetSpec, Sampler, default_target_returns, target_label
 from bench.errors import UsageError
@@ -51,16 +52,16 @@ class GoalConfig(TrainConfig):
     goal_offset: int = 5  # k: goals are states this many steps ahead of the current one
     goal_top_fraction: float = 0.1  # `dataset`: search the best 10% of episodes by return
     goal_hidden: tuple[int, ...] = (256, 256)  # `learned`: the goal model's MLP
-    goal_lr: float = 3e-4
-    goal_batch_size: int = 256
+    goal_lr: float = 3e-4  # `learned`: the goal model's Adam learning rate
+    goal_batch_size: int = 256  # `learned`: (state, return-to-go, goal) triples per update
     goal_reward_scale: float = 0.001  # `learned`: return-to-go input scale (as DT's)
     # `learned`: evaluation targets; empty = bench.data.sampler.default_target_returns (DT's)
     target_returns: tuple[float, ...] = ()
     # `gs_ppo`: a finished goal-setter run (its directory or checkpoint.pt) that proposes goals
     goal_setter_run: str = ""
 
-    def problems(self) -> list[str]:
-        out = (super().problems() + at_least(self, 1, "goal_offset", "goal_batch_size")
+    def checks(self) -> list[str]:
+        out = (at_least(self, 1, "goal_offset", "goal_batch_size")
                + positive_sizes(self, "goal_hidden") + positive(self, "goal_reward_scale"))
         if self.goal_source not in GOAL_SOURCES:
             out.append(f"goal_source must be one of {', '.join(GOAL_SOURCES)}, got "
@@ -90,6 +91,20 @@ class GoalModel(nn.Module):
         out = self.net(torch.cat([states, returns_to_go[:, None]], dim=-1))
         mean, log_std = out.split(self.obs_dim, dim=-1)
         return mean, log_std.clamp(-5.0, 2.0)
+
+
+@dataclass(frozen=True)
+class GoalCondition(Condition):
+    """An evaluation setting of an IDM: where its goals come from, and for ``learned`` goals
+    the target return the goal model is conditioned on."""
+
+    source: str
+    target: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"goal={self.source}" + ("" if self.target is None
+                                        else f",target={target_label(self.target)}")
 
 
 @dataclass
@@ -135,28 +150,28 @@ class GoalSetter:
                                  f"this dataset's states are {spec.obs_dim}-d")
 
     # -- conditions -----------------------------------------------------------------------
-    def conditions(self) -> list[str]:
+    def conditions(self) -> list[GoalCondition]:
         """One per source (``goal=dataset``), per target for ``learned``; the headline first."""
-        out: list[str] = []
+        out: list[GoalCondition] = []
         for source in self.sources:
             if source == "learned":
-                out += [f"goal=learned,target={target_label(r)}" for r in self.targets()]
+                out += [GoalCondition(source, float(r)) for r in self.targets()]
             else:
-                out.append(f"goal={source}")
+                out.append(GoalCondition(source))
         return out
 
-    def initial_state(self, num_envs: int, condition: str) -> GoalState:
-        source, target = self.source, self.targets()[0]
-        for part in condition.split(","):
-            if part.startswith("goal="):
-                source = part.split("=", 1)[1]
-            elif part.startswith("target="):
-                target = float(part.split("=", 1)[1])
+    def initial_state(self, num_envs: int, condition: Condition) -> GoalState:
+        """The state of a round evaluated under ``condition`` (the default condition: the
+        run's ``goal_source`` and, for ``learned``, its first target)."""
+        if not isinstance(condition, GoalCondition):
+            condition = GoalCondition(self.source)
+        source, target = condition.source, condition.target
         if source not in self.sources:
-            raise ValueError(f"condition {condition!r} names goal source {source!r}, which this "
+            raise ValueError(f"condition {condition} names goal source {source!r}, which this "
                              f"run does not evaluate ({', '.join(self.sources)})")
         if source != "learned":
             return GoalState(source=source)
+        target = self.targets()[0] if target is None else target
         return GoalState(np.full(num_envs, target, dtype=np.float64), source=source)
 
     def targets(self) -> tuple[float, ...]:

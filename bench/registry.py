@@ -31,10 +31,11 @@ class AlgoEntry:
     kind: Kind
     defaults: dict[str, Any] = field(default_factory=dict)  # config fields fixed by this variant
     presets: dict[str, Any] = field(default_factory=dict)  # variant defaults `--set` may change
+    config: type | None = None  # the variant's own config class (default: the class's Config)
 
     @property
     def config_cls(self) -> type:
-        return self.cls.Config
+        return self.config or self.cls.Config
 
 
 _REGISTRY: dict[str, AlgoEntry] = {}
@@ -43,13 +44,15 @@ _loaded = False
 
 def register(
     name: str, *, description: str, kind: Kind = "offline", defaults: dict[str, Any] | None = None,
-    presets: dict[str, Any] | None = None,
+    presets: dict[str, Any] | None = None, config: type | None = None,
 ) -> Callable[[type], type]:
     """Class decorator: ``@register("bc", description="...")``.
 
     Stack it to register variants: ``@register("dt_noreturn", ..., defaults={"use_returns": False})``.
     ``defaults`` are fixed by the variant (what makes it that variant); ``presets`` are the
-    variant's starting values that ``--set`` may still change (e.g. a VICReg weight).
+    variant's starting values that ``--set`` may still change (e.g. a VICReg weight);
+    ``config`` a config class of the variant's own, for fields only it has (a subclass of the
+    algorithm's ``Config``: ``DTVICRegConfig`` adds the VICReg fields to ``DTConfig``).
     """
 
     def decorator(cls: type) -> type:
@@ -57,8 +60,10 @@ def register(
             raise ValueError(f"algorithm {name!r} is registered twice")
         if not hasattr(cls, "Config"):
             raise TypeError(f"{cls.__name__} must define a Config dataclass")
+        if config is not None and not issubclass(config, cls.Config):
+            raise TypeError(f"{name}'s config {config.__name__} must subclass {cls.Config.__name__}")
         _REGISTRY[name] = AlgoEntry(name, cls, description, kind, dict(defaults or {}),
-                                    dict(presets or {}))
+                                    dict(presets or {}), config)
         return cls
 
     return decorator

@@ -45,10 +45,10 @@ def _hopper_sampler() -> Sampler:
 
 def _updates_per_s(algo, sampler, n: int = 30) -> float:
     for _ in range(3):
-        algo.update(algo.sample(sampler))
+        algo.update(algo.sample(sampler), 0)
     start = time.perf_counter()
     for _ in range(n):
-        algo.update(algo.sample(sampler))
+        algo.update(algo.sample(sampler), 0)
     return n / (time.perf_counter() - start)
 
 
@@ -62,7 +62,7 @@ def test_transformer_idm_update(benchmark, masked):
     algo = TransformerInverseDynamics(config, spec, torch.device("cpu"))
     batches = [algo.sample(sampler) for _ in range(4)]
     it = iter(range(10**9))
-    benchmark.pedantic(lambda: algo.update(batches[next(it) % 4]), rounds=30, warmup_rounds=3)
+    benchmark.pedantic(lambda: algo.update(batches[next(it) % 4], 0), rounds=30, warmup_rounds=3)
     ours = 1.0 / benchmark.stats.stats.mean
     dt = DecisionTransformer(DTConfig(), spec, torch.device("cpu"))
     dt_rate = _updates_per_s(dt, sampler)
@@ -110,7 +110,7 @@ def test_dataset_goal_lookup_share_of_evaluation(benchmark):
                                  max_episode_steps=300)
     untrained = _lookup_share(algo, make_env)
     for _ in range(LOOKUP_POLICY_UPDATES):
-        algo.update(algo.sample(sampler))
+        algo.update(algo.sample(sampler), 0)
     trained = benchmark.pedantic(lambda: _lookup_share(algo, make_env), rounds=1, iterations=1)
     benchmark.extra_info.update(index_seconds=index_s, indexed_states=algo.goal_setter.indexed_states,
                                 trained=trained, untrained=untrained)

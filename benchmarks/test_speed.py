@@ -174,7 +174,7 @@ def test_dt_update(benchmark, dt_setup, machine_state):
             theirs_s.extend(d3rlpy.updates(chunk))
 
     try:
-        benchmark.pedantic(lambda: algo.update(next(batches)), setup=before_round, rounds=rounds,
+        benchmark.pedantic(lambda: algo.update(next(batches), 0), setup=before_round, rounds=rounds,
                            iterations=1, warmup_rounds=warmup)
     finally:
         if d3rlpy is not None:
@@ -215,10 +215,10 @@ def test_sample_batch(benchmark, dt_setup):
         batch = sampler.windows(64, 20)
         import time
 
-        algo.update(batch)
+        algo.update(batch, 0)
         start = time.perf_counter()
         for _ in range(5):
-            algo.update(batch)
+            algo.update(batch, 0)
         update = (time.perf_counter() - start) / 5
     share = benchmark.stats.stats.mean / update
     benchmark.extra_info["share_of_dt_update"] = share
@@ -278,10 +278,10 @@ batch = {"states": rng.normal(size=(64, 20, 11)).astype(np.float32),
          "returns_to_go": rng.uniform(0, 3000, (64, 20)).astype(np.float32),
          "timesteps": np.tile(np.arange(20), (64, 1)), "mask": np.ones((64, 20), bool)}
 for _ in range(5):
-    algo.update(batch)
+    algo.update(batch, 0)
 r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
-    algo.update(batch)
+    algo.update(batch, 0)
 print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 10)
 """
 

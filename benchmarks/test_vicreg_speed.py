@@ -16,9 +16,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from bench.algos.dt import DecisionTransformer, DTConfig
-from bench.algos.gcsl_idm import GCSLIDMConfig, GCSLInverseDynamics
-from bench.algos.ppo import PPO, PPOConfig
+from bench.algos.dt import DecisionTransformer, DTVICRegConfig
+from bench.algos.gcsl_idm import GCSLIDMVICRegConfig, GCSLInverseDynamics
+from bench.algos.ppo import PPO, PPOVICRegConfig
 from bench.config import make_config
 from bench.data.sampler import DatasetSpec, Sampler
 from bench.data.storage import FlatEpisodes
@@ -44,10 +44,10 @@ def _offline_seconds(cls, config, updates: int) -> float:
     algo = cls(config, sampler.spec(-np.ones(3), np.ones(3), 1000), torch.device("cpu"))
     batches = [algo.sample(sampler) for _ in range(updates + 5)]
     for b in batches[:5]:
-        algo.update(b)
+        algo.update(b, 0)
     start = time.perf_counter()
     for b in batches[5:]:
-        algo.update(b)
+        algo.update(b, 0)
     return (time.perf_counter() - start) / updates
 
 
@@ -64,11 +64,11 @@ def _ppo_seconds(config) -> float:
 
 CASES = {
     "dt update": lambda w: _offline_seconds(
-        DecisionTransformer, DTConfig(vicreg_weight=w), 30),
+        DecisionTransformer, DTVICRegConfig(vicreg_weight=w), 30),
     "gcsl_idm update (encoder 256)": lambda w: _offline_seconds(
-        GCSLInverseDynamics, GCSLIDMConfig(vicreg_weight=w, state_encoder=(256,),
+        GCSLInverseDynamics, GCSLIDMVICRegConfig(vicreg_weight=w, state_encoder=(256,),
                                            goal_source="self"), 300),
-    "ppo iteration": lambda w: _ppo_seconds(make_config(PPOConfig, "full",
+    "ppo iteration": lambda w: _ppo_seconds(make_config(PPOVICRegConfig, "full",
                                                         {"vicreg_weight": str(w)})),
 }
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.algos.dt import TargetReturn
 from bench.data.catalog import RefScores
 from bench.evaluate import PolicyAgent, evaluate, evaluate_sequential, normalized_score
 
@@ -55,8 +56,8 @@ def test_vectorized_equals_sequential_for_a_stateful_dt_policy():
     spec = DatasetSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
                        -np.ones(3, np.float32), np.ones(3, np.float32), 60)
     algo = DecisionTransformer(make_config(DTConfig, "smoke"), spec, torch.device("cpu"))
-    seq = evaluate_sequential(algo, _short_hopper, episodes=4, seed=1, condition="target=3600")
-    vec = evaluate(algo, _short_hopper, episodes=4, seed=1, condition="target=3600", mode="sync")
+    seq = evaluate_sequential(algo, _short_hopper, episodes=4, seed=1, condition=TargetReturn(3600.0))
+    vec = evaluate(algo, _short_hopper, episodes=4, seed=1, condition=TargetReturn(3600.0), mode="sync")
     # DT's acting pads its products' rows (ACT_ROW_MULTIPLE): batched = one env at a time, exactly.
     np.testing.assert_array_equal(vec.returns, seq.returns)
     np.testing.assert_array_equal(vec.lengths, seq.lengths)
@@ -109,8 +110,8 @@ def test_sharded_dt_matches_one_process_bit_for_bit():
                        -np.ones(3, np.float32), np.ones(3, np.float32), 60)
     algo = DecisionTransformer(make_config(DTConfig, "smoke"), spec, torch.device("cpu"))
     threads = torch.get_num_threads()
-    one = evaluate(algo, _short_hopper, episodes=4, seed=1, condition="target=3600", mode="sync")
-    sharded = evaluate(algo, _short_hopper, episodes=4, seed=1, condition="target=3600",
+    one = evaluate(algo, _short_hopper, episodes=4, seed=1, condition=TargetReturn(3600.0), mode="sync")
+    sharded = evaluate(algo, _short_hopper, episodes=4, seed=1, condition=TargetReturn(3600.0),
                        mode="sharded", shards=2)
     np.testing.assert_array_equal(sharded.returns, one.returns)
     assert torch.get_num_threads() == threads  # only the workers run on one thread
@@ -154,9 +155,12 @@ def test_algorithms_shard_only_when_declared_batch_invariant():
     from bench.algos.dt import DecisionTransformer
     from bench.algos.transformer_idm import TransformerInverseDynamics
 
-    assert DecisionTransformer.batch_invariant_act
-    assert BehaviourCloning.batch_invariant_act  # row_invariant_act
-    assert not TransformerInverseDynamics.batch_invariant_act  # its attention's bits depend on the batch
+    def declared(cls: type) -> bool:  # what Algorithm.batch_invariant_act reads
+        return getattr(cls.act, "row_invariant", False)
+
+    assert declared(DecisionTransformer)  # row_invariant_act
+    assert declared(BehaviourCloning)
+    assert not declared(TransformerInverseDynamics)  # its attention's bits depend on the batch
 
 
 def _hopper_spec():

@@ -88,7 +88,7 @@ def _build(name: str, overrides: dict[str, str], tiny_dataset: str, seed: int = 
 def _advance(name: str, built: Built) -> None:
     """One unit of training, as the run loop does it."""
     if ALGOS[name].kind == "offline":
-        built.algo.update(built.algo.sample(built.sampler))
+        built.algo.update(built.algo.sample(built.sampler), 0)
     else:
         built.algo.train_iteration()
 
@@ -178,7 +178,7 @@ def test_smoke_training_and_evaluation(name, tiny_dataset, tmp_path_factory):
     run = _uninterrupted(name, tiny_dataset, tmp_path_factory)
     on_disk = json.loads((run.directory / "result.json").read_text())
     assert on_disk == run.result
-    conditions = _build(name, run.plan.overrides, tiny_dataset).algo.eval_conditions()
+    conditions = [c.label for c in _build(name, run.plan.overrides, tiny_dataset).algo.eval_conditions()]
     assert conditions and set(on_disk["conditions"]) == set(conditions), \
         f"conditions {sorted(on_disk['conditions'])}, expected {conditions}"
     assert on_disk["condition"] == conditions[0]
@@ -265,7 +265,7 @@ def _acts(algo: Any, observations: np.ndarray, rewards: np.ndarray, n: int = 8) 
             action, state = algo.act(observations[t:t + n], state)
             state = algo.observe(state, action, rewards[t:t + n])
             actions.append(np.asarray(action))
-        out[condition] = actions
+        out[condition.label] = actions
     return out
 
 
@@ -321,9 +321,9 @@ from bench.registry import register
 
 @dataclass
 class DropInConfig(TrainConfig):
-    num_updates: int = 1000
-    batch_size: int = 32
-    lr: float = 1e-2
+    num_updates: int = 1000  # gradient steps
+    batch_size: int = 32  # transitions per update
+    lr: float = 1e-2  # Adam's learning rate
 
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"num_updates": 20, "log_every": 5, "checkpoint_every": 10}, "quick": {}}
@@ -338,10 +338,7 @@ class DropInLinearBC(Algorithm):
         self.linear = torch.nn.Linear(spec.obs_dim, spec.act_dim)
         self.optimizer = torch.optim.Adam(self.linear.parameters(), lr=config.lr)
 
-    def sample(self, sampler):
-        return sampler.transitions(self.config.batch_size)
-
-    def update(self, batch):
+    def update(self, batch, step):
         pred = self.linear(self.normalize(self.tensor(batch["observations"])))
         loss = torch.nn.functional.mse_loss(pred, self.tensor(batch["actions"]))
         self.optimizer.zero_grad()
@@ -357,21 +354,15 @@ class DropInLinearBC(Algorithm):
     def export_policy(self):
         return {"format": "dropin.linear.v1",
                 "linear": {k: v.detach().clone() for k, v in self.linear.state_dict().items()}}
-
-    def state_dict(self):
-        return {"linear": self.linear.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state):
-        self.linear.load_state_dict(state["linear"])
-        self.optimizer.load_state_dict(state["optimizer"])
 '''
 
 
-def test_a_drop_in_algorithm_gets_every_check(tmp_path):
-    """A file listed in BENCH_ALGO_MODULES is collected for every check above, and passes them:
-    this file run again in a fresh pytest, with the plugin and only its tests selected."""
-    plugin = tmp_path / "dropin_linear_bc.py"
-    plugin.write_text(DROP_IN)
+def _every_check_on_a_plugin(tmp_path: Path, source: str, name: str,
+                             checks: tuple[str, ...]) -> None:
+    """Run this file again in a fresh pytest with ``source`` as a BENCH_ALGO_MODULES file and
+    only ``name``'s tests selected; each of ``checks`` must pass, and nothing else run."""
+    plugin = tmp_path / f"{name}.py"
+    plugin.write_text(source)
     import bench
 
     # The child imports the bench this process imported (not whatever its cwd would shadow).
@@ -380,11 +371,29 @@ def test_a_drop_in_algorithm_gets_every_check(tmp_path):
     env = {**os.environ, "BENCH_ALGO_MODULES": str(plugin), "PYTHONPATH": path}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(Path(__file__).resolve()), "-v", "-p",
-         "no:cacheprovider", "-k", "dropin_linear_bc", "--basetemp", str(tmp_path / "basetemp")],
+         "no:cacheprovider", "-k", name, "--basetemp", str(tmp_path / "basetemp")],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    for test in ("test_smoke_training_and_evaluation", "test_resume_after_a_kill_gives_identical_returns",
-                 "test_snapshots_are_loadable_policy_files",
-                 "test_state_dict_round_trip_acts_identically"):
-        assert f"{test}[dropin_linear_bc] PASSED" in proc.stdout, proc.stdout[-4000:]
-    assert "4 passed" in proc.stdout, proc.stdout[-4000:]
+    for test in checks:
+        assert f"{test}[{name}] PASSED" in proc.stdout, proc.stdout[-4000:]
+    assert f"{len(checks)} passed" in proc.stdout, proc.stdout[-4000:]
+
+
+ALL_CHECKS = ("test_smoke_training_and_evaluation", "test_resume_after_a_kill_gives_identical_returns",
+              "test_state_dict_round_trip_acts_identically")
+
+
+def test_a_drop_in_algorithm_gets_every_check(tmp_path):
+    """A file listed in BENCH_ALGO_MODULES is collected for every check above, and passes them."""
+    _every_check_on_a_plugin(tmp_path, DROP_IN, "dropin_linear_bc",
+                             ALL_CHECKS + ("test_snapshots_are_loadable_policy_files",))
+
+
+def test_the_architecture_guides_sketch_of_td3bc_runs_and_fits_in_60_lines(tmp_path):
+    """docs/architecture.md's example of adding an algorithm is real code: at most 60 lines, and
+    it passes every check a registered algorithm gets (it exports no policy file)."""
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    section = guide.split("## Adding an algorithm", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.splitlines()) <= 60, len(code.splitlines())
+    _every_check_on_a_plugin(tmp_path, code, "td3_bc_sketch", ALL_CHECKS)

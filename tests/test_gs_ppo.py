@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from bench.algos.gs_ppo import Actor
+from bench.goals import GoalCondition
 from bench.algos.gs_ppo import GoalSetterPPO, GoalSetterPPOConfig, ReplayBuffer
 from bench.config import make_config
 from bench.data import Sampler
@@ -147,10 +149,10 @@ def test_v0_closeness_reaches_the_goal_head_and_the_idm_only():
 
 def test_v0_evaluates_its_action_head_and_the_idm_decoding():
     algo = _algo({"emit_actions": True, "idm_training": "joint"})
-    assert algo.eval_conditions() == ["act=policy", "act=idm"]
+    assert [c.label for c in algo.eval_conditions()] == ["act=policy", "act=idm"]
     obs = np.random.default_rng(0).normal(size=(4, 11)).astype(np.float32)
-    a_policy, _ = algo.act(obs, algo.initial_state(4, "act=policy"))
-    a_idm, _ = algo.act(obs, algo.initial_state(4, "act=idm"))
+    a_policy, _ = algo.act(obs, algo.initial_state(4, Actor("policy")))
+    a_idm, _ = algo.act(obs, algo.initial_state(4, Actor("idm")))
     assert a_policy.shape == a_idm.shape == (4, 3) and not np.allclose(a_policy, a_idm)
 
 
@@ -184,7 +186,7 @@ def test_a_trained_goal_setter_is_a_goal_source_for_idms(tiny_dataset, tmp_path)
     setter = GoalSetter(GoalConfig(goal_source="gs_ppo", goal_setter_run=str(run)), _spec(),
                         torch.device("cpu"))
     obs = np.random.default_rng(0).normal(0, 1, (3, 11)).astype(np.float32)
-    np.testing.assert_array_equal(setter.goals(obs, setter.initial_state(3, "goal=gs_ppo")),
+    np.testing.assert_array_equal(setter.goals(obs, setter.initial_state(3, GoalCondition("gs_ppo"))),
                                   load_goal_setter(run)(obs))
     assert not np.allclose(load_goal_setter(run)(obs), obs)
     proc = run_cli("run", "--algo", "gcsl_idm", "--dataset", tiny_dataset, "--budget", "smoke",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.goals import GoalCondition
 from bench.algos.gcsl_idm import GCSLIDMConfig, GCSLInverseDynamics
 from bench.algos.transformer_idm import (TransformerIDMConfig, TransformerIDMNet,
                                          TransformerInverseDynamics, hidden_steps,
@@ -129,17 +130,17 @@ def test_dataset_goals_follow_the_nearest_best_episode():
     setter.attach_dataset(Sampler(flat))
     assert setter.indexed_episodes == 1 and setter.indexed_states == 6
     obs = np.array([[3.0, 1.0], [0.2, 4.1], [3.0, 5.0]], np.float32)
-    goals = setter.goals(obs, setter.initial_state(3, "goal=dataset"))
+    goals = setter.goals(obs, setter.initial_state(3, GoalCondition("dataset")))
     # Nearest states of episode 3 are steps 1, 4, 5; two steps later (capped at the final obs 6).
     np.testing.assert_array_equal(goals, [[3, 3], [3, 6], [3, 6]])
-    assert setter.conditions() == ["goal=dataset"]
+    assert [c.label for c in setter.conditions()] == ["goal=dataset"]
 
 
 def test_self_goals_are_the_current_state_and_bad_sources_are_refused():
     flat = make_flat([5])
     setter = GoalSetter(GoalConfig(goal_source="self"), _spec(flat), CPU)
     obs = np.array([[0.0, 2.0]], np.float32)
-    np.testing.assert_array_equal(setter.goals(obs, setter.initial_state(1, "goal=self")), obs)
+    np.testing.assert_array_equal(setter.goals(obs, setter.initial_state(1, GoalCondition("self"))), obs)
     from bench.errors import UsageError
 
     with pytest.raises(UsageError, match="goal_source"):
@@ -161,16 +162,16 @@ def test_learned_goal_model_fits_and_tracks_the_target_return():
     # target return is one of its inputs.
     obs = np.array([[2.0, 5.0], [7.0, 10.0], [4.0, 1.0]], np.float32)
     ahead = obs + np.array([0.0, 3.0], np.float32)
-    goals = {t: setter.goals(obs, setter.initial_state(3, f"goal=learned,target={t}"))
+    goals = {t: setter.goals(obs, setter.initial_state(3, GoalCondition("learned", float(t))))
              for t in (50, 10)}
     for t in (50, 10):
         np.testing.assert_allclose(goals[t], ahead, atol=0.3)
     assert not np.array_equal(goals[50], goals[10])
-    state = setter.initial_state(2, "goal=learned,target=10")
+    state = setter.initial_state(2, GoalCondition("learned", 10.0))
     np.testing.assert_array_equal(state.returns_to_go, [10.0, 10.0])
     setter.observe(state, np.array([1.0, 2.5]))
     np.testing.assert_array_equal(state.returns_to_go, [9.0, 7.5])
-    assert setter.conditions() == ["goal=learned,target=50", "goal=learned,target=10"]
+    assert [c.label for c in setter.conditions()] == ["goal=learned,target=50", "goal=learned,target=10"]
 
 
 # -- recovering actions on a toy deterministic system ---------------------------------------
@@ -199,7 +200,7 @@ def test_gcsl_idm_recovers_actions_on_a_toy_system():
     config = GCSLIDMConfig(max_offset=1, goal_offset=1, goal_source="self", hidden=(64, 64), lr=3e-3)
     algo = GCSLInverseDynamics(config, _spec(flat), CPU)
     for _ in range(1500):
-        algo.update(algo.sample(sampler))
+        algo.update(algo.sample(sampler), 0)
     test = _toy_flat(episodes=5, seed=1)
     with torch.no_grad():
         pred = algo.predict(torch.as_tensor(test.observations[test.obs_index]),
@@ -222,7 +223,7 @@ def test_transformer_idm_recovers_the_action_that_reaches_the_goal(masked, mask_
                                   grad_clip=1.0, mask_current_state=mask_current_state)
     algo = TransformerInverseDynamics(config, _spec(flat), CPU)
     for _ in range(800):
-        algo.update(algo.sample(sampler))
+        algo.update(algo.sample(sampler), 0)
     # Held-out windows. The last action is determined: a_{K-1} = 2 (s_K - 0.8 s_{K-1}); the
     # earlier ones are not (random actions), so they are not scored.
     batch = Sampler(_toy_flat(episodes=20, seed=1), seed=1).windows(256, K)
@@ -322,9 +323,9 @@ def test_a_goal_source_must_be_known_and_conditions_name_evaluated_sources():
     with pytest.raises(UsageError, match="extra_goal_sources"):
         GoalSetter(GoalConfig(goal_source="self", extra_goal_sources=("nearest",)), _spec(flat), CPU)
     setter = GoalSetter(GoalConfig(goal_source="self", extra_goal_sources=("self",)), _spec(flat), CPU)
-    assert setter.conditions() == ["goal=self"]  # a repeated source is evaluated once
+    assert [c.label for c in setter.conditions()] == ["goal=self"]  # a repeated source is evaluated once
     with pytest.raises(ValueError, match="dataset"):
-        setter.initial_state(1, "goal=dataset")
+        setter.initial_state(1, GoalCondition("dataset"))
 
 
 def test_mask_current_state_is_refused_for_the_causal_model():

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.algos.dt import TargetReturn
 from bench.algos.dt import DecisionTransformer, DecisionTransformerNet, DTConfig
 from bench.config import make_config
 from bench.data.sampler import DatasetSpec, Sampler
@@ -87,21 +88,21 @@ def test_training_reduces_loss_on_a_learnable_dataset(algo_name):
     sampler = Sampler(flat, seed=0)
     spec = sampler.spec(-np.ones(3), np.ones(3), 1000)
     algo = entry.cls(cfg, spec, torch.device("cpu"))
-    losses = [algo.update(algo.sample(sampler))["loss"] for _ in range(300)]
+    losses = [algo.update(algo.sample(sampler), step)["loss"] for step in range(300)]
     assert np.mean(losses[-20:]) < 0.3 * np.mean(losses[:20])
 
 
 def test_dt_act_keeps_a_return_to_go_per_env():
     torch.manual_seed(0)
     algo = DecisionTransformer(make_config(DTConfig, "smoke"), SPEC, torch.device("cpu"))
-    state = algo.initial_state(3, "target=1800")
+    state = algo.initial_state(3, TargetReturn(1800.0))
     assert torch.allclose(state.returns[:, state.slot()], torch.tensor(1.8))
     obs = np.zeros((3, 11), np.float32)
     actions, state = algo.act(obs, state)
     assert actions.shape == (3, 3) and np.all(np.abs(actions) <= 1)
     state = algo.observe(state, actions, np.array([100.0, 0.0, -50.0]))
     torch.testing.assert_close(state.returns[:, state.slot()], torch.tensor([1.7, 1.8, 1.85]))
-    assert algo.eval_conditions() == ["target=3600", "target=1800"]
+    assert [c.label for c in algo.eval_conditions()] == ["target=3600", "target=1800"]
 
 
 @pytest.mark.parametrize("budget, fixed, steps", [
@@ -116,7 +117,7 @@ def test_incremental_act_equals_the_forward_pass_on_the_window(budget, fixed, st
     algo.net.eval()
     K, n, target = algo.config.context_len, 3, 1.8
     rng = np.random.default_rng(1)
-    state = algo.initial_state(n, "target=1800")
+    state = algo.initial_state(n, TargetReturn(1800.0))
     states = torch.zeros(n, K - 1 + steps, 11)  # left-padded histories, as training windows
     actions = torch.zeros(n, K - 1 + steps, 3)
     returns = torch.zeros(n, K - 1 + steps)
@@ -145,8 +146,8 @@ def test_dt_actions_do_not_depend_on_the_batch_size():
     algo = DecisionTransformer(DTConfig(), SPEC, torch.device("cpu"))  # full size, K = 20
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(30, 10, 11)).astype(np.float32)
-    batch_state = algo.initial_state(10, "target=3600")
-    single = [algo.initial_state(1, "target=3600") for _ in range(10)]
+    batch_state = algo.initial_state(10, TargetReturn(3600.0))
+    single = [algo.initial_state(1, TargetReturn(3600.0)) for _ in range(10)]
     for t in range(30):
         batch_actions, batch_state = algo.act(obs[t], batch_state)
         batch_state = algo.observe(batch_state, batch_actions, obs[t, :, 0])
@@ -165,18 +166,18 @@ def test_target_returns_default_to_the_paper_on_hopper_and_to_the_data_elsewhere
     car = dataclasses.replace(SPEC, env_id="bench/CarRacingLatent-v0", best_return=931.4)
     assert default_target_returns(car) == (931.0, 466.0)
     algo = DecisionTransformer(make_config(DTConfig, "smoke"), car, torch.device("cpu"))
-    assert algo.eval_conditions() == ["target=931", "target=466"]
+    assert [c.label for c in algo.eval_conditions()] == ["target=931", "target=466"]
     with pytest.raises(ValueError, match="target_returns"):
         default_target_returns(dataclasses.replace(car, best_return=None))
 
 
 def test_a_target_return_is_evaluated_at_exactly_the_configured_value():
-    """The condition's name carries the target to acting: it is short where it can be
-    (target=3600) and never rounded (`:g` made 12345.67 into 12345.7)."""
+    """The condition carries the target to acting as a number; its label is short where it can
+    be (target=3600) and never rounded (`:g` made 12345.67 into 12345.7)."""
     config = make_config(DTConfig, "smoke", {"target_returns": "3600,12345.67,0.1"})
     algo = DecisionTransformer(config, SPEC, torch.device("cpu"))
     conditions = algo.eval_conditions()
-    assert conditions[0] == "target=3600" and conditions[2] == "target=0.1"
+    assert [c.label for c in conditions] == ["target=3600", "target=12345.67", "target=0.1"]
     for condition, target in zip(conditions, (3600.0, 12345.67, 0.1)):
         history = algo.initial_state(2, condition)
         assert history.returns[0, history.pad].item() == pytest.approx(target * config.reward_scale,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.algos.dt import DecisionTransformer, DTConfig
+from bench.algos.dt import DecisionTransformer, DTConfig, DTVICRegConfig
 from bench.config import make_config
 from bench.data.sampler import Sampler
 from bench.nn.layers import FastDropout
@@ -66,8 +66,8 @@ def _dt_updates(threads: int, use_vicreg: bool = False,
     """Losses of six DT updates from seed 0 on ``threads`` torch threads, and the parameters after
     them (a last-bit difference shows in the parameters long before it shows in a loss)."""
     flat = make_flat([30] * 8, obs_dim=11, act_dim=3)
-    overrides = {"vicreg_weight": "0.1"} if use_vicreg else {}
-    config = make_config(DTConfig, budget, overrides)
+    config = (make_config(DTVICRegConfig, budget, {"vicreg_weight": "0.1"}) if use_vicreg
+              else make_config(DTConfig, budget))
     saved = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -75,7 +75,7 @@ def _dt_updates(threads: int, use_vicreg: bool = False,
         sampler = Sampler(flat, seed=0)
         algo = DecisionTransformer(config, sampler.spec(-np.ones(3), np.ones(3), 1000),
                                    torch.device("cpu"))
-        losses = [algo.update(algo.sample(sampler))["loss"] for _ in range(6)]
+        losses = [algo.update(algo.sample(sampler), step)["loss"] for step in range(6)]
         return losses, {k: v.clone() for k, v in algo.net.state_dict().items()}
     finally:
         torch.set_num_threads(saved)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -74,7 +75,10 @@ def test_bad_overrides_are_usage_errors(pair, message):
     ("bc", {"num_updates": "-1", "hidden": "64,0"}, "num_updates must be >= 1, got -1; hidden"),
     ("ppo", {"num_minibatches": "4096", "rollout_steps": "16"}, "at most the transitions"),
     ("gs_ppo", {"goal_clip": "0"}, "goal_clip must be > 0"),
-    ("gcsl_idm", {"vicreg_weight": "0.1"}, "set state_encoder"),
+    ("gcsl_idm_vicreg", {"state_encoder": ""}, "set state_encoder"),
+    ("gs_ppo_vicreg", {"idm_state_encoder": ""}, "set idm_state_encoder"),
+    # A base algorithm has no VICReg fields: only its *_vicreg variant does.
+    ("dt", {"vicreg_weight": "0.1"}, "unknown config key for DTConfig 'vicreg_weight'"),
     ("dt_vicreg", {"vicreg_max_offset": "0"}, "vicreg_max_offset must be >= 1"),
     ("transformer_idm", {"goal_offset": "50"}, "goal_offset must be in 1..context_len"),
     ("gcsl_idm", {"goal_offset": "20", "max_offset": "10"}, "must be at most max_offset"),
@@ -180,11 +184,23 @@ def test_algos_show_lists_every_field_with_its_budget_values_and_help():
     assert header.split()[:5] == ["field", "type", "smoke", "quick", "full"]
     rows = {line.split()[0]: line for line in lines[lines.index(header) + 1:]}
     assert set(rows) == {f.name for f in dataclasses.fields(DTConfig)}
-    # num_updates: smoke, quick and full values in that order, then the help from TrainConfig.
+    # num_updates: smoke, quick and full values in that order, then DTConfig's help line.
     smoke, quick, full = (make_config(DTConfig, b).num_updates for b in ("smoke", "quick", "full"))
     assert rows["num_updates"].split()[2:5] == [str(smoke), str(quick), str(full)]
-    assert rows["num_updates"].endswith("gradient steps (offline) or env steps (online)")
+    assert rows["num_updates"].endswith("gradient steps")
+    assert rows["eval_every"].endswith("(0: only at the end)")  # inherited from TrainConfig
     assert rows["activation"].endswith("the DT authors' gym code uses ReLU")
     fixed = run_cli("algos", "show", "dt_noreturn")
     assert "fixed by this variant: use_returns=False" in fixed.stdout
     assert run_cli("algos", "show", "dtt").returncode == 2
+
+
+def test_every_config_field_of_every_algorithm_has_a_help_line():
+    """`bench algos show` prints each field's help: none may be blank (a plugin's fields
+    included: the help is the comment beside the field or the comment lines above it)."""
+    from bench.config import field_help
+
+    for name, entry in registry.all_algorithms().items():
+        helps = field_help(entry.config_cls)
+        missing = [f.name for f in dataclasses.fields(entry.config_cls) if not helps.get(f.name)]
+        assert not missing, f"{name} ({entry.config_cls.__name__}): no help for {missing}"

@@ -31,7 +31,7 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tiny_dataset, tmp_pa
     cls = registry.get(algo).cls
     updates = []
     real_update = cls.update
-    monkeypatch.setattr(cls, "update", lambda self, batch: updates.append(1) or real_update(self, batch))
+    monkeypatch.setattr(cls, "update", lambda self, batch, step: updates.append(1) or real_update(self, batch, step))
     full = execute(_req(tiny_dataset, tmp_path / "a", algo=algo), log=lambda m: None)
     assert len(updates) == 12
     with pytest.raises(SimulatedKill):
@@ -94,9 +94,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_dataset, 
     original = BehaviourCloning.update
     calls = {"n": 0}
 
-    def update(self, batch):
+    def update(self, batch, step):
         calls["n"] += 1
-        out = original(self, batch)
+        out = original(self, batch, step)
         if calls["n"] == 6:
             out["loss"] = float("nan")
         return out

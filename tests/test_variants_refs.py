@@ -126,7 +126,7 @@ def _count_updates(monkeypatch):
     calls = []
     real = BehaviourCloning.update
     monkeypatch.setattr(BehaviourCloning, "update",
-                        lambda self, batch: calls.append(1) or real(self, batch))
+                        lambda self, batch, step: calls.append(1) or real(self, batch, step))
     return calls
 
 

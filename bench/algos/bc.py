@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from bench.algorithm import Algorithm
 from bench.config import TrainConfig, positive_sizes
-from bench.data.sampler import DatasetSpec, Sampler
+from bench.data.sampler import DatasetSpec
 from bench.nn import MLP
 from bench.nn.layers import row_invariant_act
 from bench.nn.optim import adamw
@@ -22,38 +22,34 @@ from bench.registry import register
 
 @dataclass
 class BCConfig(TrainConfig):
-    num_updates: int = 1_000_000
-    batch_size: int = 256
+    num_updates: int = 1_000_000  # gradient steps
+    batch_size: int = 256  # transitions per update
     lr: float = 3e-4  # Adam's learning rate
     hidden: tuple[int, ...] = (256, 256)  # hidden layer sizes of the ReLU MLP
-    log_every: int = 1000
-    checkpoint_every: int = 50_000
+    log_every: int = 1000  # write a metrics line every N updates
+    checkpoint_every: int = 50_000  # atomic checkpoint every N updates
 
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"num_updates": 20, "log_every": 5, "checkpoint_every": 10, "batch_size": 32},
         "quick": {"num_updates": 20_000, "log_every": 500, "checkpoint_every": 5_000},
     }
 
-    def problems(self) -> list[str]:
-        return super().problems() + positive_sizes(self, "hidden")
+    def checks(self) -> list[str]:
+        return positive_sizes(self, "hidden")
 
 
 @register("bc", description="MLP behaviour cloning (MSE on actions)")
 class BehaviourCloning(Algorithm):
     Config = BCConfig
-    batch_invariant_act = True  # ``row_invariant_act``: linear layers padded to 16 rows
 
     def __init__(self, config: BCConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
         self.policy = MLP(spec.obs_dim, config.hidden, spec.act_dim, torch.nn.Tanh()).to(device)
         self.optimizer = adamw(self.policy.parameters(), config.lr)
 
-    def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
-        return sampler.transitions(self.config.batch_size)
-
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
         obs = self.normalize(self.tensor(batch["observations"]))
-        target = (self.tensor(batch["actions"]) - self.act_shift) / self.act_scale
+        target = self.unit_actions(batch["actions"])
         loss = F.mse_loss(self.policy(obs), target)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -65,11 +61,4 @@ class BehaviourCloning(Algorithm):
         self.policy.eval()
         out = self.policy(self.normalize(self.tensor(observations)))
         self.policy.train()
-        return (out * self.act_scale + self.act_shift).cpu().numpy(), state
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        return self.env_actions(out), state

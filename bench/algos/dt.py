@@ -22,39 +22,38 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.algorithm import Algorithm
+from bench.algorithm import DEFAULT, Algorithm, Condition
 from bench.config import TrainConfig, positive
 from bench.data.sampler import DatasetSpec, Sampler, default_target_returns, target_label
-from bench.nn import CausalTransformer, FastDropout
-from bench.nn.transformer import transformer_problems
-from bench.nn.layers import ACT_ROW_MULTIPLE, ScalarEmbedding, row_padded_linear
+from bench.nn import FastDropout, Transformer
+from bench.nn.layers import ScalarEmbedding, row_invariant_act
 from bench.nn.optim import adamw
-from bench.nn.parallel import sharded_backward
-from bench.nn.vicreg import VICRegFields, VICRegHead
+from bench.nn.transformer import transformer_checks
+from bench.nn.vicreg import VICRegFields, VICRegHead, vicreg_weight
 from bench.registry import register
 
 
 @dataclass
-class DTConfig(TrainConfig, VICRegFields):
-    num_updates: int = 100_000
-    batch_size: int = 64
-    context_len: int = 20
-    embed_dim: int = 128
-    n_layers: int = 3
-    n_heads: int = 1
-    dropout: float = 0.1
+class DTConfig(TrainConfig):
+    num_updates: int = 100_000  # gradient steps
+    batch_size: int = 64  # windows per update
+    context_len: int = 20  # K: steps per window
+    embed_dim: int = 128  # token width
+    n_layers: int = 3  # transformer blocks
+    n_heads: int = 1  # attention heads per block
+    dropout: float = 0.1  # dropout on embeddings, attention weights and residual branches
     activation: Literal["relu", "gelu"] = "relu"  # the DT authors' gym code uses ReLU
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 10_000
-    grad_clip: float = 0.25
-    reward_scale: float = 0.001
+    lr: float = 1e-4  # AdamW's peak learning rate
+    weight_decay: float = 1e-4  # AdamW's weight decay
+    warmup_steps: int = 10_000  # linear learning-rate warm-up
+    grad_clip: float = 0.25  # gradient norm clip (inf: none)
+    reward_scale: float = 0.001  # returns-to-go are fed times this
     # Evaluation targets; empty = the data's default (bench.data.sampler.default_target_returns:
     # the paper's 3600 and 1800 on Hopper, else the dataset's best episode return and half).
     target_returns: tuple[float, ...] = ()
-    use_returns: bool = True
-    log_every: int = 500
-    checkpoint_every: int = 5_000
+    use_returns: bool = True  # false: no return-to-go tokens (dt_noreturn)
+    log_every: int = 500  # write a metrics line every N updates
+    checkpoint_every: int = 5_000  # atomic checkpoint every N updates
 
     UNBOUNDED_OK: ClassVar[tuple[str, ...]] = ("grad_clip",)  # inf: no clipping
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -64,8 +63,13 @@ class DTConfig(TrainConfig, VICRegFields):
                   "checkpoint_every": 500},
     }
 
-    def problems(self) -> list[str]:
-        return super().problems() + transformer_problems(self) + positive(self, "reward_scale")
+    def checks(self) -> list[str]:
+        return transformer_checks(self) + positive(self, "reward_scale")
+
+
+@dataclass
+class DTVICRegConfig(DTConfig, VICRegFields):
+    """dt_vicreg: temporal VICReg on the state embeddings (``bench.nn.vicreg``)."""
 
 
 class DecisionTransformerNet(nn.Module):
@@ -74,6 +78,7 @@ class DecisionTransformerNet(nn.Module):
         E = config.embed_dim
         self.use_returns = config.use_returns
         self.tokens_per_step = 3 if config.use_returns else 2
+        self.state_token = 1 if config.use_returns else 0  # its index within a step's tokens
         self.max_timestep = max_timestep
         self.embed_timestep = nn.Embedding(max_timestep + 1, E)
         self.embed_return = ScalarEmbedding(E) if config.use_returns else None
@@ -81,118 +86,56 @@ class DecisionTransformerNet(nn.Module):
         self.embed_action = nn.Linear(act_dim, E)
         self.embed_ln = nn.LayerNorm(E)
         self.embed_dropout = FastDropout(config.dropout)
-        self.transformer = CausalTransformer(E, config.n_layers, config.n_heads, config.dropout,
-                                             config.activation)
+        self.transformer = Transformer(E, config.n_layers, config.n_heads, config.dropout,
+                                       config.activation, causal=True)
         self.predict_action = nn.Sequential(nn.Linear(E, act_dim), nn.Tanh())
-
-    def embed(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-              timesteps: torch.Tensor, pad_rows: int = 0) -> torch.Tensor:
-        """(B, K, ·) inputs → the transformer's input tokens (B, K, tokens_per_step, E)."""
-        time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
-        state = row_padded_linear(states, self.embed_state.weight, self.embed_state.bias, pad_rows)
-        action = row_padded_linear(actions, self.embed_action.weight, self.embed_action.bias,
-                                   pad_rows)
-        parts = [state + time, action + time]
-        if self.use_returns:
-            parts.insert(0, self.embed_return(returns_to_go.unsqueeze(-1)) + time)
-        return self.embed_dropout(self.embed_ln(torch.stack(parts, dim=2)))
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
                 timesteps: torch.Tensor, mask: torch.Tensor | None = None,
                 last: int | None = None) -> torch.Tensor:
-        """(B, K, ·) inputs → predicted actions (B, K, act_dim) read at the state tokens
-        (``last``: only the last ``last`` steps' predictions, (B, last, act_dim))."""
+        """states (B, K, obs), actions (B, K, act), returns_to_go (B, K), timesteps (B, K),
+        mask (B, K) real steps → predicted actions (B, K, act) in [-1, 1], read at the state
+        tokens (``last``: only the last ``last`` steps', (B, last, act))."""
         B, K, _ = states.shape
         n = self.tokens_per_step
-        x = self.embed(states, actions, returns_to_go, timesteps).reshape(B, n * K, -1)
-        token_mask = None if mask is None else mask.repeat_interleave(n, dim=1)
-        state_tokens = torch.arange(self.state_token, n * K, n, device=x.device)
+        time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))  # (B, K, E)
+        parts = [self.embed_state(states) + time, self.embed_action(actions) + time]
+        if self.use_returns:
+            parts.insert(0, self.embed_return(returns_to_go.unsqueeze(-1)) + time)
+        tokens = torch.stack(parts, dim=2).reshape(B, n * K, -1)  # (B, nK, E): R_0 s_0 a_0 R_1 …
+        x = self.embed_dropout(self.embed_ln(tokens))
+        token_mask = None if mask is None else mask.repeat_interleave(n, dim=1)  # (B, nK)
+        read = torch.arange(self.state_token, n * K, n, device=x.device)  # the s_t tokens
         if last is not None:
-            state_tokens = state_tokens[-last:]
-        return self.predict_action(self.transformer(x, token_mask, outputs=state_tokens))
+            read = read[-last:]
+        return self.predict_action(self.transformer(x, token_mask, outputs=read))
+
+
+@dataclass(frozen=True)
+class TargetReturn(Condition):
+    """DT's evaluation setting: the return-to-go an episode starts from (reward units)."""
+
+    value: float
 
     @property
-    def state_token(self) -> int:
-        """The state token's index within a step's tokens."""
-        return 1 if self.use_returns else 0
-
-    def first_qkv(self, tokens: torch.Tensor, pad_rows: int = 0) -> torch.Tensor:
-        """The first block's Q/K/V projections of ``tokens`` (each token's depend on it alone)."""
-        block = self.transformer.blocks[0]
-        qkv = block.attn.qkv
-        return row_padded_linear(block.ln1(tokens), qkv.weight, qkv.bias, pad_rows)
-
-    def act_forward(self, tokens: torch.Tensor, qkv: torch.Tensor,
-                    token_mask: torch.Tensor | None, pad_rows: int) -> torch.Tensor:
-        """The action at the last state token of windows ``tokens`` (B, L, E) whose first-block
-        projections ``qkv`` are already known: (B, act_dim) in [-1, 1], not yet scaled to the
-        env's action range."""
-        L = tokens.shape[1]
-        query = torch.tensor([L - self.tokens_per_step + self.state_token], device=tokens.device)
-        hidden = self.transformer(tokens, token_mask, outputs=query, first_qkv=qkv,
-                                  pad_rows=pad_rows)[:, 0]
-        head = self.predict_action[0]
-        return self.predict_action[1](row_padded_linear(hidden, head.weight, head.bias, pad_rows))
+    def label(self) -> str:
+        return f"target={target_label(self.value)}"
 
 
-class _TokenWindow:
-    """Each env's transformer input tokens for its last ``context`` steps plus the action token
-    before them, with their first-block Q/K/V projections, contiguous so that a window is a
-    slice. Acting appends only the tokens that are new each step, which saves embedding and
-    projecting the rest of the window again (≈11% of an action's FLOPs). The buffer holds
-    ``context + spare`` steps and moves the live window to its front when full (one copy every
-    ``spare`` steps)."""
-
-    def __init__(self, n: int, context: int, tokens_per_step: int, embed_dim: int,
-                 device: torch.device, spare: int = 256) -> None:
-        spare = max(spare, context)  # so a move never overlaps itself
-        self.context, self.per_step = context, tokens_per_step
-        self.capacity = context + spare
-        size = 1 + tokens_per_step * self.capacity  # the leading 1: the action before a window
-        # Zeros, not garbage: unfilled slots are padding, hidden from every real query, and a
-        # hidden key still multiplies its value by an exact 0, which must not be inf or NaN.
-        self.tokens = torch.zeros(n, size, embed_dim, device=device)
-        self.qkv = torch.zeros(n, size, 3 * embed_dim, device=device)
-        self.base = 0  # the history slot whose first token sits at buffer index 1
-
-    def start(self, j: int) -> int:
-        """Buffer index of history slot ``j``'s first token; ``j`` is the newest slot, and the
-        window is moved to the buffer's front first if ``j`` is past the end."""
-        if j - self.base >= self.capacity:
-            first = j - self.context + 1  # the oldest slot that stays in the window
-            src = (first - self.base) * self.per_step  # from the action token before it
-            width = 1 + (self.context - 1) * self.per_step
-            for buf in (self.tokens, self.qkv):
-                buf[:, :width] = buf[:, src:src + width]
-            self.base = first
-        return 1 + (j - self.base) * self.per_step
-
-    def window(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tokens and projections of the ``context`` steps ending at history slot ``j``."""
-        end = self.start(j) + self.per_step
-        begin = end - self.context * self.per_step
-        return self.tokens[:, begin:end], self.qkv[:, begin:end]
-
-
-class _History:
-    """Per-env episode history for acting; all envs in one evaluation round start together.
-
-    Arrays carry ``pad = context`` zero slots in front, so step t is slot ``t + pad`` and its
-    window, slots ``t + 1 .. t + pad``, is left-padded and masked early in the episode exactly
-    like training windows; slot ``t`` (the action before the window) always exists.
-    """
+class History:
+    """The current episodes of ``n`` envs that started together: states (normalized), actions
+    (in [-1, 1]) and scaled returns-to-go, with ``pad = K`` zero slots in front so that step t
+    is slot ``t + pad`` and its window, slots ``t + 1 .. t + pad``, is left-padded early in an
+    episode exactly like a training window."""
 
     def __init__(self, n: int, horizon: int, context: int, obs_dim: int, act_dim: int,
-                 target: float, device: torch.device, tokens_per_step: int,
-                 embed_dim: int) -> None:
+                 target: float, device: torch.device) -> None:
         self.pad = context
         self.states = torch.zeros(n, self.pad + horizon, obs_dim, device=device)
         self.actions = torch.zeros(n, self.pad + horizon, act_dim, device=device)
         self.returns = torch.zeros(n, self.pad + horizon, device=device)
         self.returns[:, self.pad] = target
-        self.context = context
         self.t = 0
-        self.window = _TokenWindow(n, context, tokens_per_step, embed_dim, device)
 
     def slot(self) -> int:
         """The current step's slot (the last one, should an episode outrun the arrays)."""
@@ -203,10 +146,9 @@ class _History:
 @register("dt_noreturn", description="Decision Transformer without return-to-go tokens",
           defaults={"use_returns": False})
 @register("dt_vicreg", description="Decision Transformer with temporal VICReg on its state embeddings",
-          presets={"vicreg_weight": 0.1})
+          config=DTVICRegConfig, presets={"vicreg_weight": 0.1})
 class DecisionTransformer(Algorithm):
     Config = DTConfig
-    batch_invariant_act = True  # see ``act``: ACT_ROW_MULTIPLE
 
     def __init__(self, config: DTConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
@@ -214,7 +156,7 @@ class DecisionTransformer(Algorithm):
                                           spec.max_episode_steps).to(device)
         params = list(self.net.parameters())
         self.vicreg: VICRegHead | None = None
-        if config.vicreg_weight > 0:
+        if vicreg_weight(config) > 0:
             self.vicreg = VICRegHead(config.embed_dim, config).to(device)
             params += list(self.vicreg.parameters())
         self.optimizer = adamw(params, config.lr, config.weight_decay)
@@ -226,23 +168,22 @@ class DecisionTransformer(Algorithm):
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
         return sampler.windows(self.config.batch_size, self.config.context_len)
 
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        if not self.net.training:
+    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
+        if not self.net.training:  # (switched back after an evaluation; it walks every module)
             self.net.train()
-        # The loss is the squared action error summed over real tokens, divided by their count
-        # in the whole batch, so its shards' shares add up to it (up to float rounding).
+        # The squared action error summed over real tokens, divided by their count in the whole
+        # batch: a sum over rows, so ``backward`` may split the batch into shards.
         tokens = float(batch["mask"].sum())
-        self.optimizer.zero_grad(set_to_none=True)
         stats: dict[str, float] = {}
-        if self.vicreg is None and self.device.type == "cpu":
-            mse = sharded_backward(lambda rows: self._action_error(batch, rows)[0] / tokens,
-                                   len(batch["mask"]), list(self.net.parameters()))
-        else:  # VICReg's batch statistics do not split into shards; accelerators need no shards
-            error, states, mask = self._action_error(batch, slice(None))
-            mse = loss = error / tokens
-            if self.vicreg is not None:
-                loss, stats = self._with_vicreg(mse, states, mask)
-            loss.backward()
+        if self.vicreg is None:
+            mse = self.backward(lambda rows: self.action_error(batch, rows)[0] / tokens,
+                                len(batch["mask"]), list(self.net.parameters()))
+        else:  # VICReg's batch statistics do not split into shards
+            error, states, mask = self.action_error(batch, slice(None))
+            mse = error / tokens
+            aux, stats = self.vicreg_loss(states, mask)
+            self.optimizer.zero_grad(set_to_none=True)
+            (mse + self.config.vicreg_weight * aux).backward()
         # The network's gradients only, on purpose: a VICReg projector's would take a share of
         # the published clip norm from the network (Adam scales the projector's steps anyway).
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.grad_clip)
@@ -250,98 +191,70 @@ class DecisionTransformer(Algorithm):
         self.scheduler.step()
         return {"loss": mse.item(), **stats, "lr": self.scheduler.get_last_lr()[0]}
 
-    def _action_error(self, batch: dict[str, np.ndarray],
-                      rows: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def action_error(self, batch: dict[str, np.ndarray],
+                     rows: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The squared action error (mean over action dimensions) summed over the real tokens of
-        the batch's ``rows``, with the normalized states and the mask of those rows."""
+        the batch's ``rows``, with the normalized states (B, K, obs) and mask (B, K) of those
+        rows."""
         mask = torch.as_tensor(batch["mask"][rows], device=self.device)
         states = self.normalize(self.tensor(batch["states"][rows]))
-        actions = (self.tensor(batch["actions"][rows]) - self.act_shift) / self.act_scale
+        actions = self.unit_actions(batch["actions"][rows])
         rtg = self.tensor(batch["returns_to_go"][rows]) * self.config.reward_scale
         timesteps = torch.as_tensor(batch["timesteps"][rows], device=self.device)
-        pred = self.net(states, actions, rtg, timesteps, mask)
-        err = ((pred - actions) ** 2).mean(-1)
+        pred = self.net(states, actions, rtg, timesteps, mask)  # (B, K, act)
+        err = ((pred - actions) ** 2).mean(-1)  # (B, K)
         return (err * mask).sum(), states, mask
 
-    def _with_vicreg(self, mse: torch.Tensor, states: torch.Tensor,
-                     mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def vicreg_loss(self, states: torch.Tensor,
+                    mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Temporal VICReg on the state embeddings: pairs k steps apart inside each window (one
-        k per batch, uniform in 1..vicreg_max_offset; windows never cross an episode's end), both
-        real tokens."""
+        k per batch, uniform in 1..vicreg_max_offset; windows never cross an episode's end),
+        both real tokens. Zero where the batch has too few such pairs."""
         K = states.shape[1]
         if K < 2:
-            return mse, {}
+            return states.new_zeros(()), {}
         k = min(int(torch.randint(1, self.config.vicreg_max_offset + 1, ())), K - 1)
-        embedded = self.net.embed_state(states)
+        embedded = self.net.embed_state(states)  # (B, K, E)
         both = (mask[:, :-k] > 0) & (mask[:, k:] > 0)
         if int(both.sum()) < 2:
-            return mse, {}
-        aux, stats = self.vicreg(embedded[:, :-k][both], embedded[:, k:][both])
-        return mse + self.config.vicreg_weight * aux, stats
+            return states.new_zeros(()), {}
+        return self.vicreg(embedded[:, :-k][both], embedded[:, k:][both])
 
     # -- acting ---------------------------------------------------------------------------
-    def eval_conditions(self) -> list[str]:
+    def eval_conditions(self) -> list[Condition]:
         if not self.config.use_returns:
-            return ["default"]
-        targets = self.config.target_returns or default_target_returns(self.spec)
-        return [f"target={target_label(r)}" for r in targets]
+            return [DEFAULT]
+        return [TargetReturn(float(r))
+                for r in self.config.target_returns or default_target_returns(self.spec)]
 
-    def initial_state(self, num_envs: int, condition: str = "default") -> _History:
-        target = float(condition.split("=")[1]) if condition.startswith("target=") else 0.0
-        return _History(num_envs, self.spec.max_episode_steps + 1, self.config.context_len,
-                        self.spec.obs_dim, self.spec.act_dim, target * self.config.reward_scale,
-                        self.device, self.net.tokens_per_step, self.config.embed_dim)
+    def initial_state(self, num_envs: int, condition: Condition = DEFAULT) -> History:
+        target = condition.value if isinstance(condition, TargetReturn) else 0.0
+        return History(num_envs, self.spec.max_episode_steps + 1, self.config.context_len,
+                       self.spec.obs_dim, self.spec.act_dim, target * self.config.reward_scale,
+                       self.device)
 
-    @torch.inference_mode()
-    def act(self, observations: np.ndarray, state: _History) -> tuple[np.ndarray, _History]:
-        """The action read at the newest state token of each env's last K steps (padded and
-        masked early in the episode, like training windows). Computed incrementally, but the
-        same maths as ``net(...)[:, -1]`` on that window: the tokens new since the last step
-        (a_{t-1}, R_t, s_t) are embedded and projected for the first block once and kept; the
-        trailing a_t slot, which no earlier token reads, is left as it is; the last block
-        computes only the one query that is read.
-
-        Products over a few rows per env are padded to ACT_ROW_MULTIPLE rows, so an env's
-        action has the same bits whatever the batch (``row_padded_linear``): vectorized,
-        sharded and sequential evaluation return identical episodes."""
-        K, net, n = state.context, self.net, len(observations)
+    @row_invariant_act
+    def act(self, observations: np.ndarray, state: History) -> tuple[np.ndarray, History]:
+        """The action read at the newest state token of each env's last K steps, padded and
+        masked early in an episode as training windows are. The trailing a_t token is a
+        placeholder that the causal state query before it never reads."""
+        K, n = self.config.context_len, len(observations)
         j = state.slot()
         state.states[:, j] = self.normalize(self.tensor(observations))
-        if net.training:  # switched once per evaluation, not per step (it walks every module)
-            net.eval()
-        steps = torch.arange(j - 1 - state.pad, j + 1 - state.pad, device=self.device)
-        new = net.embed(state.states[:, j - 1:j + 1], state.actions[:, j - 1:j + 1],
-                        state.returns[:, j - 1:j + 1], steps.clamp(min=0).expand(n, 2),
-                        ACT_ROW_MULTIPLE)
-        fresh = torch.cat([new[:, 0, -1:], new[:, 1, :-1]], dim=1)  # a_{t-1}; R_t, s_t
-        start = state.window.start(j) - 1  # a_{t-1} sits just before step t's tokens
-        state.window.tokens[:, start:start + fresh.shape[1]] = fresh
-        state.window.qkv[:, start:start + fresh.shape[1]] = net.first_qkv(fresh, ACT_ROW_MULTIPLE)
-        tokens, projections = state.window.window(j)
-        token_mask = None
-        if j - K + 1 < state.pad:  # the window still reaches into the padding
-            real = torch.arange(j - K + 1, j + 1, device=self.device) >= state.pad
-            token_mask = real.repeat_interleave(net.tokens_per_step).expand(n, -1)
-        pred = net.act_forward(tokens, projections, token_mask, ACT_ROW_MULTIPLE)
+        if self.net.training:  # switched once per evaluation, not per step
+            self.net.eval()
+        window = slice(j - K + 1, j + 1)
+        steps = torch.arange(j - K + 1 - state.pad, j + 1 - state.pad, device=self.device)
+        mask = None if steps[0] >= 0 else (steps >= 0).expand(n, K)
+        pred = self.net(state.states[:, window], state.actions[:, window],
+                        state.returns[:, window], steps.clamp(min=0).expand(n, K), mask,
+                        last=1)[:, 0]  # (n, act)
         state.actions[:, j] = pred
         state.t += 1
-        return (pred * self.act_scale + self.act_shift).cpu().numpy(), state
+        return self.env_actions(pred), state
 
-    def observe(self, state: _History, actions: np.ndarray, rewards: np.ndarray) -> _History:
+    def observe(self, state: History, actions: np.ndarray, rewards: np.ndarray) -> History:
         j = state.slot()  # the next step's slot (act has advanced t)
         scaled = self.tensor(rewards) * self.config.reward_scale
         state.returns[:, j] = state.returns[:, j - 1] - scaled
         return state
-
-    # -- persistence ----------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "vicreg": self.vicreg.state_dict() if self.vicreg is not None else None}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        if self.vicreg is not None:
-            self.vicreg.load_state_dict(state["vicreg"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])

@@ -21,27 +21,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.algorithm import Algorithm
+from bench.algorithm import DEFAULT, Algorithm, Condition
 from bench.data.sampler import DatasetSpec, Sampler
 from bench.config import at_least, positive_sizes
 from bench.goals import GoalConfig, GoalSetter, GoalState
 from bench.nn.idm import InverseDynamicsMLP
 from bench.nn.layers import row_invariant_act
 from bench.nn.optim import adamw
-from bench.nn.vicreg import VICRegFields, VICRegHead
+from bench.nn.vicreg import VICRegFields, VICRegHead, vicreg_weight
 from bench.registry import register
 
 
 @dataclass
-class GCSLIDMConfig(GoalConfig, VICRegFields):
-    num_updates: int = 1_000_000
-    batch_size: int = 256
-    lr: float = 3e-4
-    hidden: tuple[int, ...] = (256, 256)
+class GCSLIDMConfig(GoalConfig):
+    num_updates: int = 1_000_000  # gradient steps
+    batch_size: int = 256  # goal pairs per update
+    lr: float = 3e-4  # Adam's learning rate
+    hidden: tuple[int, ...] = (256, 256)  # hidden layers of the ReLU MLP
     state_encoder: tuple[int, ...] = ()  # () = one MLP on [s, g]; sizes = a shared encoder φ
     max_offset: int = 10  # K: relabelled goals are 1..K steps ahead
-    log_every: int = 1000
-    checkpoint_every: int = 50_000
+    log_every: int = 1000  # write a metrics line every N updates
+    checkpoint_every: int = 50_000  # atomic checkpoint every N updates
 
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"num_updates": 20, "log_every": 5, "checkpoint_every": 10, "batch_size": 32,
@@ -49,24 +49,28 @@ class GCSLIDMConfig(GoalConfig, VICRegFields):
         "quick": {"num_updates": 20_000, "log_every": 500, "checkpoint_every": 5_000},
     }
 
-    def problems(self) -> list[str]:
-        out = (super().problems() + at_least(self, 1, "max_offset")
-               + positive_sizes(self, "hidden", "state_encoder"))
+    def checks(self) -> list[str]:
+        out = at_least(self, 1, "max_offset") + positive_sizes(self, "hidden", "state_encoder")
         if self.max_offset >= 1 and self.goal_offset > self.max_offset:
             out.append(f"goal_offset ({self.goal_offset}) must be at most max_offset "
                        f"({self.max_offset}): the IDM learned goals 1..max_offset steps ahead")
-        if self.vicreg_weight > 0 and not self.state_encoder:
-            out.append("VICReg regularizes the IDM's state encoder: set state_encoder (e.g. "
-                       "--set state_encoder=256) or use gcsl_idm_vicreg")
         return out
 
 
+@dataclass
+class GCSLIDMVICRegConfig(GCSLIDMConfig, VICRegFields):
+    def checks(self) -> list[str]:
+        if self.vicreg_weight > 0 and not self.state_encoder:
+            return ["VICReg regularizes the IDM's state encoder: set state_encoder (e.g. "
+                    "--set state_encoder=256)"]
+        return []
+
+
 @register("gcsl_idm", description="GCSL inverse dynamics (s_t, s_t+k) -> a_t with a goal source")
-@register("gcsl_idm_vicreg", presets={"state_encoder": (256,), "vicreg_weight": 0.1},
+@register("gcsl_idm_vicreg", config=GCSLIDMVICRegConfig, presets={"state_encoder": (256,), "vicreg_weight": 0.1},
           description="GCSL IDM whose state encoder is regularized by temporal VICReg")
 class GCSLInverseDynamics(Algorithm):
     Config = GCSLIDMConfig
-    batch_invariant_act = True  # ``row_invariant_act``: linear layers padded to 16 rows
 
     def __init__(self, config: GCSLIDMConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
@@ -74,7 +78,7 @@ class GCSLInverseDynamics(Algorithm):
                                          config.state_encoder).to(device)
         params = list(self.policy.parameters())
         self.vicreg: VICRegHead | None = None
-        if config.vicreg_weight > 0:
+        if vicreg_weight(config) > 0:
             self.vicreg = VICRegHead(self.policy.representation_dim, config).to(device)
             params += list(self.vicreg.parameters())
         self.optimizer = adamw(params, config.lr)
@@ -92,9 +96,9 @@ class GCSLInverseDynamics(Algorithm):
         """Normalized actions in [-1, 1] for raw-unit states and goals."""
         return self.policy(self.normalize(states), self.normalize(goals))
 
-    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+    def update(self, batch: dict[str, Any], step: int) -> dict[str, float]:
         pairs = batch["pairs"]
-        target = (self.tensor(pairs["actions"]) - self.act_shift) / self.act_scale
+        target = self.unit_actions(pairs["actions"])
         states = self.normalize(self.tensor(pairs["observations"]))
         goals = self.normalize(self.tensor(pairs["goals"]))
         mse = F.mse_loss(self.policy(states, goals), target)
@@ -112,30 +116,17 @@ class GCSLInverseDynamics(Algorithm):
         return {"loss": mse.item(), **stats, **self.goal_setter.update(batch["goal_model"])}
 
     # -- acting ---------------------------------------------------------------------------
-    def eval_conditions(self) -> list[str]:
+    def eval_conditions(self) -> list[Condition]:
         return self.goal_setter.conditions()
 
-    def initial_state(self, num_envs: int, condition: str = "default") -> GoalState:
+    def initial_state(self, num_envs: int, condition: Condition = DEFAULT) -> GoalState:
         return self.goal_setter.initial_state(num_envs, condition)
 
     @row_invariant_act
     def act(self, observations: np.ndarray, state: GoalState) -> tuple[np.ndarray, GoalState]:
         goals = self.goal_setter.goals(observations, state)
         out = self.predict(self.tensor(observations), self.tensor(goals))
-        return (out * self.act_scale + self.act_shift).cpu().numpy(), state
+        return self.env_actions(out), state
 
     def observe(self, state: GoalState, actions: np.ndarray, rewards: np.ndarray) -> GoalState:
         return self.goal_setter.observe(state, rewards)
-
-    # -- persistence ----------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "goal_setter": self.goal_setter.state_dict(),
-                "vicreg": self.vicreg.state_dict() if self.vicreg is not None else None}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        if self.vicreg is not None:
-            self.vicreg.load_state_dict(state["vicreg"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.goal_setter.load_state_dict(state["goal_setter"])

@@ -58,7 +58,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.algorithm import Algorithm
+from bench import registry
+from bench.algorithm import DEFAULT, Algorithm, Condition
 from bench.algos.ppo import PPO, PPOConfig
 from bench.config import at_least, positive, positive_sizes
 from bench.data.sampler import DatasetSpec, Sampler
@@ -66,20 +67,22 @@ from bench.errors import UsageError
 from bench.nn.idm import InverseDynamicsMLP
 from bench.nn.layers import row_invariant_act
 from bench.nn.optim import adamw
-from bench.nn.vicreg import VICRegHead
+from bench.nn.vicreg import VICRegFields, VICRegHead, vicreg_weight
 from bench.progress import progress_bar
 from bench.registry import register
 
 
 @dataclass
 class GoalSetterPPOConfig(PPOConfig):
+    # frozen: the IDM is pretrained on --dataset and fixed; joint: it keeps training (GCSL) on
+    # the goal setter's own rollouts
     idm_training: Literal["frozen", "joint"] = "frozen"
     emit_actions: bool = False  # V0: the policy also emits the env action
     max_offset: int = 10  # K: the IDM is trained on goals 1..K steps ahead (as gcsl_idm)
-    idm_hidden: tuple[int, ...] = (256, 256)
+    idm_hidden: tuple[int, ...] = (256, 256)  # the IDM's hidden layers
     idm_state_encoder: tuple[int, ...] = ()  # sizes of a shared state encoder in the IDM (VICReg)
-    idm_lr: float = 3e-4
-    idm_batch_size: int = 256
+    idm_lr: float = 3e-4  # the IDM's Adam learning rate
+    idm_batch_size: int = 256  # goal pairs per IDM update
     idm_pretrain_updates: int = 20_000  # offline GCSL steps on --dataset before the first rollout
     idm_updates_per_iteration: int = 200  # joint: GCSL steps on the replay buffer per rollout
     buffer_size: int = 200_000  # joint: transitions kept per env
@@ -93,15 +96,33 @@ class GoalSetterPPOConfig(PPOConfig):
         "quick": {**PPOConfig.BUDGETS["quick"], "idm_pretrain_updates": 5_000},
     }
 
-    def problems(self) -> list[str]:
-        out = (super().problems() + at_least(self, 1, "max_offset", "idm_batch_size", "buffer_size")
-               + at_least(self, 0, "idm_pretrain_updates", "idm_updates_per_iteration", "closeness_coef")
-               + positive_sizes(self, "idm_hidden", "idm_state_encoder")
-               + positive(self, "goal_clip"))
+    def checks(self) -> list[str]:
+        return (at_least(self, 1, "max_offset", "idm_batch_size", "buffer_size")
+                + at_least(self, 0, "idm_pretrain_updates", "idm_updates_per_iteration",
+                           "closeness_coef")
+                + positive_sizes(self, "idm_hidden", "idm_state_encoder")
+                + positive(self, "goal_clip"))
+
+
+@dataclass
+class GoalSetterPPOVICRegConfig(GoalSetterPPOConfig, VICRegFields):
+    def checks(self) -> list[str]:
         if self.vicreg_weight > 0 and not self.idm_state_encoder:
-            out.append("VICReg regularizes the IDM's state encoder: set idm_state_encoder (e.g. "
-                       "--set idm_state_encoder=256)")
-        return out
+            return ["VICReg regularizes the IDM's state encoder: set idm_state_encoder (e.g. "
+                    "--set idm_state_encoder=256)"]
+        return []
+
+
+@dataclass(frozen=True)
+class Actor(Condition):
+    """V0's evaluation settings: act with the policy's own action head, or decode its goal
+    through the IDM."""
+
+    which: Literal["policy", "idm"]
+
+    @property
+    def label(self) -> str:
+        return f"act={self.which}"
 
 
 class ReplayBuffer:
@@ -170,6 +191,7 @@ class ReplayBuffer:
 @register("gs_ppo_v0", kind="online", defaults={"idm_training": "joint", "emit_actions": True},
           description="goal-setter PPO 'V0': PPO also emits actions, IDM and goals pulled together")
 @register("gs_ppo_vicreg", kind="online", defaults={"idm_training": "joint"},
+          config=GoalSetterPPOVICRegConfig,
           presets={"idm_state_encoder": (256,), "vicreg_weight": 0.1},
           description="goal-setter PPO, joint IDM whose state encoder gets temporal VICReg")
 class GoalSetterPPO(PPO):
@@ -185,7 +207,7 @@ class GoalSetterPPO(PPO):
         idm_params = list(self.idm.parameters())
         # Here VICReg regularizes the IDM's state encoder (PPO's actor is left alone).
         self.idm_vicreg: VICRegHead | None = None
-        if config.vicreg_weight > 0:
+        if vicreg_weight(config) > 0:
             self.idm_vicreg = VICRegHead(self.idm.representation_dim, config).to(device)
             idm_params += list(self.idm_vicreg.parameters())
         self.idm_optimizer = adamw(idm_params, config.idm_lr)
@@ -233,7 +255,7 @@ class GoalSetterPPO(PPO):
         else:
             with torch.inference_mode():
                 action = self.decode(self.tensor(obs), self.tensor(policy_output))
-                action = (action * self.act_scale + self.act_shift).cpu().numpy()
+                action = self.env_actions(action)
         return np.clip(action, self.spec.action_low, self.spec.action_high)
 
     # -- the IDM --------------------------------------------------------------------------
@@ -241,7 +263,7 @@ class GoalSetterPPO(PPO):
         self.buffer.add(env, obs, action, next_obs, bool(terminated or truncated))
 
     def _gcsl_step(self, pairs: dict[str, np.ndarray]) -> float:
-        target = (self.tensor(pairs["actions"]) - self.act_shift) / self.act_scale
+        target = self.unit_actions(pairs["actions"])
         states = self.normalize(self.tensor(pairs["observations"]))
         goals = self.normalize(self.tensor(pairs["goals"]))
         mse = F.mse_loss(self.idm(states, goals), target)
@@ -297,8 +319,7 @@ class GoalSetterPPO(PPO):
         goal_mean = self.net.actor_mean(minibatch["obs"])[:, :d]
         # The action PPO took (clipped into the box as the env saw it), rescaled to [-1, 1].
         low, high = self.tensor(self.spec.action_low), self.tensor(self.spec.action_high)
-        taken = ((minibatch["outputs"][:, d:].clamp(low, high) - self.act_shift)
-                 / self.act_scale).detach()
+        taken = self.unit_actions(minibatch["outputs"][:, d:].clamp(low, high)).detach()
         stats = {}
         if self.config.idm_training != "frozen":
             # The IDM toward PPO's action: its own optimizer step, goals detached ...
@@ -316,40 +337,32 @@ class GoalSetterPPO(PPO):
         return self.config.closeness_coef * goal_closeness, stats
 
     # -- acting ---------------------------------------------------------------------------
-    def eval_conditions(self) -> list[str]:
-        return ["act=policy", "act=idm"] if self.config.emit_actions else ["default"]
+    def eval_conditions(self) -> list[Condition]:
+        return [Actor("policy"), Actor("idm")] if self.config.emit_actions else [DEFAULT]
 
-    def initial_state(self, num_envs: int, condition: str = "default") -> str:
+    def initial_state(self, num_envs: int, condition: Condition = DEFAULT) -> Condition:
         return condition
 
     @row_invariant_act
     def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         o = torch.as_tensor(self._normalize_obs(observations), device=self.device)
         mean = self.net.actor_mean(o)
-        if self.config.emit_actions and state != "act=idm":
+        if self.config.emit_actions and state != Actor("idm"):
             return self.to_env_action(mean.cpu().numpy(), observations), state
         goals = mean[:, :self.spec.obs_dim]
-        action = self.decode(self.tensor(observations), goals) * self.act_scale + self.act_shift
-        return np.clip(action.cpu().numpy(), self.spec.action_low, self.spec.action_high), state
+        action = self.env_actions(self.decode(self.tensor(observations), goals))
+        return np.clip(action, self.spec.action_low, self.spec.action_high), state
 
     # -- persistence ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "idm": self.idm.state_dict(),
-                "idm_vicreg": self.idm_vicreg.state_dict() if self.idm_vicreg is not None else None,
-                "idm_optimizer": self.idm_optimizer.state_dict(), "pretrained": self.pretrained,
-                "idm_rng": self.idm_rng.bit_generator.state,
-                "buffer": self.buffer.state_dict() if self.buffer is not None else None}
+        # PPO's parts and state, plus the idm, idm_vicreg, idm_optimizer and buffer parts
+        return {**super().state_dict(), "pretrained": self.pretrained,
+                "idm_rng": self.idm_rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.idm.load_state_dict(state["idm"])
-        if self.idm_vicreg is not None:
-            self.idm_vicreg.load_state_dict(state["idm_vicreg"])
-        self.idm_optimizer.load_state_dict(state["idm_optimizer"])
         self.pretrained = state["pretrained"]
         self.idm_rng.bit_generator.state = state["idm_rng"]
-        if self.buffer is not None and state["buffer"] is not None:
-            self.buffer.load_state_dict(state["buffer"])
 
 
 GOAL_SETTER_ALGOS = ("gs_ppo", "gs_ppo_joint", "gs_ppo_v0")
@@ -371,8 +384,8 @@ def load_goal_setter(run: str | Path) -> Callable[[np.ndarray], np.ndarray]:
         raise UsageError(f"goal_setter_run: {ckpt_path} is a {saved.get('algo_name')} run, not "
                          f"one of {', '.join(GOAL_SETTER_ALGOS)}.")
     spec = DatasetSpec.from_dict(saved["spec"])
-    algo = GoalSetterPPO(config_from_dict(GoalSetterPPOConfig, saved["config"]), spec,
-                         torch.device("cpu"))
+    config_cls = registry.get(saved["algo_name"]).config_cls
+    algo = GoalSetterPPO(config_from_dict(config_cls, saved["config"]), spec, torch.device("cpu"))
     algo.load_state_dict({**saved["algo"], "envs": None})
     clip = algo.config.goal_clip
 

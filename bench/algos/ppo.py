@@ -37,35 +37,35 @@ from bench.data.sampler import DatasetSpec
 from bench.nn.layers import orthogonal_tanh_mlp, row_invariant_act
 from bench.perf import torch_threads
 from bench.nn.optim import adamw
-from bench.nn.vicreg import VICRegFields, VICRegHead
+from bench.nn.vicreg import VICRegFields, VICRegHead, vicreg_weight
 from bench.registry import register
 
 
 @dataclass
-class PPOConfig(TrainConfig, VICRegFields):
-    num_updates: int = 1_000_000  # env steps in total
-    num_envs: int = 1
-    rollout_steps: int = 2048  # per env and iteration
-    update_epochs: int = 10
-    num_minibatches: int = 32
-    lr: float = 3e-4
-    anneal_lr: bool = True
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_coef: float = 0.2
-    clip_value_loss: bool = True
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    hidden: tuple[int, ...] = (64, 64)
-    norm_obs: bool = True
-    norm_reward: bool = True
-    clip_obs: float = 10.0
-    clip_reward: float = 10.0
+class PPOConfig(TrainConfig):
+    num_updates: int = 1_000_000  # env steps in total (an online algorithm's budget)
+    num_envs: int = 1  # training envs stepped together
+    rollout_steps: int = 2048  # steps per env and iteration
+    update_epochs: int = 10  # passes over each rollout
+    num_minibatches: int = 32  # minibatches per pass
+    lr: float = 3e-4  # Adam's learning rate
+    anneal_lr: bool = True  # decay the learning rate linearly to 0 over the budget
+    gamma: float = 0.99  # discount
+    gae_lambda: float = 0.95  # GAE's lambda
+    clip_coef: float = 0.2  # the ratio clip of the surrogate objective
+    clip_value_loss: bool = True  # clip the value update around the old value, as cleanrl does
+    ent_coef: float = 0.0  # entropy bonus weight
+    vf_coef: float = 0.5  # value loss weight
+    max_grad_norm: float = 0.5  # gradient norm clip (inf: none)
+    hidden: tuple[int, ...] = (64, 64)  # tanh hidden layers of the actor and of the critic
+    norm_obs: bool = True  # normalize observations with running statistics
+    norm_reward: bool = True  # scale rewards by the running std of the discounted return
+    clip_obs: float = 10.0  # clip normalized observations to +-this (inf: none)
+    clip_reward: float = 10.0  # clip scaled rewards to +-this (inf: none)
     # For online algorithms these count env steps: log each iteration, checkpoint every ~10.
-    log_every: int = 2048
-    checkpoint_every: int = 20_480
-    eval_every: int = 0
+    log_every: int = 2048  # write a metrics line every N env steps
+    checkpoint_every: int = 20_480  # atomic checkpoint every N env steps
+    eval_every: int = 0  # evaluate during training every N env steps (0: only at the end)
 
     UNBOUNDED_OK: ClassVar[tuple[str, ...]] = ("max_grad_norm", "clip_obs", "clip_reward")  # inf: no clipping
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -74,9 +74,8 @@ class PPOConfig(TrainConfig, VICRegFields):
         "quick": {"num_updates": 200_000},
     }
 
-    def problems(self) -> list[str]:
-        out = (super().problems()
-               + at_least(self, 1, "num_envs", "rollout_steps", "update_epochs", "num_minibatches")
+    def checks(self) -> list[str]:
+        out = (at_least(self, 1, "num_envs", "rollout_steps", "update_epochs", "num_minibatches")
                + positive_sizes(self, "hidden")
                # np.clip(r, 10, -10) would turn every reward into -10; a negative clip norm
                # flips the gradient.
@@ -86,13 +85,19 @@ class PPOConfig(TrainConfig, VICRegFields):
             out.append(f"num_minibatches ({self.num_minibatches}) must be at most the "
                        f"transitions of a rollout (num_envs x rollout_steps = "
                        f"{self.num_envs * self.rollout_steps})")
-        if self.vicreg_weight > 0 and not self.hidden:
-            out.append("VICReg regularizes the actor's last hidden layer: hidden needs a size")
         if not 0.0 < self.gamma <= 1.0:
             out.append(f"gamma must be in (0, 1], got {self.gamma!r}")
         if not 0.0 <= self.gae_lambda <= 1.0:
             out.append(f"gae_lambda must be in [0, 1], got {self.gae_lambda!r}")
         return out
+
+
+@dataclass
+class PPOVICRegConfig(PPOConfig, VICRegFields):
+    def checks(self) -> list[str]:
+        if self.vicreg_weight > 0 and not self.hidden:
+            return ["VICReg regularizes the actor's last hidden layer: hidden needs a size"]
+        return []
 
 
 class RunningMeanStd:
@@ -154,11 +159,10 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_value: 
 
 @register("ppo", description="PPO, continuous actions (online; the baseline and reference-policy trainer)",
           kind="online")
-@register("ppo_vicreg", kind="online", presets={"vicreg_weight": 0.1},
+@register("ppo_vicreg", kind="online", config=PPOVICRegConfig, presets={"vicreg_weight": 0.1},
           description="PPO whose state representation (the actor's hidden layers) gets temporal VICReg")
 class PPO(Algorithm):
     Config = PPOConfig
-    batch_invariant_act = True  # ``row_invariant_act``: linear layers padded to 16 rows
 
     def __init__(self, config: PPOConfig, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
@@ -167,7 +171,7 @@ class PPO(Algorithm):
         # VICReg on the actor's state representation (built only with a positive weight, so a
         # zero weight is plain PPO, number for number); subclasses may regularize something else.
         self.vicreg: VICRegHead | None = None
-        if config.vicreg_weight > 0 and self.vicreg_on_actor():
+        if vicreg_weight(config) > 0 and self.vicreg_on_actor():
             self.vicreg = VICRegHead(config.hidden[-1], config).to(device)
             params += list(self.vicreg.parameters())
         self.optimizer = adamw(params, config.lr)
@@ -405,9 +409,7 @@ class PPO(Algorithm):
     def state_dict(self) -> dict[str, Any]:
         snaps = [env_state.snapshot(env) for env in self.envs]
         return {
-            "net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "vicreg": self.vicreg.state_dict() if self.vicreg is not None else None,
-            "obs_rms": self.obs_rms.state_dict(), "ret_rms": self.ret_rms.state_dict(),
+            **super().state_dict(),  # net, vicreg, optimizer, obs_rms, ret_rms
             "env_steps": self.env_steps, "iteration": self.iteration,
             "rng": self.rng.bit_generator.state,
             "envs": {"snapshots": snaps, "obs": getattr(self, "_obs", None),
@@ -416,12 +418,7 @@ class PPO(Algorithm):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.vicreg is not None:
-            self.vicreg.load_state_dict(state["vicreg"])
-        self.obs_rms.load_state_dict(state["obs_rms"])
-        self.ret_rms.load_state_dict(state["ret_rms"])
+        super().load_state_dict(state)
         self.env_steps, self.iteration = state["env_steps"], state["iteration"]
         self.rng.bit_generator.state = state["rng"]
         saved = state.get("envs")

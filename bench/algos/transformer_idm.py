@@ -37,35 +37,35 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.algorithm import Algorithm
+from bench.algorithm import DEFAULT, Algorithm, Condition
 from bench.data.sampler import DatasetSpec, Sampler
 from bench.goals import GoalConfig, GoalSetter, GoalState
-from bench.nn import CausalTransformer, FastDropout
-from bench.nn.transformer import transformer_problems
+from bench.nn import FastDropout, Transformer
+from bench.nn.transformer import transformer_checks
 from bench.nn.optim import adamw
 from bench.registry import register
 
 
 @dataclass
 class TransformerIDMConfig(GoalConfig):
-    num_updates: int = 100_000
-    batch_size: int = 64
+    num_updates: int = 100_000  # gradient steps
+    batch_size: int = 64  # windows per update
     context_len: int = 20  # K: windows hold s_0..s_K and a_0..a_{K-1}
-    embed_dim: int = 128
-    n_layers: int = 3
-    n_heads: int = 1
-    dropout: float = 0.1
-    activation: Literal["relu", "gelu"] = "relu"
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 10_000
-    grad_clip: float = 0.25
-    masked: bool = False
+    embed_dim: int = 128  # token width
+    n_layers: int = 3  # transformer blocks
+    n_heads: int = 1  # attention heads per block
+    dropout: float = 0.1  # dropout on embeddings, attention weights and residual branches
+    activation: Literal["relu", "gelu"] = "relu"  # the blocks' MLP non-linearity
+    lr: float = 1e-4  # AdamW's peak learning rate
+    weight_decay: float = 1e-4  # AdamW's weight decay
+    warmup_steps: int = 10_000  # linear learning-rate warm-up
+    grad_clip: float = 0.25  # gradient norm clip (inf: none)
+    masked: bool = False  # the masked variant: bidirectional, actions masked up to s_K
     # masked: True masks from s_{mask_pos} (the notes' variant); False from a_{mask_pos}, leaving
     # the state at mask_pos (the current state when acting) visible.
     mask_current_state: bool = True
-    log_every: int = 500
-    checkpoint_every: int = 5_000
+    log_every: int = 500  # write a metrics line every N updates
+    checkpoint_every: int = 5_000  # atomic checkpoint every N updates
 
     UNBOUNDED_OK: ClassVar[tuple[str, ...]] = ("grad_clip",)  # inf: no clipping
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -76,8 +76,8 @@ class TransformerIDMConfig(GoalConfig):
                   "checkpoint_every": 500},
     }
 
-    def problems(self) -> list[str]:
-        out = super().problems() + transformer_problems(self)
+    def checks(self) -> list[str]:
+        out = transformer_checks(self)
         if self.goal_offset > self.context_len:  # (>= 1 is GoalConfig's check)
             out.append(f"goal_offset must be in 1..context_len ({self.context_len}) for a "
                        f"transformer IDM, got {self.goal_offset}")
@@ -121,8 +121,8 @@ class TransformerIDMNet(nn.Module):
         self.embed_position = nn.Embedding(2 * K + 1, E)
         self.embed_ln = nn.LayerNorm(E)
         self.embed_dropout = FastDropout(config.dropout)
-        self.transformer = CausalTransformer(E, config.n_layers, config.n_heads, config.dropout,
-                                             config.activation, causal=not config.masked)
+        self.transformer = Transformer(E, config.n_layers, config.n_heads, config.dropout,
+                                       config.activation, causal=not config.masked)
         self.predict_action = nn.Sequential(nn.Linear(E, act_dim), nn.Tanh())
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor, goals: torch.Tensor,
@@ -195,13 +195,13 @@ class TransformerInverseDynamics(Algorithm):
         return {"windows": sampler.windows(self.config.batch_size, self.config.context_len),
                 "goal_model": self.goal_setter.sample(sampler)}
 
-    def update(self, batch: dict[str, Any]) -> dict[str, float]:
+    def update(self, batch: dict[str, Any], step: int) -> dict[str, float]:
         if not self.net.training:
             self.net.train()
         w, K = batch["windows"], self.config.context_len
         states = self.normalize(self.tensor(w["states"]))
         goals = self.normalize(self.tensor(w["next_state"]))
-        actions = (self.tensor(w["actions"]) - self.act_shift) / self.act_scale
+        actions = self.unit_actions(w["actions"])
         real = torch.as_tensor(w["mask"], device=self.device)
         hidden = None
         if self.config.masked:
@@ -220,10 +220,10 @@ class TransformerInverseDynamics(Algorithm):
                 **self.goal_setter.update(batch["goal_model"])}
 
     # -- acting ---------------------------------------------------------------------------
-    def eval_conditions(self) -> list[str]:
+    def eval_conditions(self) -> list[Condition]:
         return self.goal_setter.conditions()
 
-    def initial_state(self, num_envs: int, condition: str = "default") -> _History:
+    def initial_state(self, num_envs: int, condition: Condition = DEFAULT) -> _History:
         return _History(num_envs, self.spec.max_episode_steps + 1, self.config.context_len,
                         self.spec.obs_dim, self.spec.act_dim,
                         self.goal_setter.initial_state(num_envs, condition), self.device)
@@ -259,20 +259,8 @@ class TransformerInverseDynamics(Algorithm):
                         steps=torch.tensor([read], device=self.device))[:, 0]
         state.actions[:, now] = pred
         state.t += 1
-        return (pred * self.act_scale + self.act_shift).cpu().numpy(), state
+        return self.env_actions(pred), state
 
     def observe(self, state: _History, actions: np.ndarray, rewards: np.ndarray) -> _History:
         self.goal_setter.observe(state.goal_state, rewards)
         return state
-
-    # -- persistence ----------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "goal_setter": self.goal_setter.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.goal_setter.load_state_dict(state["goal_setter"])

@@ -1,6 +1,7 @@
 """Optimizer construction shared by the algorithms."""
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 import torch
@@ -17,3 +18,22 @@ def adamw(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float =
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError):  # older torch or an unsupported device
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+@torch.no_grad()
+def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
+    """Polyak averaging: each ``target`` parameter moves ``tau`` of the way to ``source``'s
+    (one fused pass over all of them)."""
+    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+
+
+def target_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of ``module`` to serve as its target network (moved by ``soft_update``)."""
+    return copy.deepcopy(module).requires_grad_(False)
+
+
+def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One step of ``optimizer`` down ``loss``'s gradient (computed afresh)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()

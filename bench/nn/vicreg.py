@@ -22,7 +22,8 @@ from bench.nn.layers import MLP
 
 @dataclass
 class VICRegFields:
-    """Config fields shared by every VICReg variant (mixed into the algorithm's config)."""
+    """Config fields shared by every VICReg variant, mixed into the variant's config
+    (``DTVICRegConfig(DTConfig, VICRegFields)``); the base algorithm's config has none."""
 
     vicreg_weight: float = 0.0  # weight of the auxiliary loss; 0 = the base algorithm exactly
     vicreg_sim: float = 25.0  # invariance coefficient
@@ -31,12 +32,10 @@ class VICRegFields:
     vicreg_max_offset: int = 5  # pairs are states 1..this many steps apart in one episode
     vicreg_projector: tuple[int, ...] = (256, 256)  # the expander's hidden and output sizes
 
-    def problems(self) -> list[str]:
+    def checks(self) -> list[str]:
         from bench.config import at_least, positive_sizes
 
-        inherited = getattr(super(), "problems", None)
-        out = ((inherited() if inherited else [])
-               + at_least(self, 0, "vicreg_weight", "vicreg_sim", "vicreg_var", "vicreg_cov")
+        out = (at_least(self, 0, "vicreg_weight", "vicreg_sim", "vicreg_var", "vicreg_cov")
                + at_least(self, 1, "vicreg_max_offset") + positive_sizes(self, "vicreg_projector"))
         if not self.vicreg_projector:
             out.append("vicreg_projector needs at least one size (its output)")
@@ -80,3 +79,9 @@ class VICRegHead(nn.Module):
         sim, var, cov = self.coefficients
         loss = sim * terms["invariance"] + var * terms["variance"] + cov * terms["covariance"]
         return loss, {f"vicreg/{k}": v.item() for k, v in terms.items()} | {"vicreg/loss": loss.item()}
+
+
+def vicreg_weight(config: object) -> float:
+    """A config's VICReg weight: 0 for the configs of base algorithms, which have no VICReg
+    fields (only the ``*_vicreg`` variants' configs mix ``VICRegFields`` in)."""
+    return config.vicreg_weight if isinstance(config, VICRegFields) else 0.0

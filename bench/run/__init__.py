@@ -166,7 +166,7 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
     def advance() -> tuple[dict[str, float], int]:
         """One unit of training: an update (offline) or a rollout + update (online)."""
         if entry.kind == "offline":
-            return algo.update(algo.sample(sampler)), 1
+            return algo.update(algo.sample(sampler), progress.step), 1
         before = algo.env_steps
         return algo.train_iteration(), algo.env_steps - before
 
@@ -209,22 +209,22 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
     for condition in eval_conditions:
         res = evaluate(algo, source.make_env, episodes=req.eval_episodes,
                        seed=eval_seed(req.seed), condition=condition, mode=req.eval_mode,
-                       desc=f"evaluating {condition}")
+                       desc=f"evaluating {condition.label}")
         eval_seconds += res.seconds
         score = float(normalized_score(res.returns, ref).mean()) if ref else None
         if not np.isfinite(res.returns).all() or (score is not None and not math.isfinite(score)):
             # result.json is strict JSON and a NaN score would poison every table: stop here,
             # before it is written, with the final checkpoint kept.
-            raise BenchError(f"evaluating {directory} ({condition}) gave non-finite returns "
+            raise BenchError(f"evaluating {directory} ({condition.label}) gave non-finite returns "
                              f"{res.returns.tolist()[:5]} (normalized score {score}); the "
                              "environment or the policy produced NaN or inf. The final "
                              f"checkpoint is kept: --resume evaluates it again.")
-        eval_results[condition] = {
+        eval_results[condition.label] = {
             "episode_returns": res.returns.tolist(), "episode_lengths": res.lengths.tolist(),
             "mean_return": res.mean_return, "normalized_score": score, "seconds": res.seconds,
         }
     total, train_seconds = progress.total, progress.train_seconds
-    headline = eval_results[eval_conditions[0]]
+    headline = eval_results[eval_conditions[0].label]
     result = {
         "algo": req.algo, "dataset": source.name, "kind": entry.kind,
         "dataset_id": source.dataset.dataset_id if source.dataset else None,
@@ -232,7 +232,7 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
         "dataset_sha256": source.dataset.sha256 if source.dataset else None,
         "env": req.env, "seed": req.seed, "budget": req.budget, "overrides": req.overrides,
         "variant": variant_name(req.budget, req.overrides),
-        "condition": eval_conditions[0],
+        "condition": eval_conditions[0].label,
         "episode_returns": headline["episode_returns"],
         "mean_return": headline["mean_return"],
         "normalized_score": headline["normalized_score"],
