@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from bench.data.sampler import DatasetSpec, Sampler
+from bench.data.sampler import TaskSpec, Sampler
 from bench.nn.parallel import sharded_backward
 
 
@@ -45,7 +45,7 @@ class Algorithm:
     accepts_observations: ClassVar[tuple[str, ...]] = ("vector",)
     accepts_actions: ClassVar[tuple[str, ...]] = ("box",)
 
-    def __init__(self, config: Any, spec: DatasetSpec, device: torch.device) -> None:
+    def __init__(self, config: Any, spec: TaskSpec, device: torch.device) -> None:
         self.config = config
         self.spec = spec
         self.device = device

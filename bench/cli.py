@@ -191,7 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.run import RunRequest, execute, parse_logger_names
 
     # Canonical from here on (lr=1e-3 → lr=0.001): one spelling per setting, one run directory.
-    overrides = canonical_request_overrides(args.algo, parse_overrides(args.overrides))
+    overrides = canonical_request_overrides(args.algo, parse_overrides(args.overrides),
+                                            args.budget)
     for seed in args.seed or [0]:
         req = RunRequest(algo=args.algo, dataset=args.dataset, env=args.env, seed=seed, budget=args.budget,
                          overrides=overrides, out=args.out, resume=args.resume, device=args.device,

@@ -44,20 +44,27 @@ def check_choice(kind: str, value: Any, choices: tuple[str, ...]) -> str:
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    """Fields the shared run loop reads; algorithm configs inherit from it."""
+class RunConfig:
+    """The fields every run loop reads, counted in its units: updates (``TrainConfig``, offline)
+    or env steps (``OnlineTrainConfig``). Each algorithm's config derives from one of the two."""
 
-    num_updates: int = 100_000  # gradient steps (offline) or env steps (online)
-    batch_size: int = 256  # samples per update (transitions, windows or goal pairs)
-    log_every: int = 500  # write a metrics line every N updates
-    checkpoint_every: int = 5_000  # atomic checkpoint every N updates
-    eval_every: int = 0  # evaluate during training every N updates (0: only at the end)
-    snapshot_every: int = 0  # write a standalone policy file every N updates (0: never)
+    log_every: int = 500  # write a metrics line every N units (updates; env steps online)
+    checkpoint_every: int = 5_000  # atomic checkpoint every N units
+    eval_every: int = 0  # evaluate during training every N units (0: only at the end)
+    snapshot_every: int = 0  # write a standalone policy file every N units (0: never)
 
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {}
     # Float fields that are bounds, where inf means "no bound" (--set grad_clip=inf); every other
     # float must be finite.
     UNBOUNDED_OK: ClassVar[tuple[str, ...]] = ()
+    # Fields renamed or retired since configs were saved (old name -> new name, or None for a
+    # field that is gone): config_from_dict reads saved configs through it.
+    FORMERLY: ClassVar[dict[str, str | None]] = {}
+
+    @property
+    def total_units(self) -> int:
+        """The training budget in the loop's units."""
+        raise NotImplementedError
 
     def checks(self) -> list[str]:
         """What is wrong with the fields this class declares, a phrase each (empty: usable).
@@ -70,9 +77,8 @@ class TrainConfig:
                  if (f.name == "lr" or f.name.endswith("_lr"))
                  and isinstance(getattr(self, f.name), (int, float))
                  and not 0 < getattr(self, f.name) < math.inf]
-        return (at_least(self, 1, "num_updates", "batch_size")
-                + at_least(self, 0, "log_every", "checkpoint_every", "eval_every", "snapshot_every")
-                + rates)
+        return at_least(self, 0, "log_every", "checkpoint_every", "eval_every",
+                        "snapshot_every") + rates
 
     def __post_init__(self) -> None:
         # Every config is checked when it is made (by make_config for the CLI, by hand, or by
@@ -90,6 +96,42 @@ class TrainConfig:
         if problems:
             raise UsageError(f"invalid {type(self).__name__}: {'; '.join(problems)} (on the "
                              "command line: --set KEY=VALUE).")
+
+
+@dataclasses.dataclass
+class TrainConfig(RunConfig):
+    """An offline algorithm's config: ``num_updates`` gradient steps on sampled batches."""
+
+    num_updates: int = 100_000  # gradient steps
+    batch_size: int = 256  # samples per update (transitions, windows or goal pairs)
+
+    @property
+    def total_units(self) -> int:
+        return self.num_updates
+
+    def checks(self) -> list[str]:
+        return at_least(self, 1, "num_updates", "batch_size")
+
+
+@dataclasses.dataclass
+class OnlineTrainConfig(RunConfig):
+    """An online algorithm's config: ``total_env_steps`` steps in its training envs."""
+
+    total_env_steps: int = 1_000_000  # env steps in total
+    log_every: int = 2048  # write a metrics line every N env steps
+    checkpoint_every: int = 20_480  # atomic checkpoint every N env steps
+
+    # Until 2026-12 online configs counted env steps in num_updates and carried an unused
+    # batch_size.
+    FORMERLY: ClassVar[dict[str, str | None]] = {"num_updates": "total_env_steps",
+                                                 "batch_size": None}
+
+    @property
+    def total_units(self) -> int:
+        return self.total_env_steps
+
+    def checks(self) -> list[str]:
+        return at_least(self, 1, "total_env_steps")
 
 
 def not_a_number(config: Any) -> list[str]:
@@ -154,7 +196,12 @@ def parse_overrides_for(cls: type, overrides: dict[str, str] | None,
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
+    formerly = getattr(cls, "FORMERLY", {})
     for key, raw in (overrides or {}).items():
+        if key not in fields and key in formerly:
+            now = (f"it is {formerly[key]} now (--set {formerly[key]}={raw})" if formerly[key]
+                   else "it had no effect and is gone")
+            raise UsageError(f"{cls.__name__} has no field {key!r}: {now}.")
         if key not in fields:
             raise unknown_name(f"config key for {cls.__name__}", key, fields)
         if fixed and key in fixed:
@@ -231,6 +278,19 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _list_items(raw: str) -> list[Any]:
+    """The items of a list value: a JSON list (``["a,b", "c"]``, for items holding commas), or
+    comma-separated, bracketed or not (``dataset,self``, ``[dataset, self]``); spaces around
+    items are not part of them, and empty items are dropped."""
+    text = raw.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            text = text[1:-1]
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def parse_value(key: str, raw: str, annotation: Any) -> Any:
     """Parse ``raw`` as ``annotation`` (int, float, bool, str, Literal, Optional, tuple)."""
     origin = typing.get_origin(annotation)
@@ -246,7 +306,7 @@ def parse_value(key: str, raw: str, annotation: Any) -> Any:
                 raise unknown_name(f"value for {key}", raw, [str(a) for a in args])
             return next(a for a in args if str(a) == raw)
         if origin in (tuple, list):
-            items = json.loads(raw) if raw.startswith("[") else [s for s in raw.split(",") if s]
+            items = _list_items(raw)
             elem = args[0] if args else str
             parsed = [parse_value(key, str(i), elem) for i in items]
             return tuple(parsed) if origin is tuple else parsed
@@ -301,6 +361,12 @@ def config_from_dict(cls: type, values: dict[str, Any]) -> Any:
     ``"inf"`` in a float field as the number, and fields unknown to ``cls`` are an error."""
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
+    values = dict(values)
+    for old, new in getattr(cls, "FORMERLY", {}).items():
+        if old in values and old not in fields:
+            value = values.pop(old)
+            if new is not None:
+                values.setdefault(new, value)
     unknown = set(values) - fields
     if unknown and all(k.startswith("vicreg_") for k in unknown) and not values.get("vicreg_weight"):
         # Saved before the VICReg fields moved to the *_vicreg variants' configs (2026-12):

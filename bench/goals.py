@@ -35,7 +35,7 @@ from torch import nn
 
 from bench.algorithm import Condition
 from bench.config import TrainConfig, at_least, positive, positive_sizes
-from bench.data.sampler import DatasetSpec, Sampler, default_target_returns, target_label
+from bench.data.sampler import TaskSpec, Sampler, default_target_returns, target_label
 from bench.errors import UsageError
 from bench.nn import MLP
 from bench.nn.optim import adamw
@@ -118,7 +118,7 @@ class GoalState:
 class GoalSetter:
     """The goal source of one IDM: built from its config, fed the dataset, asked for goals."""
 
-    def __init__(self, config: GoalConfig, spec: DatasetSpec, device: torch.device) -> None:
+    def __init__(self, config: GoalConfig, spec: TaskSpec, device: torch.device) -> None:
         sources = tuple(dict.fromkeys((config.goal_source, *config.extra_goal_sources)))
         self.config = config
         self.spec = spec

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import registry
-from bench.config import canonical_overrides
+from bench.config import canonical_overrides, make_config, parse_overrides_for
 from bench.errors import UsageError
 from bench.io import loads_strict
 
@@ -29,11 +29,20 @@ def variant_name(budget: str, overrides: dict[str, str]) -> str:
     return f"{safe[:100]}~{hashlib.sha256(raw.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}"
 
 
-def canonical_request_overrides(algo: str, overrides: dict[str, str]) -> dict[str, str]:
+def canonical_request_overrides(algo: str, overrides: dict[str, str],
+                                budget: str) -> dict[str, str]:
     """``overrides`` in the canonical spelling for ``algo``'s config (``bench.config.
-    canonical_overrides``); a usage error as ``make_config`` gives for bad ones."""
+    canonical_overrides``), without those that set a field to the value ``budget`` (with the
+    variant's presets) gives it anyway: ``--budget quick --set num_updates=20000`` is bc's
+    ``quick`` run, not a variant of its own. A usage error as ``make_config`` gives for bad
+    ones."""
     entry = registry.get(algo)
-    return canonical_overrides(entry.config_cls, overrides, entry.defaults)
+    canonical = canonical_overrides(entry.config_cls, overrides, entry.defaults)
+    if not canonical:
+        return canonical
+    base = make_config(entry.config_cls, budget, {}, entry.defaults, entry.presets)
+    given = parse_overrides_for(entry.config_cls, canonical, entry.defaults)
+    return {k: v for k, v in canonical.items() if given[k] != getattr(base, k)}
 
 
 def canonical_variant(algo: str, budget: str, overrides: Any) -> str | None:
@@ -45,7 +54,11 @@ def canonical_variant(algo: str, budget: str, overrides: Any) -> str | None:
             and all(isinstance(k, str) and isinstance(v, str) for k, v in overrides.items())):
         return None
     try:
-        return variant_name(budget, canonical_request_overrides(algo, overrides))
+        # Fields renamed since (an online algorithm's num_updates is its total_env_steps now).
+        formerly = getattr(registry.get(algo).config_cls, "FORMERLY", {})
+        overrides = {formerly.get(k) or k: v for k, v in overrides.items()
+                     if not (k in formerly and formerly[k] is None)}
+        return variant_name(budget, canonical_request_overrides(algo, overrides, budget))
     except UsageError:
         return None
 

@@ -1,6 +1,6 @@
 """Reference policies: pick them from a training run's snapshots, record them, load them.
 
-``python -m bench.reference pick RUN_DIR --env Hopper-v5 --out datasets/hopper`` evaluates every
+``python -m bench.reference pick RUN_DIR --env Hopper-v5 --out assets/hopper`` evaluates every
 snapshot of a PPO run (``--set snapshot_every=N``), picks the *expert* (the best snapshot) and the
 *medium* policy (a snapshot before it whose return is within 25% of a third of the expert's, the
 D4RL recipe; the closest of up to 5 candidates otherwise), measures both and the uniform random policy over 100 episodes, and writes
@@ -22,6 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from bench import registry
 from bench.making.generate import UniformRandomPolicy
 from bench.errors import DatasetError
 from bench.evaluate import PolicyAgent, evaluate
@@ -126,6 +127,14 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
     return card
 
 
+def _current_names(algo: str, overrides: dict[str, str] | None) -> list[tuple[str, str]]:
+    """``overrides`` recorded at training time, under today's field names (the retraining
+    command must run): ``num_updates`` of an online algorithm is ``total_env_steps`` now."""
+    formerly = getattr(registry.get(algo).config_cls, "FORMERLY", {})
+    return [((formerly.get(k) or k), v) for k, v in (overrides or {}).items()
+            if not (k in formerly and formerly[k] is None)]
+
+
 def render_card(card: dict[str, Any]) -> str:
     """A human-readable card for a family's reference policies (written next to them)."""
     t = card["training"]
@@ -165,9 +174,9 @@ def render_card(card: dict[str, Any]) -> str:
         "```bash",
         f"OMP_NUM_THREADS={t['torch_threads']} bench run --algo ppo --env {t['env_id']} --budget full "
         f"--seed {t['seed']} " + " ".join(f"--set {k}={v}" for k, v in
-                                         (card['expert']['train_overrides'] or {}).items()),
+                                         _current_names(t["algo"], card["expert"]["train_overrides"])),
         f"python -m bench.reference pick results/{t['env_id']}/ppo/<variant>/seed_{t['seed']} "
-        f"--env {t['env_id']} --out datasets/{t['env_id'].split('-')[0].lower()}",
+        f"--env {t['env_id']} --out assets/{t['env_id'].split('-')[0].lower()}",
         "```",
         "",
         "Training is deterministic for a given machine, thread count and library versions; "

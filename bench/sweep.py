@@ -220,7 +220,7 @@ def expand(spec: SweepSpec, out: Path) -> list[RunRequest]:
         check_snapshots(algo, entry, config)
         kinds[algo] = entry.kind
         # Per algorithm (a key's type is its config's): lr=1e-3 and lr=0.001 are one run.
-        overrides[algo] = canonical_request_overrides(algo, spec.overrides)
+        overrides[algo] = canonical_request_overrides(algo, spec.overrides, spec.budget)
     for dataset in dict.fromkeys(spec.dataset):
         check_dataset_name(dataset)
     for env in dict.fromkeys(spec.env):
@@ -334,6 +334,9 @@ def run_one(req: RunRequest, threads: int | None) -> Outcome:
         return _outcome(req, "failed", seconds=time.time() - started,
                         error=record_failure(req, exc, started))
     (directory / "error.json").unlink(missing_ok=True)  # a stale error from an earlier attempt
+    if (directory / "result.json").stat().st_mtime < started:
+        # Finished by another sweep while this one waited for it: execute only read it back.
+        return _outcome(req, "skipped", normalized_score=result.get("normalized_score"))
     return _outcome(req, "resumed" if resumed else "done", seconds=time.time() - started,
                     normalized_score=result.get("normalized_score"))
 

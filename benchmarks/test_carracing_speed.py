@@ -1,5 +1,5 @@
 """Speed of the Car Racer family (pytest-benchmark): making latent data and evaluating in the
-latent env. Needs the committed encoder (``datasets/carracing/encoder.pt``).
+latent env. Needs the committed encoder (``assets/carracing/encoder.pt``).
 
 Run: ``python -m pytest benchmarks/test_carracing_speed.py --benchmark-only -s`` (about 5 minutes).
 

@@ -33,7 +33,7 @@ import torch
 from bench.algos.gs_ppo import GoalSetterPPO, GoalSetterPPOConfig
 from bench.algos.ppo import PPO, PPOConfig
 from bench.config import make_config
-from bench.data.sampler import DatasetSpec
+from bench.data.sampler import TaskSpec
 from bench.perf import tune_allocator
 
 ITERATIONS = 3  # timed, after one untimed warm-up iteration
@@ -45,7 +45,7 @@ def _iteration_seconds(cls, config) -> tuple[float, float]:
     """Mean seconds per iteration, and of that the seconds spent training the IDM."""
     torch.manual_seed(0)
     make = functools.partial(gym.make, "Hopper-v5")
-    algo = cls(config, DatasetSpec.for_env(make()), torch.device("cpu"))
+    algo = cls(config, TaskSpec.from_env(make()), torch.device("cpu"))
     algo.setup(make, 0)
     idm_training = {"s": 0.0}
     if isinstance(algo, GoalSetterPPO):

@@ -14,7 +14,7 @@ import torch
 
 from bench.algos.ppo import PPO, PPOConfig
 from bench.config import make_config
-from bench.data.sampler import DatasetSpec
+from bench.data.sampler import TaskSpec
 from bench.perf import tune_allocator
 
 ITERATIONS = 3  # timed; one more untimed warm-up iteration before
@@ -25,7 +25,7 @@ def _bench_ppo_steps_per_s() -> float:
     torch.manual_seed(0)
     make = functools.partial(gym.make, "Hopper-v5")
     env = make()
-    spec = DatasetSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
+    spec = TaskSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
                        env.action_space.low, env.action_space.high, 1000)
     algo = PPO(make_config(PPOConfig, "full"), spec, torch.device("cpu"))
     algo.setup(make, 0)

@@ -264,12 +264,12 @@ def test_eval_vectorized_vs_sequential(benchmark, dt_setup, machine_state):
 _FAULTS_CODE = """
 import resource, sys, numpy as np, torch
 from bench.algos.dt import DecisionTransformer, DTConfig
-from bench.data.sampler import DatasetSpec
+from bench.data.sampler import TaskSpec
 from bench.perf import tune_allocator
 if sys.argv[1] == "1":
     assert tune_allocator()
 torch.manual_seed(0)
-spec = DatasetSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32), -np.ones(3, np.float32),
+spec = TaskSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32), -np.ones(3, np.float32),
                    np.ones(3, np.float32), 1000)
 algo = DecisionTransformer(DTConfig(), spec, torch.device("cpu"))
 rng = np.random.default_rng(0)

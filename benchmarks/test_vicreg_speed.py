@@ -20,7 +20,7 @@ from bench.algos.dt import DecisionTransformer, DTVICRegConfig
 from bench.algos.gcsl_idm import GCSLIDMVICRegConfig, GCSLInverseDynamics
 from bench.algos.ppo import PPO, PPOVICRegConfig
 from bench.config import make_config
-from bench.data.sampler import DatasetSpec, Sampler
+from bench.data.sampler import TaskSpec, Sampler
 from bench.data.storage import FlatEpisodes
 from bench.perf import tune_allocator
 
@@ -54,7 +54,7 @@ def _offline_seconds(cls, config, updates: int) -> float:
 def _ppo_seconds(config) -> float:
     torch.manual_seed(0)
     make = functools.partial(gym.make, "Hopper-v5")
-    algo = PPO(config, DatasetSpec.for_env(make()), torch.device("cpu"))
+    algo = PPO(config, TaskSpec.from_env(make()), torch.device("cpu"))
     algo.setup(make, 0)
     algo.train_iteration()
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The reference policies committed under datasets/ are intact and act sensibly."""
+"""The reference policies committed under assets/ are intact and act sensibly."""
 import json
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from bench.policies import GaussianMLPPolicy, file_sha256
 
-HOPPER = Path(__file__).resolve().parents[1] / "datasets" / "hopper"
+HOPPER = Path(__file__).resolve().parents[1] / "assets" / "hopper"
 
 
 def test_hopper_reference_policies_match_their_card():
@@ -47,7 +47,7 @@ def test_hopper_reference_policies_act_in_their_order():
     assert mean["expert"] > mean["medium"] > 2 * mean["random"], mean
 
 
-CARRACING = Path(__file__).resolve().parents[1] / "datasets" / "carracing"
+CARRACING = Path(__file__).resolve().parents[1] / "assets" / "carracing"
 
 
 def test_committed_carracing_encoder_matches_its_card_and_carries_speed():

@@ -50,10 +50,10 @@ def test_vectorized_equals_sequential(mode, num_envs, monkeypatch):
 def test_vectorized_equals_sequential_for_a_stateful_dt_policy():
     from bench.algos.dt import DecisionTransformer, DTConfig
     from bench.config import make_config
-    from bench.data.sampler import DatasetSpec
+    from bench.data.sampler import TaskSpec
 
     torch.manual_seed(0)
-    spec = DatasetSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
+    spec = TaskSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
                        -np.ones(3, np.float32), np.ones(3, np.float32), 60)
     algo = DecisionTransformer(make_config(DTConfig, "smoke"), spec, torch.device("cpu"))
     seq = evaluate_sequential(algo, _short_hopper, episodes=4, seed=1, condition=TargetReturn(3600.0))
@@ -103,10 +103,10 @@ def test_sharded_equals_sequential_and_keeps_episode_order():
 def test_sharded_dt_matches_one_process_bit_for_bit():
     from bench.algos.dt import DecisionTransformer, DTConfig
     from bench.config import make_config
-    from bench.data.sampler import DatasetSpec
+    from bench.data.sampler import TaskSpec
 
     torch.manual_seed(0)
-    spec = DatasetSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
+    spec = TaskSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
                        -np.ones(3, np.float32), np.ones(3, np.float32), 60)
     algo = DecisionTransformer(make_config(DTConfig, "smoke"), spec, torch.device("cpu"))
     threads = torch.get_num_threads()
@@ -164,10 +164,10 @@ def test_algorithms_shard_only_when_declared_batch_invariant():
 
 
 def _hopper_spec():
-    from bench.data.sampler import DatasetSpec
+    from bench.data.sampler import TaskSpec
 
     rng = np.random.default_rng(3)
-    return DatasetSpec(11, 3, rng.normal(0, 0.5, 11).astype(np.float32),
+    return TaskSpec(11, 3, rng.normal(0, 0.5, 11).astype(np.float32),
                        rng.uniform(0.5, 2.0, 11).astype(np.float32),
                        -np.ones(3, np.float32), np.ones(3, np.float32), 60, env_id="Hopper-v5")
 

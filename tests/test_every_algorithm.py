@@ -132,7 +132,8 @@ class Plan:
 
 def _plan(name: str, tiny_dataset: str) -> Plan:
     unit = _unit(name, tiny_dataset)
-    overrides = {**_base_overrides(name), "num_updates": str(6 * unit),
+    budget = "num_updates" if ALGOS[name].kind == "offline" else "total_env_steps"
+    overrides = {**_base_overrides(name), budget: str(6 * unit),
                  "checkpoint_every": str(2 * unit), "log_every": str(unit)}
     if can_export_policy(ALGOS[name]):
         overrides["snapshot_every"] = str(2 * unit)

@@ -15,15 +15,15 @@ from bench.goals import GoalCondition
 from bench.algos.gs_ppo import GoalSetterPPO, GoalSetterPPOConfig, ReplayBuffer
 from bench.config import make_config
 from bench.data import Sampler
-from bench.data.sampler import DatasetSpec
+from bench.data.sampler import TaskSpec
 from conftest import run_cli
 
 make_hopper = functools.partial(gym.make, "Hopper-v5", max_episode_steps=60)
 
 
-def _spec(dataset: Sampler | None = None) -> DatasetSpec:
+def _spec(dataset: Sampler | None = None) -> TaskSpec:
     env = make_hopper()
-    spec = DatasetSpec.for_env(env)
+    spec = TaskSpec.from_env(env)
     if dataset is not None:
         spec = dataset.spec(spec.action_low, spec.action_high, spec.max_episode_steps, spec.env_id)
     return spec

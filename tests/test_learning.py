@@ -12,7 +12,7 @@ from bench.evaluate import PolicyAgent, evaluate
 from bench.policies import GaussianMLPPolicy
 from bench.run import RunRequest, eval_seed, execute
 
-EXPERT = Path(__file__).resolve().parents[1] / "datasets" / "hopper" / "expert.pt"
+EXPERT = Path(__file__).resolve().parents[1] / "assets" / "hopper" / "expert.pt"
 STEPS = 200  # long enough for a hopper to hop, short enough for CI
 
 
@@ -28,7 +28,7 @@ def expert_dataset(isolated_roots) -> str:
     policy = GaussianMLPPolicy.load(EXPERT, deterministic=False, seed=0)
     buffers = collect_episodes(_make_env, policy, num_episodes=20, seed=0, num_envs=4)
     write_dataset(dataset_id, buffers, _make_env(), ref_min=0.0, ref_max=100.0,
-                  provenance={"generator": "tests", "policy": "datasets/hopper/expert.pt"},
+                  provenance={"generator": "tests", "policy": "assets/hopper/expert.pt"},
                   description="test fixture", algorithm_name="expert")
     return dataset_id
 

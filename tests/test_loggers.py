@@ -143,10 +143,10 @@ def test_sweep_file_and_flags_give_every_run_its_loggers(tmp_path):
 
 def test_a_sweep_run_logs_to_tensorboard(tiny_dataset, tmp_path):
     proc = run_cli("sweep", "--algo", "bc", "--dataset", tiny_dataset, "--seed", "3", "--budget",
-                   "smoke", "--set", "log_every=5", "--eval-episodes", "2", "--out",
+                   "smoke", "--set", "log_every=3", "--eval-episodes", "2", "--out",
                    str(tmp_path), "--logger", "tensorboard")
     assert proc.returncode == 0, proc.stderr
-    directory = run_dir(_req(tiny_dataset, tmp_path, overrides={"log_every": "5"}))
+    directory = run_dir(_req(tiny_dataset, tmp_path, overrides={"log_every": "3"}))
     rows = _rows(directory)
     assert [e.step for e in _events(directory).Scalars("loss")] == [r["step"] for r in rows]
 

@@ -5,11 +5,11 @@ import torch
 from bench.algos.dt import TargetReturn
 from bench.algos.dt import DecisionTransformer, DecisionTransformerNet, DTConfig
 from bench.config import make_config
-from bench.data.sampler import DatasetSpec, Sampler
+from bench.data.sampler import TaskSpec, Sampler
 from bench.nn import fast_dropout
 from conftest import make_flat
 
-SPEC = DatasetSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
+SPEC = TaskSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
                    -np.ones(3, np.float32), np.ones(3, np.float32), 1000, "Hopper-v5")
 
 
@@ -108,10 +108,10 @@ def test_dt_act_keeps_a_return_to_go_per_env():
 @pytest.mark.parametrize("budget, fixed, steps", [
     ("smoke", {}, 300), ("smoke", {"use_returns": False}, 300), ("smoke", {"n_layers": 2}, 40),
     ("full", {}, 30)])
-def test_incremental_act_equals_the_forward_pass_on_the_window(budget, fixed, steps):
-    """``act`` keeps tokens and first-block projections between steps and computes one query in
-    the last block; its actions must be the network's on the left-padded, masked window of the
-    last K steps. 300 steps pass the token buffer's capacity, so its move is covered too."""
+def test_act_equals_the_forward_pass_on_the_window(budget, fixed, steps):
+    """``act`` computes one query in the last block, with its linear layers row-padded; its
+    actions must be the network's on the left-padded, masked window of the last K steps, over
+    episodes longer than the history's padding."""
     torch.manual_seed(0)
     algo = DecisionTransformer(make_config(DTConfig, budget, fixed=fixed), SPEC, torch.device("cpu"))
     algo.net.eval()

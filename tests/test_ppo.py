@@ -8,7 +8,7 @@ import torch
 
 from bench.algos.ppo import PPO, PPOConfig, RunningMeanStd, gae, gaussian_log_prob
 from bench.config import make_config
-from bench.data.sampler import DatasetSpec
+from bench.data.sampler import TaskSpec
 from bench.evaluate import PolicyAgent, evaluate
 from bench.run import RunRequest, execute, run_dir
 from conftest import SimulatedKill, kill_after
@@ -61,13 +61,13 @@ def test_ppo_learns_inverted_pendulum():
     torch.manual_seed(0)
     make = functools.partial(gym.make, "InvertedPendulum-v5")
     env = make()
-    spec = DatasetSpec(4, 1, np.zeros(4, np.float32), np.ones(4, np.float32),
+    spec = TaskSpec(4, 1, np.zeros(4, np.float32), np.ones(4, np.float32),
                        env.action_space.low, env.action_space.high, 1000)
-    cfg = make_config(PPOConfig, "full", {"num_updates": "16384", "rollout_steps": "1024",
+    cfg = make_config(PPOConfig, "full", {"total_env_steps": "16384", "rollout_steps": "1024",
                                           "num_minibatches": "16"})
     algo = PPO(cfg, spec, torch.device("cpu"))
     algo.setup(make, 0)
-    while algo.env_steps < cfg.num_updates:
+    while algo.env_steps < cfg.total_env_steps:
         algo.train_iteration()
     trained = evaluate(algo, make, episodes=5, seed=123).mean_return
     rng = np.random.default_rng(0)
@@ -83,7 +83,7 @@ def _metrics(directory):
 
 def test_online_resume_is_bit_identical(tmp_path):
     kw = dict(algo="ppo", dataset=None, env="Hopper-v5", seed=1, budget="smoke",
-              overrides={"num_updates": "1536"}, eval_episodes=2)
+              overrides={"total_env_steps": "1536"}, eval_episodes=2)
     full = execute(RunRequest(out=tmp_path / "a", **kw), log=lambda m: None)
     with pytest.raises(SimulatedKill):
         execute(RunRequest(out=tmp_path / "b", **kw), log=lambda m: None,
@@ -166,8 +166,8 @@ def test_time_limit_bootstrap_is_added_after_reward_scaling(monkeypatch):
 
     make = lambda: gym.wrappers.TimeLimit(_ConstantEnv(), 4)  # noqa: E731
     config = PPOConfig(rollout_steps=4, num_envs=1, num_minibatches=1, update_epochs=1,
-                       num_updates=4)
-    algo = PPO(config, DatasetSpec.for_env(make()), torch.device("cpu"))
+                       total_env_steps=4)
+    algo = PPO(config, TaskSpec.from_env(make()), torch.device("cpu"))
     algo.setup(make, 0)
     algo.ret_rms.var, algo.ret_rms.count = np.array(1.0), 1e9  # reward scale ≈ 1, frozen
     with torch.no_grad():  # the critic says 30 everywhere
@@ -188,15 +188,15 @@ def test_time_limit_bootstrap_is_added_after_reward_scaling(monkeypatch):
 
 
 def test_learning_rate_anneals_over_the_iterations_the_run_makes():
-    """num_updates (env steps) not a multiple of an iteration's: the run makes ceil(...)
+    """total_env_steps not a multiple of an iteration's: the run makes ceil(...)
     iterations, and the last still learns (its lr is above 0)."""
     make = lambda: gym.wrappers.TimeLimit(_ConstantEnv(), 50)  # noqa: E731
     config = PPOConfig(rollout_steps=8, num_envs=1, num_minibatches=1, update_epochs=1,
-                       num_updates=20)  # 3 iterations of 8 steps
-    algo = PPO(config, DatasetSpec.for_env(make()), torch.device("cpu"))
+                       total_env_steps=20)  # 3 iterations of 8 steps
+    algo = PPO(config, TaskSpec.from_env(make()), torch.device("cpu"))
     algo.setup(make, 0)
     lrs = []
-    while algo.env_steps < config.num_updates:
+    while algo.env_steps < config.total_env_steps:
         algo.train_iteration()
         lrs.append(algo.optimizer.param_groups[0]["lr"])
     assert len(lrs) == 3 and lrs[-1] > 0

@@ -56,3 +56,6 @@ def test_a_run_writing_to_a_file_logs_progress_of_making_training_and_evaluating
     for what in ("hopper-random: ", "bc on hopper-random: ", "evaluating default: "):
         assert re.search(rf"^\[bench\] {what}.*\(done\)$", text, re.M), (what, text)
     assert "\r" not in text  # no bar redrawn in place
+    # The last episode of a make runs past the size asked for; the line still ends at 100%.
+    percents = [int(p) for p in re.findall(r"\((\d+)%\)", text)]
+    assert percents and max(percents) <= 100, text

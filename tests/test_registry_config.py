@@ -204,3 +204,17 @@ def test_every_config_field_of_every_algorithm_has_a_help_line():
         helps = field_help(entry.config_cls)
         missing = [f.name for f in dataclasses.fields(entry.config_cls) if not helps.get(f.name)]
         assert not missing, f"{name} ({entry.config_cls.__name__}): no help for {missing}"
+
+
+@pytest.mark.parametrize("raw", ["dataset,self", "dataset, self", "[dataset, self]",
+                                 '["dataset", "self"]', " dataset ,self ", "dataset,,self,"])
+def test_list_values_parse_one_way_however_spaced_or_bracketed(raw):
+    from bench.config import parse_value
+
+    assert parse_value("extra_goal_sources", raw, tuple[str, ...]) == ("dataset", "self")
+
+
+def test_a_json_list_keeps_items_that_hold_commas_or_spaces():
+    from bench.config import parse_value
+
+    assert parse_value("k", '["a,b", " c"]', tuple[str, ...]) == ("a,b", " c")

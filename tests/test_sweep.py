@@ -23,10 +23,10 @@ def _summary(root: Path) -> dict:
 def test_sweep_file_expands_to_the_grid_and_flags_override_it(tmp_path):
     sweep = tmp_path / "sweep.toml"
     sweep.write_text('algo = ["bc", "ppo"]\ndataset = "hopper-random"\nenv = ["Hopper-v5"]\n'
-                     'seed = [0, 1]\nbudget = "quick"\n[set]\nlog_every = 5\n')
+                     'seed = [0, 1]\nbudget = "quick"\n[set]\nlog_every = 7\n')
     (grid,) = load_sweep_file(sweep)
     spec = make_spec(grid, {"budget": "smoke", "seed": None})
-    assert spec.budget == "smoke" and spec.seed == [0, 1] and spec.overrides == {"log_every": "5"}
+    assert spec.budget == "smoke" and spec.seed == [0, 1] and spec.overrides == {"log_every": "7"}
     runs = expand(spec, tmp_path / "out")
     # bc and ppo on the dataset; only the online ppo on the bare env.
     assert [(r.algo, r.dataset or r.env, r.seed) for r in runs] == [
@@ -34,22 +34,22 @@ def test_sweep_file_expands_to_the_grid_and_flags_override_it(tmp_path):
         ("ppo", "hopper-random", 0), ("ppo", "hopper-random", 1),
         ("ppo", "Hopper-v5", 0), ("ppo", "Hopper-v5", 1)]
     assert all(r.resume and r.budget == "smoke" for r in runs)
-    assert run_dir(runs[0]) == tmp_path / "out/hopper-random/bc/smoke,log_every=5/seed_0"
+    assert run_dir(runs[0]) == tmp_path / "out/hopper-random/bc/smoke,log_every=7/seed_0"
 
 
 def test_grids_share_top_level_keys_and_add_their_own(tmp_path):
     sweep = tmp_path / "sweep.toml"
     sweep.write_text('dataset = ["hopper-random"]\nseed = [0, 1]\nbudget = "smoke"\n'
-                     '[set]\nlog_every = 5\n'
+                     '[set]\nlog_every = 7\n'
                      '[[grid]]\nalgo = ["bc"]\nset = { eval_every = 10 }\n'
                      '[[grid]]\nalgo = ["dt"]\nseed = [3]\n'
                      '[[grid]]\nalgo = ["bc"]\nset = { eval_every = 10 }\n')  # a repeat
     specs = [make_spec(g, {}) for g in load_sweep_file(sweep)]
     runs = expand_all(specs, tmp_path)
     assert [(r.algo, r.seed, r.overrides) for r in runs] == [
-        ("bc", 0, {"log_every": "5", "eval_every": "10"}),
-        ("bc", 1, {"log_every": "5", "eval_every": "10"}),
-        ("dt", 3, {"log_every": "5"})]
+        ("bc", 0, {"log_every": "7", "eval_every": "10"}),
+        ("bc", 1, {"log_every": "7", "eval_every": "10"}),
+        ("dt", 3, {"log_every": "7"})]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -196,3 +196,21 @@ def test_a_damaged_result_is_reported_not_counted_finished_nor_overwritten(tiny_
     assert failed.status == "failed" and "is damaged" in failed.error
     assert damaged.read_text() == '{"algo": "bc", "normalized'  # left for the user to look at
     assert again.unfinished == [failed]
+
+
+def test_a_run_another_sweep_finished_meanwhile_counts_as_skipped(tiny_dataset, tmp_path):
+    """Two sweeps over one grid: the second listed a run as unfinished while the first was
+    still training it; when its worker reaches the run, the first has written the result.
+    That run was not resumed by the second sweep (it only read the result back)."""
+    import time
+
+    from bench.sweep import run_one
+
+    req = RunRequest(algo="bc", dataset=tiny_dataset, seed=0, budget="smoke", out=tmp_path,
+                     eval_episodes=2)
+    execute(req, log=lambda m: None)  # "the other sweep"
+    time.sleep(0.05)  # this sweep's worker starts after the result was written
+    outcome = run_one(req, None)
+    assert outcome.status == "skipped", outcome
+    assert outcome.normalized_score == json.loads(
+        (run_dir(req) / "result.json").read_text())["normalized_score"]

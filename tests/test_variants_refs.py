@@ -217,3 +217,22 @@ def test_an_infinite_bound_is_kept_in_strict_json(tiny_dataset, tmp_path):
     saved = json.loads((run_dir(req) / "config.json").read_text(), parse_constant=strict)
     assert saved["config"]["grad_clip"] == "inf"
     assert config_from_dict(DTConfig, saved["config"]).grad_clip == math.inf
+
+
+def test_a_set_equal_to_the_budgets_value_is_the_budgets_run(tmp_path):
+    """``--budget smoke --set num_updates=20`` (bc's smoke value) is bc's smoke run, one
+    directory; a value the budget does not give is a variant of its own."""
+    from bench.run import RunRequest, run_dir
+
+    def where(**overrides: str):
+        return run_dir(RunRequest(algo="bc", dataset="hopper-random", budget="smoke",
+                                  overrides=overrides, out=tmp_path))
+
+    assert where(num_updates="20") == where() == where(num_updates="2e1")
+    assert where(num_updates="21").parent.name == "smoke,num_updates=21"
+    assert where(num_updates="20", lr="0.001").parent.name == "smoke,lr=0.001"
+    # dt_vicreg's preset weight is its starting value: setting it again is the same run.
+    assert (run_dir(RunRequest(algo="dt_vicreg", dataset="hopper-random", budget="smoke",
+                               overrides={"vicreg_weight": "0.1"}, out=tmp_path))
+            == run_dir(RunRequest(algo="dt_vicreg", dataset="hopper-random", budget="smoke",
+                                  out=tmp_path)))

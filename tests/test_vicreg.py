@@ -63,11 +63,11 @@ def test_ppo_temporal_pairs_never_cross_an_episode_end():
 
     from bench.algos.ppo import PPO, PPOVICRegConfig
     from bench.config import make_config
-    from bench.data.sampler import DatasetSpec
+    from bench.data.sampler import TaskSpec
 
     make = functools.partial(gym.make, "Hopper-v5")
     algo = PPO(make_config(PPOVICRegConfig, "smoke", {"vicreg_weight": "0.1", "vicreg_max_offset": "3"}),
-               DatasetSpec.for_env(make()), torch.device("cpu"))
+               TaskSpec.from_env(make()), torch.device("cpu"))
     T, N = 40, 3
     obs = np.zeros((T, N, 11), np.float32)
     obs[:, :, 0] = np.arange(T)[:, None]  # the step index, to read k back

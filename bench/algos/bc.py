@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from bench.algorithm import Algorithm
 from bench.config import TrainConfig, positive_sizes
-from bench.data.sampler import DatasetSpec
+from bench.data.sampler import TaskSpec
 from bench.nn import MLP
 from bench.nn.layers import row_invariant_act
 from bench.nn.optim import adamw
@@ -42,7 +42,7 @@ class BCConfig(TrainConfig):
 class BehaviourCloning(Algorithm):
     Config = BCConfig
 
-    def __init__(self, config: BCConfig, spec: DatasetSpec, device: torch.device) -> None:
+    def __init__(self, config: BCConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
         self.policy = MLP(spec.obs_dim, config.hidden, spec.act_dim, torch.nn.Tanh()).to(device)
         self.optimizer = adamw(self.policy.parameters(), config.lr)

@@ -24,7 +24,7 @@ from torch import nn
 
 from bench.algorithm import DEFAULT, Algorithm, Condition
 from bench.config import TrainConfig, positive
-from bench.data.sampler import DatasetSpec, Sampler, default_target_returns, target_label
+from bench.data.sampler import TaskSpec, Sampler, default_target_returns, target_label
 from bench.nn import FastDropout, Transformer
 from bench.nn.layers import ScalarEmbedding, row_invariant_act
 from bench.nn.optim import adamw
@@ -150,7 +150,7 @@ class History:
 class DecisionTransformer(Algorithm):
     Config = DTConfig
 
-    def __init__(self, config: DTConfig, spec: DatasetSpec, device: torch.device) -> None:
+    def __init__(self, config: DTConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
         self.net = DecisionTransformerNet(spec.obs_dim, spec.act_dim, config,
                                           spec.max_episode_steps).to(device)

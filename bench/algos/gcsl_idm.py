@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.algorithm import DEFAULT, Algorithm, Condition
-from bench.data.sampler import DatasetSpec, Sampler
+from bench.data.sampler import TaskSpec, Sampler
 from bench.config import at_least, positive_sizes
 from bench.goals import GoalConfig, GoalSetter, GoalState
 from bench.nn.idm import InverseDynamicsMLP
@@ -72,7 +72,7 @@ class GCSLIDMVICRegConfig(GCSLIDMConfig, VICRegFields):
 class GCSLInverseDynamics(Algorithm):
     Config = GCSLIDMConfig
 
-    def __init__(self, config: GCSLIDMConfig, spec: DatasetSpec, device: torch.device) -> None:
+    def __init__(self, config: GCSLIDMConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
         self.policy = InverseDynamicsMLP(spec.obs_dim, spec.act_dim, config.hidden,
                                          config.state_encoder).to(device)

@@ -62,7 +62,7 @@ from bench import registry
 from bench.algorithm import DEFAULT, Algorithm, Condition
 from bench.algos.ppo import PPO, PPOConfig
 from bench.config import at_least, positive, positive_sizes
-from bench.data.sampler import DatasetSpec, Sampler
+from bench.data.sampler import TaskSpec, Sampler
 from bench.errors import UsageError
 from bench.nn.idm import InverseDynamicsMLP
 from bench.nn.layers import row_invariant_act
@@ -200,7 +200,7 @@ class GoalSetterPPO(PPO):
     # Gaussian-MLP policy file cannot hold (so snapshot_every is refused for these algorithms).
     export_policy = Algorithm.export_policy
 
-    def __init__(self, config: GoalSetterPPOConfig, spec: DatasetSpec, device: torch.device) -> None:
+    def __init__(self, config: GoalSetterPPOConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
         self.idm = InverseDynamicsMLP(spec.obs_dim, spec.act_dim, config.idm_hidden,
                                       config.idm_state_encoder).to(device)
@@ -383,7 +383,7 @@ def load_goal_setter(run: str | Path) -> Callable[[np.ndarray], np.ndarray]:
     if saved.get("algo_name") not in GOAL_SETTER_ALGOS:
         raise UsageError(f"goal_setter_run: {ckpt_path} is a {saved.get('algo_name')} run, not "
                          f"one of {', '.join(GOAL_SETTER_ALGOS)}.")
-    spec = DatasetSpec.from_dict(saved["spec"])
+    spec = TaskSpec.from_dict(saved["spec"])
     config_cls = registry.get(saved["algo_name"]).config_cls
     algo = GoalSetterPPO(config_from_dict(config_cls, saved["config"]), spec, torch.device("cpu"))
     algo.load_state_dict({**saved["algo"], "envs": None})

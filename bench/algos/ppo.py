@@ -32,8 +32,8 @@ from torch import nn
 
 from bench import envs as env_state
 from bench.algorithm import Algorithm
-from bench.config import TrainConfig, at_least, positive, positive_sizes
-from bench.data.sampler import DatasetSpec
+from bench.config import OnlineTrainConfig, at_least, positive, positive_sizes
+from bench.data.sampler import TaskSpec
 from bench.nn.layers import orthogonal_tanh_mlp, row_invariant_act
 from bench.perf import torch_threads
 from bench.nn.optim import adamw
@@ -42,8 +42,8 @@ from bench.registry import register
 
 
 @dataclass
-class PPOConfig(TrainConfig):
-    num_updates: int = 1_000_000  # env steps in total (an online algorithm's budget)
+class PPOConfig(OnlineTrainConfig):
+    total_env_steps: int = 1_000_000  # env steps in total
     num_envs: int = 1  # training envs stepped together
     rollout_steps: int = 2048  # steps per env and iteration
     update_epochs: int = 10  # passes over each rollout
@@ -62,16 +62,12 @@ class PPOConfig(TrainConfig):
     norm_reward: bool = True  # scale rewards by the running std of the discounted return
     clip_obs: float = 10.0  # clip normalized observations to +-this (inf: none)
     clip_reward: float = 10.0  # clip scaled rewards to +-this (inf: none)
-    # For online algorithms these count env steps: log each iteration, checkpoint every ~10.
-    log_every: int = 2048  # write a metrics line every N env steps
-    checkpoint_every: int = 20_480  # atomic checkpoint every N env steps
-    eval_every: int = 0  # evaluate during training every N env steps (0: only at the end)
 
     UNBOUNDED_OK: ClassVar[tuple[str, ...]] = ("max_grad_norm", "clip_obs", "clip_reward")  # inf: no clipping
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"num_updates": 1024, "rollout_steps": 256, "num_minibatches": 4,
+        "smoke": {"total_env_steps": 1024, "rollout_steps": 256, "num_minibatches": 4,
                   "update_epochs": 2, "log_every": 256, "checkpoint_every": 512},
-        "quick": {"num_updates": 200_000},
+        "quick": {"total_env_steps": 200_000},
     }
 
     def checks(self) -> list[str]:
@@ -164,7 +160,7 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, last_value: 
 class PPO(Algorithm):
     Config = PPOConfig
 
-    def __init__(self, config: PPOConfig, spec: DatasetSpec, device: torch.device) -> None:
+    def __init__(self, config: PPOConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
         self.net = ActorCritic(spec.obs_dim, self.policy_output_dim(), config.hidden).to(device)
         params = list(self.net.parameters())
@@ -251,8 +247,8 @@ class PPO(Algorithm):
         T, N = c.rollout_steps, c.num_envs
         if c.anneal_lr:
             # As many iterations as the run makes (it stops at the first whole iteration that
-            # reaches num_updates env steps), so the last one still learns (lr > 0).
-            total_iters = max(1, -(-c.num_updates // (T * N)))
+            # reaches total_env_steps), so the last one still learns (lr > 0).
+            total_iters = max(1, -(-c.total_env_steps // (T * N)))
             frac = 1.0 - self.iteration / total_iters
             for group in self.optimizer.param_groups:
                 group["lr"] = frac * c.lr

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from bench.algorithm import DEFAULT, Algorithm, Condition
-from bench.data.sampler import DatasetSpec, Sampler
+from bench.data.sampler import TaskSpec, Sampler
 from bench.goals import GoalConfig, GoalSetter, GoalState
 from bench.nn import FastDropout, Transformer
 from bench.nn.transformer import transformer_checks
@@ -176,7 +176,7 @@ class _History:
 class TransformerInverseDynamics(Algorithm):
     Config = TransformerIDMConfig
 
-    def __init__(self, config: TransformerIDMConfig, spec: DatasetSpec, device: torch.device) -> None:
+    def __init__(self, config: TransformerIDMConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
         self.net = TransformerIDMNet(spec.obs_dim, spec.act_dim, config).to(device)
         self.optimizer = adamw(self.net.parameters(), config.lr, config.weight_decay)

@@ -1,9 +1,9 @@
 """Building the Car Racer family's committed pieces (both run once; their outputs are committed).
 
 ``python -m bench.carracing train-encoder`` trains the frozen vision encoder and writes
-``datasets/carracing/encoder.{pt,json}`` (about 15 minutes on 2 cores).
+``assets/carracing/encoder.{pt,json}`` (about 15 minutes on 2 cores).
 ``python -m bench.carracing references`` measures the reference scores (the random policy and each
-driver level, 20 episodes each) and writes ``datasets/carracing/reference.json``."""
+driver level, 20 episodes each) and writes ``assets/carracing/reference.json``."""
 from __future__ import annotations
 
 import argparse
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     enc.add_argument("--episodes", type=int, default=None, help="driver episodes of frames")
     enc.add_argument("--epochs", type=int, default=None)
     enc.add_argument("--seed", type=int, default=0)
-    enc.add_argument("--out", default=None, help="encoder path (default datasets/carracing/"
+    enc.add_argument("--out", default=None, help="encoder path (default assets/carracing/"
                      "encoder.pt)")
     args = parser.parse_args(argv)
     if args.command == "train-encoder":

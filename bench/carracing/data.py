@@ -2,7 +2,7 @@
 frames come back to this process and are encoded in batches by the frozen encoder, and the
 latents are written as a Minari dataset whose environment is ``bench/CarRacingLatent-v0``.
 
-Reference scores come from ``datasets/carracing/reference.json`` (``python -m bench.carracing
+Reference scores come from ``assets/carracing/reference.json`` (``python -m bench.carracing
 references`` measures them: the uniform random policy and the expert driver, 20 episodes each on
 raw CarRacing-v3, which gives the same returns as the latent env).
 """

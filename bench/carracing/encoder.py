@@ -10,7 +10,7 @@ Objective (trained once, then frozen): a convolutional autoencoder. A decoder mi
 (linear to 128×4×4, four transposed convolutions back to 96×96×3, sigmoid) and the pair minimises
 the mean squared error of the frame in [0, 1], with the dashboard rows weighted ×10 so that the
 few pixels carrying speed and steering are not drowned out by the grass. Only the encoder is kept;
-its weights are committed under ``datasets/carracing/`` with their sha256 and a card, and a linear
+its weights are committed under ``assets/carracing/`` with their sha256 and a card, and a linear
 probe from latents to the driver's privileged quantities (speed, heading error, lateral offset,
 bend ahead) reports what the latents carry (R²).
 """

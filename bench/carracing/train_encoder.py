@@ -7,7 +7,7 @@ privileged driving state, trains the autoencoder of ``bench.carracing.encoder`` 
 80% of the episodes, and fits a linear probe (ridge regression) from latents to speed, heading
 error, lateral offset and bend ahead on those episodes, scored (R²) on the held-out 20%. The
 encoder and a card (objective, data, epochs, final loss, probe R², how to retrain) are written to
-``datasets/carracing/encoder.{pt,json}``.
+``assets/carracing/encoder.{pt,json}``.
 
 Episodes use seeds 2,000,000 + i: disjoint from the datasets' (0, 1, ...) and the reference
 card's (1,000,000 + i). With one seed the whole procedure is deterministic on CPU.

@@ -3,11 +3,11 @@ from typing import Any
 
 from bench.data.catalog import ALIASES, REFERENCE_SCORES, RefScores
 from bench.data.resolve import ResolvedDataset, resolve
-from bench.data.sampler import DatasetSpec, Sampler
+from bench.data.sampler import TaskSpec, Sampler
 from bench.data.storage import FlatEpisodes, load_flat
 
 __all__ = ["ALIASES", "REFERENCE_SCORES", "RefScores", "get_dataset", "qlearning_dataset",
-           "ResolvedDataset", "resolve", "DatasetSpec", "Sampler", "FlatEpisodes", "load_flat"]
+           "ResolvedDataset", "resolve", "TaskSpec", "Sampler", "FlatEpisodes", "load_flat"]
 
 
 def __getattr__(name: str) -> Any:

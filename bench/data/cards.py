@@ -43,7 +43,7 @@ def _card_name(card: Any) -> str:
 
 
 def _card_fix(card: Any) -> str:
-    return (f"restore {_card_name(card)} from git (`git checkout -- datasets/`) or pick the "
+    return (f"restore {_card_name(card)} from git (`git checkout -- assets/`) or pick the "
             "reference policies again (`python -m bench.reference pick RUN_DIR --env ... --out "
             "...`).")
 
@@ -54,9 +54,9 @@ def card_path(family: str) -> Path:
 
 
 def reference_dir() -> Path:
-    """``$BENCH_REFERENCE_DIR`` or the repository's ``datasets/`` directory."""
+    """``$BENCH_REFERENCE_DIR`` or the repository's ``assets/`` directory."""
     env = os.environ.get("BENCH_REFERENCE_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "datasets"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "assets"
 
 
 def load_card(family: str) -> dict[str, Any]:
@@ -70,10 +70,10 @@ def load_card(family: str) -> dict[str, Any]:
         card = json.loads(path.read_text())
     except ValueError as exc:  # invalid JSON, or bytes that are not UTF-8
         raise DatasetError(f"reference card {path} cannot be read ({exc}); restore it from git "
-                           "(`git checkout -- datasets/`).") from None
+                           "(`git checkout -- assets/`).") from None
     if not isinstance(card, dict):
         raise DatasetError(f"reference card {path} holds no JSON object; restore it from git "
-                           "(`git checkout -- datasets/`).")
+                           "(`git checkout -- assets/`).")
     return card
 
 

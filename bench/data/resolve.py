@@ -121,7 +121,7 @@ class ResolvedDataset:
                 f"dataset {self.dataset_id} was encoded with the Car Racer encoder {made_with}, "
                 f"but the evaluation env's encoder is {current[:16]}…: the policy would be "
                 "evaluated on other latents than it trains on. Restore the encoder the data were "
-                "made with (git checkout datasets/carracing/encoder.pt, or the BENCH_REFERENCE_DIR "
+                "made with (git checkout assets/carracing/encoder.pt, or the BENCH_REFERENCE_DIR "
                 f"that held it), or make the data again: `bench datasets make {self.name} "
                 "--force` (keeps the old data as a backup).")
 

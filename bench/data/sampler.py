@@ -17,8 +17,10 @@ from bench.spaces import describe, space_kind
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
-    """What a model needs to know about its data: sizes and normalization statistics."""
+class TaskSpec:
+    """What an algorithm is built for: observation and action sizes, action bounds, episode
+    length, and normalization statistics — from a dataset (``Sampler.spec``) or, for an online
+    algorithm without one, from its env (``TaskSpec.from_env``)."""
 
     obs_dim: int
     act_dim: int
@@ -34,7 +36,7 @@ class DatasetSpec:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
 
     @classmethod
-    def for_env(cls, env: Any) -> "DatasetSpec":
+    def from_env(cls, env: Any) -> "TaskSpec":
         """Sizes and action bounds of ``env``, identity normalization (online algorithms keep
         their own running statistics)."""
         for role, space in (("observations", env.observation_space), ("actions", env.action_space)):
@@ -51,7 +53,7 @@ class DatasetSpec:
                    env.spec.id if env.spec else "")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DatasetSpec":
+    def from_dict(cls, d: dict[str, Any]) -> "TaskSpec":
         arrays = ("obs_mean", "obs_std", "action_low", "action_high")
         return cls(**{k: (np.asarray(v, dtype=np.float32) if k in arrays else v) for k, v in d.items()})
 
@@ -78,11 +80,11 @@ class Sampler:
 
     # -- statistics -----------------------------------------------------------------------
     def spec(self, action_low: np.ndarray, action_high: np.ndarray,
-             max_episode_steps: int, env_id: str = "") -> DatasetSpec:
+             max_episode_steps: int, env_id: str = "") -> TaskSpec:
         obs = self.flat.state_observations()
         mean = obs.mean(0, dtype=np.float64).astype(np.float32)
         std = (obs.std(0, dtype=np.float64) + 1e-6).astype(np.float32)
-        return DatasetSpec(obs.shape[1], self.flat.actions.shape[1], mean, std,
+        return TaskSpec(obs.shape[1], self.flat.actions.shape[1], mean, std,
                            np.asarray(action_low, np.float32), np.asarray(action_high, np.float32),
                            int(max_episode_steps), env_id,
                            float(np.max(self.flat.episode_returns)))
@@ -163,7 +165,7 @@ def target_label(target: float) -> str:
     return short if float(short) == target else repr(float(target))
 
 
-def default_target_returns(spec: DatasetSpec) -> tuple[float, ...]:
+def default_target_returns(spec: TaskSpec) -> tuple[float, ...]:
     """Return-to-go targets for return-conditioned acting when a config leaves them empty: the
     DT paper's for Hopper, otherwise the dataset's best episode return and half of it (targets
     far outside the data's returns ask the model for returns it has never seen)."""

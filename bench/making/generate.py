@@ -165,7 +165,9 @@ def collect_episodes(
                             actions=np.asarray(s["act"]), rewards=s["rew"],
                             terminations=s["term"], truncations=s["trunc"]))
                         done_steps += len(s["act"])
-                        bar.update(len(s["act"]) if num_transitions is not None else 1)
+                        # The last episode may run past the target size; the bar stops at 100%.
+                        bar.update(min(len(s["act"]), bar.total - bar.n)
+                                   if num_transitions is not None else 1)
                         if reached():
                             break
                         ended[j] = True

@@ -22,7 +22,7 @@ from bench.carracing.data import maker as carracing_maker
 from bench.config import config_from_dict
 from bench.data import storage
 from bench.data.catalog import ALIASES, D4RL_HOPPER_EXPERT, DatasetAlias
-from bench.data.sampler import DatasetSpec
+from bench.data.sampler import TaskSpec
 from bench.data.staging import maker_lock, replacing, staged
 from bench.errors import DatasetError, UsageError
 from bench.evaluate import PolicyAgent, evaluate
@@ -219,7 +219,7 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
     torch.set_num_threads(int(training["torch_threads"] or threads))
     try:
         seed_everything(training["seed"])  # exactly as `bench run` seeds a run
-        algo = PPO(config, DatasetSpec.for_env(make_env()), torch.device("cpu"))
+        algo = PPO(config, TaskSpec.from_env(make_env()), torch.device("cpu"))
         algo.setup(make_env, training["seed"])
         episodes: list[EpisodeBuffer] = []
         running: dict[int, dict[str, list]] = {}

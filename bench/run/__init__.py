@@ -71,7 +71,8 @@ def execute(req: RunRequest, log=None, callbacks: Sequence[Callback] = ()) -> di
                          entry.presets)
     # One spelling per setting (lr=1e-3 and lr=0.0010 are lr=0.001) in the run directory's name,
     # config.json and result.json, whatever was typed.
-    req = dataclasses.replace(req, overrides=canonical_request_overrides(req.algo, req.overrides))
+    overrides = canonical_request_overrides(req.algo, req.overrides, req.budget)
+    req = dataclasses.replace(req, overrides=overrides)
     if (req.dataset is None) == (req.env is None):
         raise UsageError("give exactly one of --dataset or --env.")
     if req.dataset is not None:  # before its run directory is looked at: one id, one directory
@@ -141,7 +142,7 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
     if entry.kind == "online":
         algo.setup(source.make_env, req.seed)
 
-    progress = Progress(step=0, total=config.num_updates)
+    progress = Progress(step=0, total=config.total_units)
     if ckpt_path.exists():  # --resume (execute() refused otherwise)
         def restore(saved: dict[str, Any]) -> None:
             algo.load_state_dict(saved["algo"])

@@ -52,7 +52,7 @@ def run_dir(req: RunRequest) -> Path:
     dataset = (req.dataset or req.env or "").replace("/", "__")
     algo_dir = Path(req.out) / dataset / req.algo
     try:
-        overrides = canonical_request_overrides(req.algo, req.overrides)
+        overrides = canonical_request_overrides(req.algo, req.overrides, req.budget)
     except UsageError:  # execute reports it before any directory is made
         overrides = req.overrides
     variant = variant_name(req.budget, overrides)

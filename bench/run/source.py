@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 from bench import registry
-from bench.data import DatasetSpec, load_flat, resolve
+from bench.data import TaskSpec, load_flat, resolve
 from bench.data.cards import env_reference_scores
 from bench.data.resolve import make_env
 from bench.errors import BenchError, DatasetError
@@ -25,7 +25,7 @@ class DataSource:
     ref: Any
     provenance: dict[str, Any]
     dataset: Any = None
-    spec: Any = None  # the env's DatasetSpec (``prepare``)
+    spec: Any = None  # the env's TaskSpec (``prepare``)
     flat: Any = None  # the dataset's arrays, when the run learns from them (``prepare``)
 
     def prepare(self, uses_data: bool, algo: str) -> None:
@@ -45,7 +45,7 @@ class DataSource:
                          probe_env.action_space, what, error)
             if self.dataset is not None:
                 self.dataset.check_env(probe_env)
-            self.spec = DatasetSpec.for_env(probe_env)
+            self.spec = TaskSpec.from_env(probe_env)
         finally:
             probe_env.close()
         if uses_data and self.dataset is not None:
