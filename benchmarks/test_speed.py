@@ -109,12 +109,13 @@ class _D3rlpyUpdates:
 
     START_S, CHUNK_S = 600, 300  # building + warming up (first import is slow); 10 updates
 
-    def __init__(self) -> None:
+    def __init__(self, script: Path = D3RLPY_DIR / "measure.py",
+                 args: tuple[str, ...] = ("--serve", "--n-updates", "40")) -> None:
         if not D3RLPY_PYTHON.exists():
             subprocess.run(["bash", str(D3RLPY_DIR / "setup_venv.sh")], check=True, cwd=ROOT)
-        self.proc = subprocess.Popen(
-            [str(D3RLPY_PYTHON), str(D3RLPY_DIR / "measure.py"), "--serve", "--n-updates", "40"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.proc = subprocess.Popen([str(D3RLPY_PYTHON), str(script), *args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     cwd=ROOT)
         try:
             self._read(self.START_S)  # {"ready": true}: built and warmed up
         except BaseException:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.algos.cql import CQL, CQLConfig, Draws
+from bench.algos.cql import CQL, CQLConfig, Draws, frozen_q
 from bench.data.sampler import TaskSpec
 from bench.nn.actors import TanhGaussianActor, tanh_gaussian_log_prob
 
@@ -79,11 +79,17 @@ def _logsumexp(values: list[float]) -> float:
 # -- the conservative penalty -------------------------------------------------------------------
 
 @pytest.mark.parametrize("importance_sample", [True, False])
-def test_penalty_is_the_hand_computed_logsumexp_over_sampled_actions_minus_data_q(importance_sample):
+def test_penalty_is_the_hand_computed_logsumexp_over_sampled_actions_minus_data_q(
+        importance_sample):
     """cql_alpha · Σ_i mean_s [log Σ_j exp(Q_i(s, a_j) − log μ(a_j)) − Q_i(s, a)] over N uniform
     actions (μ = 2^−A), N from π(·|s) and N from π(·|s') (μ = π), all scored at s. Without
     importance sampling: the plain logsumexp over those and the data action."""
     algo = _algo(cql_importance_sample=importance_sample, cql_temp=1.0)
+    with torch.no_grad():  # away from the near-constant start: Q and π's mean depend on (s, a)
+        for weight, bias in zip(algo.critics.weights, algo.critics.biases):
+            weight.normal_(0.0, 0.7)
+            bias.normal_(0.0, 0.1)
+        algo.actor.net[-1].weight.normal_(0.0, 0.5)
     n, rows = algo.config.cql_n_actions, 3
     batch = _tensors(_batch(rows))
     gen = torch.Generator().manual_seed(5)
@@ -116,6 +122,36 @@ def test_penalty_is_the_hand_computed_logsumexp_over_sampled_actions_minus_data_
                 expected += (_logsumexp(logits) - q_data) / rows
     expected *= algo.config.cql_alpha
     assert got == pytest.approx(expected, rel=2e-5, abs=1e-5)
+
+
+def test_td_target_is_reward_plus_discounted_min_of_the_target_twins_at_a_policy_action():
+    """y = r + γ (1 − terminal) min_i Q'_i(s', a'), a' = tanh(μ(s') + σ(s') ε'_0): the TD loss is
+    Σ_i mean_s (Q_i(s, a) − y)², and the mean y is reported."""
+    algo = _algo(gamma=0.9)
+    with torch.no_grad():
+        for weight in [*algo.critics.weights, *algo.critics_target.weights]:
+            weight.normal_(0.0, 0.7)
+    rows, n = 4, algo.config.cql_n_actions
+    batch = _tensors(_batch(rows))
+    gen = torch.Generator().manual_seed(2)
+    draws = Draws(uniform=torch.rand(rows, n, ACT, generator=gen) * 2 - 1,
+                  eps=torch.randn(rows, 1 + n, ACT, generator=gen),
+                  eps_next=torch.randn(rows, 1 + n, ACT, generator=gen))
+    out = algo.losses(batch, draws, step=0)
+    td, targets = 0.0, []
+    with torch.no_grad():
+        for b in range(rows):
+            s, s_next = batch["observations"][b].tolist(), batch["next_observations"][b]
+            mean, log_std = algo.actor(s_next)
+            a_next = torch.tanh(mean + log_std.exp() * draws.eps_next[b, 0]).tolist()
+            q_next = min(_hand_q(algo.critics_target, i, s_next.tolist(), a_next) for i in range(2))
+            y = (batch["rewards"][b].item()
+                 + 0.9 * (1 - batch["terminals"][b].item()) * q_next)
+            targets.append(y)
+            for i in range(2):
+                td += (_hand_q(algo.critics, i, s, batch["actions"][b].tolist()) - y) ** 2 / rows
+    assert out["q_target"].item() == pytest.approx(sum(targets) / rows, rel=1e-5, abs=1e-5)
+    assert out["td"].item() == pytest.approx(td, rel=1e-5, abs=1e-5)
 
 
 # -- the tanh-Gaussian actor --------------------------------------------------------------------
@@ -218,6 +254,8 @@ def test_each_loss_reaches_only_its_own_parameters():
         total = sum(out[n] for n in names)
         return torch.autograd.grad(total, params, allow_unused=True)
 
+    s, a = batch["observations"], batch["actions"]
+    assert torch.equal(frozen_q(algo.critics, s, a), algo.critics(s, a))  # the same Q-values
     critics, actor = list(algo.critics.parameters()), list(algo.actor.parameters())
     alpha = [algo.log_alpha["entropy"]]
     everything = CQL.LOSSES
@@ -235,3 +273,88 @@ def test_one_seed_gives_identical_updates():
         runs.append((metrics, [p.detach().clone() for p in algo.actor.parameters()]))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+# -- the other switches -----------------------------------------------------------------------
+
+def _fixed_draws(algo: CQL, rows: int, k: int = 1, seed: int = 4) -> Draws:
+    gen, n = torch.Generator().manual_seed(seed), algo.config.cql_n_actions
+    return Draws(uniform=torch.rand(rows, n, ACT, generator=gen) * 2 - 1,
+                 eps=torch.randn(rows, 1 + n, ACT, generator=gen),
+                 eps_next=torch.randn(rows, k + n, ACT, generator=gen))
+
+
+@pytest.mark.parametrize("fields", [
+    {"cql_max_target_backup": True}, {"backup_entropy": True}, {"bc_steps": 1},
+    {"cql_lagrange": True}, {"cql_clip_diff_min": -1.0, "cql_clip_diff_max": 1.0},
+    {"orthogonal_init": False}, {"automatic_entropy_tuning": False},
+    {"cql_importance_sample": False}, {"cql_temp": 0.5}], ids=lambda f: ",".join(f))
+def test_every_switch_trains(fields):
+    algo = _algo(**fields)
+    before = [p.detach().clone() for p in [*algo.actor.parameters(), *algo.critics.parameters()]]
+    for step in range(2):
+        metrics = algo.update(_batch(seed=step), step=step)
+        assert all(math.isfinite(v) for v in metrics.values()), metrics
+    after = [*algo.actor.parameters(), *algo.critics.parameters()]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_max_target_backup_takes_the_best_of_n_policy_actions():
+    """With the same N next-state samples, the max backup's target is at least the one-sample
+    target on every row (the one sample is among the N)."""
+    rows = 4
+    plain, best = _algo(gamma=0.9), _algo(gamma=0.9, cql_max_target_backup=True)
+    with torch.no_grad():
+        for weight in [*plain.critics_target.weights]:
+            weight.normal_(0.0, 0.7)
+    best.load_state_dict(plain.state_dict())
+    n = plain.config.cql_n_actions
+    draws = _fixed_draws(best, rows, k=n)
+    one = Draws(draws.uniform, draws.eps, draws.eps_next[:, [0, *range(n, 2 * n)]])
+    batch = _tensors(_batch(rows))
+    batch["terminals"] = torch.zeros(rows)
+    y_one = plain.losses(batch, one, step=0)["q_target"].item()
+    y_best = best.losses(batch, draws, step=0)["q_target"].item()
+    assert y_best > y_one + 1e-4, (y_best, y_one)
+
+
+def test_clip_bounds_clamp_each_states_penalty():
+    """At the start every state's penalty is about 3 (Q ≈ 0, so the logsumexp of the 3N
+    negative log-densities): an upper bound of 0.5 leaves cql_alpha · 2 critics · 0.5, a lower
+    bound of 100 gives cql_alpha · 2 · 100."""
+    batch, rows = _tensors(_batch()), 4
+    for bounds, expected in (({"cql_clip_diff_max": 0.5}, 10.0),
+                             ({"cql_clip_diff_min": 100.0}, 2000.0)):
+        algo = _algo(**bounds)
+        got = algo.losses(batch, _fixed_draws(algo, rows), step=0)["cql"].item()
+        assert got == pytest.approx(expected, rel=1e-6), bounds
+
+
+def test_bc_steps_train_the_actor_on_the_data_actions_log_likelihood():
+    algo = _algo(bc_steps=1)
+    batch, rows = _tensors(_batch()), 4
+    draws = _fixed_draws(algo, rows)
+    with torch.no_grad():
+        s, a = batch["observations"], batch["actions"]
+        mean, log_std = algo.actor(s)
+        _, log_pi = algo.actor.sample(mean[:, None], log_std[:, None], draws.eps[:, :1])
+        expected = (algo.alpha() * log_pi[:, 0] - algo.actor.log_prob(s, a)).mean().item()
+        bc = algo.losses(batch, draws, step=0)["actor"].item()
+        after = algo.losses(batch, draws, step=1)["actor"].item()  # past bc_steps: Q again
+    assert bc == pytest.approx(expected, rel=1e-6)
+    assert after != pytest.approx(bc)
+
+
+def test_normalize_reward_scales_rewards_by_episode_length_over_the_return_span():
+    """Two episodes returning 3 and 10 (tests/conftest.make_flat): rewards × 1000 / 7."""
+    from bench.data import Sampler
+    from conftest import make_flat
+
+    plain, scaled = _algo(), _algo(normalize_reward=True)
+    scaled.attach_dataset(Sampler(make_flat([3, 5], obs_dim=OBS, act_dim=ACT)))
+    assert scaled.reward_factor == pytest.approx(1000 / 7)
+    batch = _tensors(_batch())
+    draws = _fixed_draws(plain, 4)
+    shift = (scaled.losses(batch, draws, step=0)["q_target"]
+             - plain.losses(batch, draws, step=0)["q_target"]).item()
+    assert shift == pytest.approx(batch["rewards"].mean().item() * (1000 / 7 - 1), rel=1e-5)

@@ -45,6 +45,13 @@ def _random_returns(episodes: int, seed: int) -> np.ndarray:
     ("gcsl_idm", {"num_updates": "2000", "goal_source": "dataset"}),
     # DT at its smoke size (1 layer, embed 32, K 5), a target near the data's 200-step returns
     ("dt", {"num_updates": "600", "batch_size": "32", "lr": "1e-3", "target_returns": "800"}),
+    # CQL with 64-unit networks, 4 sampled actions of each kind, learning rates raised for 1k updates
+    ("cql", {"num_updates": "1000", "batch_size": "64", "policy_lr": "3e-4", "qf_lr": "1e-3",
+             "cql_n_actions": "4", "actor_hidden": "64,64", "q_hidden": "64,64",
+             "checkpoint_every": "500", "log_every": "100"}),
+    # full-size networks, CORL's settings otherwise (IQL: rewards scaled by the return range)
+    ("td3_bc", {"num_updates": "1000", "batch_size": "64"}),
+    ("iql", {"num_updates": "1000", "batch_size": "64"}),
 ])
 def test_an_offline_learner_on_expert_data_beats_a_random_policy(expert_dataset, tmp_path,
                                                                  algo, overrides):

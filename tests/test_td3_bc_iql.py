@@ -209,12 +209,14 @@ def test_iql_value_loss_is_the_expectile_of_the_smaller_target_q():
     assert losses["value"] == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_iql_actor_loss_matches_a_hand_computation_where_the_clip_at_100_binds():
-    """mean min(exp(β·A), 100) · −log N(a; tanh(MLP(s)), σ²) summed over action dimensions, with
-    A = min(Q1', Q2')(s, a) − V(s) from before this update. V's output bias is shifted so that
-    β·A straddles log 100: some rows' weights are clipped, others not."""
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_iql_actor_loss_matches_a_hand_computation_where_the_clip_at_100_binds(deterministic):
+    """mean min(exp(β·A), 100) · −log N(a; tanh(MLP(s)), σ²) summed over action dimensions (the
+    deterministic actor: ‖tanh(MLP(s)) − a‖²), with A = min(Q1', Q2')(s, a) − V(s) from before
+    this update. V's output bias is shifted so that β·A straddles log 100: some rows' weights
+    are clipped, others not."""
     beta = 20.0
-    algo = _iql(beta=beta)
+    algo = _iql(beta=beta, deterministic_actor=deterministic)
     batch = _batch(4)
     s, _, a = _inputs(batch)
     with torch.no_grad():
@@ -231,8 +233,12 @@ def test_iql_actor_loss_matches_a_hand_computation_where_the_clip_at_100_binds()
     assert (raw > 100).any() and (raw < 100).any(), raw  # the clip binds on some rows only
     weights = raw.clamp(max=100)
     mean, log_std = torch.tanh(_mlp(actor, s, "mean.")), actor["log_std"]
-    nll = (0.5 * ((a - mean) / log_std.exp()) ** 2 + log_std + 0.5 * math.log(2 * math.pi)).sum(-1)
-    expected = (weights * nll).mean()
+    if deterministic:
+        fit = ((mean - a) ** 2).sum(-1)
+    else:
+        fit = (0.5 * ((a - mean) / log_std.exp()) ** 2 + log_std
+               + 0.5 * math.log(2 * math.pi)).sum(-1)
+    expected = (weights * fit).mean()
     assert losses["actor"] == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -253,13 +259,16 @@ def test_iql_targets_move_by_tau_every_update_and_the_actor_rate_follows_a_cosin
         assert group.param_groups[0]["lr"] == 3e-4  # only the actor's decays
 
 
-def test_iql_acts_with_the_gaussians_mean():
-    algo = _iql()
+@pytest.mark.parametrize("name", ["td3_bc", "iql"])
+def test_acting_is_the_deterministic_actor_on_normalized_observations_in_the_env_box(name):
+    """TD3+BC's π(s), IQL's Gaussian mean (no sample): tanh(MLP((o − mean) / std)) mapped from
+    [-1, 1] to the env's action box."""
+    algo, prefix = (_td3(), "") if name == "td3_bc" else (_iql(), "mean.")
     obs = _batch(5)["observations"]
     s, _, _ = _inputs(_batch(5))
     spec = _spec()
     with torch.no_grad():
-        unit = torch.tanh(_mlp(_params(algo.actor), s, "mean.")).numpy()
+        unit = torch.tanh(_mlp(_params(algo.actor), s, prefix)).numpy()
     actions, _ = algo.act(obs, None)
     expected = unit * (spec.action_high - spec.action_low) / 2 + (spec.action_high + spec.action_low) / 2
     np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-6)

@@ -37,7 +37,8 @@ and the 3N penalty actions go through both critics in one batched call; one back
 every loss (the actor's loss sees the critics through detached weights, and α, α' enter the
 other losses detached, so each gets the gradient CORL's separate passes give it); reward scale
 and bias apply whether or not ``normalize_reward`` is on (CORL applies them only with it; at the
-locomotion values 1 and 0 the same).
+locomotion values 1 and 0 the same). One that does change numbers slightly: observations are
+normalized with the suite's statistics (``Algorithm.normalize``: std + 1e-6; CORL adds 1e-3).
 """
 from __future__ import annotations
 
@@ -48,7 +49,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from bench.algorithm import Algorithm
 from bench.config import TrainConfig, at_least, positive, positive_sizes
@@ -99,7 +99,7 @@ class CQLConfig(TrainConfig):
 
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"num_updates": 20, "batch_size": 32, "log_every": 5, "checkpoint_every": 10},
-        "quick": {"num_updates": 5_000, "log_every": 250, "checkpoint_every": 1_000},
+        "quick": {"num_updates": 3_000, "log_every": 100, "checkpoint_every": 1_000},
     }
 
     def checks(self) -> list[str]:
@@ -133,6 +133,18 @@ def init_critics(critics: QEnsemble, orthogonal: bool) -> QEnsemble:
             if orthogonal or k == last:
                 bias.zero_()
     return critics
+
+
+def frozen_q(critics: QEnsemble, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """``critics(states, actions)`` with the critics' weights detached, so the gradient reaches
+    only the actions: (B, obs), (B, A) → (B, 2). (Not ``torch.func.functional_call``, which swaps
+    the module's parameters in place and so cannot run beside another forward of it.)"""
+    h = torch.cat([states, actions], dim=-1).expand(len(critics.weights[0]), -1, -1)
+    last = len(critics.weights) - 1
+    for k, (weight, bias) in enumerate(zip(critics.weights, critics.biases)):
+        h = torch.baddbmm(bias.detach(), h, weight.detach())  # (2, B, fan_out)
+        h = torch.relu(h) if k < last else h
+    return h.squeeze(-1).T
 
 
 @dataclass
@@ -274,8 +286,7 @@ class CQL(Algorithm):
         if step < c.bc_steps:
             actor_loss = (alpha * new_log_pi - self.actor.log_prob(s, a)).mean()
         else:
-            frozen = {name: p.detach() for name, p in self.critics.named_parameters()}
-            q_pi = functional_call(self.critics, frozen, (s, new_action)).min(-1).values  # (B,)
+            q_pi = frozen_q(self.critics, s, new_action).min(-1).values  # (B,)
             actor_loss = (alpha * new_log_pi - q_pi).mean()
 
         # α: down while the policy's entropy (−log π) is above −act_dim, up while below.
