@@ -36,6 +36,14 @@ class Condition:
 DEFAULT = Condition()
 
 
+def check_condition(condition: Condition, *kinds: type) -> None:
+    """A TypeError unless ``condition`` is the default or one of ``kinds`` (an algorithm's own
+    conditions): a string such as ``"target=3600"`` would otherwise act as the default."""
+    if type(condition) is not Condition and not isinstance(condition, kinds):
+        raise TypeError(f"evaluation condition {condition!r} is neither the default nor one of "
+                        f"{', '.join(k.__name__ for k in kinds)}")
+
+
 class Algorithm:
     Config: ClassVar[type]
     # The kinds of observation and action space the algorithm takes (``bench.spaces.space_kind``):
@@ -97,10 +105,9 @@ class Algorithm:
         ``loss.backward()`` instead."""
         if self.device.type == "cpu":
             return sharded_backward(loss_of_rows, rows, params)
-        loss = loss_of_rows(slice(None))
-        for param in params:
-            param.grad = None
-        loss.backward()
+        loss = loss_of_rows(slice(None))  # in one piece: the same gradients, only of params
+        for param, grad in zip(params, torch.autograd.grad(loss, params, allow_unused=True)):
+            param.grad = grad
         return loss.detach()
 
     # -- training (online) ----------------------------------------------------------------
@@ -142,6 +149,10 @@ class Algorithm:
         ``load_state_dict`` (modules, optimizers, schedulers, running statistics, goal
         setters), in the order they were set; unset (None) ones are skipped."""
         for name, value in vars(self).items():
+            if isinstance(value, torch.nn.Parameter):
+                raise TypeError(f"{type(self).__name__}.{name} is a bare nn.Parameter, which "
+                                "checkpoints would leave out: hold it in a module or an "
+                                "nn.ParameterDict")
             # The sampler an online algorithm may hold is the run's, checkpointed by the run.
             if name not in ("config", "spec") and not isinstance(value, Sampler) \
                     and hasattr(value, "state_dict") and hasattr(value, "load_state_dict"):

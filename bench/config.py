@@ -90,6 +90,9 @@ class RunConfig:
         """Raise a usage error naming every bad value that the ``checks`` of each class in the
         MRO find, bases first; NaN and infinities first and alone (a range check written as
         ``not lo <= x <= hi`` would name the same field again)."""
+        if any("problems" in vars(klass) for klass in type(self).__mro__):
+            raise TypeError(f"{type(self).__name__} defines problems(), which configs call "
+                            "checks() now (each class its own fields, without super())")
         problems = not_a_number(self) or [problem for klass in reversed(type(self).__mro__)
                                           if "checks" in vars(klass)
                                           for problem in klass.checks(self)]
@@ -187,6 +190,15 @@ def make_config(
     values.update(fixed or {})
     values.update(parse_overrides_for(cls, overrides, fixed))
     return cls(**values)
+
+
+def current_names(cls: type, overrides: dict[str, str]) -> dict[str, str]:
+    """``overrides`` under the field names ``cls`` has today: a field renamed since
+    (``FORMERLY``) under its new name, a retired one left out; today's fields as they are."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    formerly = getattr(cls, "FORMERLY", {})
+    return {(k if k in fields else formerly.get(k) or k): v for k, v in overrides.items()
+            if k in fields or k not in formerly or formerly[k] is not None}
 
 
 def parse_overrides_for(cls: type, overrides: dict[str, str] | None,

@@ -18,11 +18,10 @@ batch, whose latents differ in the last bits from one frame's; its modes agree t
 its own copy of the agent and one torch thread, and runs the in-process loop on its block. The
 forward pass of a small policy is mostly fixed per-call cost (Python and op dispatch), which
 intra-op threads cannot split but processes can, so two single-threaded shards of 5 envs finish
-sooner than one two-threaded batch of 10 on the same two cores. Only agents that declare
-``batch_invariant_act`` are sharded: those whose actions for one env are bit-for-bit the same
-whatever other envs share the batch and however many threads compute it (DT by construction; the
-MLP agents — bc, gcsl_idm, the PPO family — through ``row_invariant_act``, which pads their
-linear layers' rows). For them the returns are the same as in one process and as in the
+sooner than one two-threaded batch of 10 on the same two cores. Only ``batch_invariant_act``
+agents are sharded: those whose actions for one env are bit-for-bit the same whatever other envs
+share the batch and however many threads compute it — every built-in one but the transformer
+IDMs, through ``row_invariant_act`` on their ``act``, which pads their linear layers' rows. For them the returns are the same as in one process and as in the
 sequential loop, on any number of threads (tests check it). Other agents (the transformer IDMs)
 run in one process: a plain GEMM's kernel, and so the last bits of an action, depend on the
 batch's row count, which sharding would change; and an agent that draws random numbers would

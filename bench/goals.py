@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.algorithm import Condition
+from bench.algorithm import Condition, check_condition
 from bench.config import TrainConfig, at_least, positive, positive_sizes
 from bench.data.sampler import TaskSpec, Sampler, default_target_returns, target_label
 from bench.errors import UsageError
@@ -141,7 +141,7 @@ class GoalSetter:
             self.optimizer = adamw(self.model.parameters(), config.goal_lr)
             self._rng = np.random.default_rng(goal_seed)
         self._goal_setter = None
-        if "gs_ppo" in sources:  # with a goal_setter_run (GoalConfig.problems)
+        if "gs_ppo" in sources:  # with a goal_setter_run (GoalConfig.checks)
             from bench.algos.gs_ppo import load_goal_setter
 
             self._goal_setter = load_goal_setter(config.goal_setter_run)
@@ -163,6 +163,7 @@ class GoalSetter:
     def initial_state(self, num_envs: int, condition: Condition) -> GoalState:
         """The state of a round evaluated under ``condition`` (the default condition: the
         run's ``goal_source`` and, for ``learned``, its first target)."""
+        check_condition(condition, GoalCondition)
         if not isinstance(condition, GoalCondition):
             condition = GoalCondition(self.source)
         source, target = condition.source, condition.target

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import registry
-from bench.config import canonical_overrides, make_config, parse_overrides_for
+from bench.config import canonical_overrides, current_names, make_config, parse_overrides_for
 from bench.errors import UsageError
 from bench.io import loads_strict
 
@@ -45,6 +45,14 @@ def canonical_request_overrides(algo: str, overrides: dict[str, str],
     return {k: v for k, v in canonical.items() if given[k] != getattr(base, k)}
 
 
+def setting_names(algo: str) -> set[str]:
+    """The names a run directory of ``algo`` may hold settings under: its config's fields and
+    the fields they were once called (``RunConfig.FORMERLY``: an online algorithm's
+    ``num_updates``)."""
+    cls = registry.get(algo).config_cls
+    return {f.name for f in dataclasses.fields(cls)} | set(getattr(cls, "FORMERLY", {}))
+
+
 def canonical_variant(algo: str, budget: str, overrides: Any) -> str | None:
     """The variant name a run of ``algo`` with these stored ``overrides`` has under canonical
     spelling, or None where that cannot be said (unknown algorithm, overrides that are not
@@ -55,9 +63,7 @@ def canonical_variant(algo: str, budget: str, overrides: Any) -> str | None:
         return None
     try:
         # Fields renamed since (an online algorithm's num_updates is its total_env_steps now).
-        formerly = getattr(registry.get(algo).config_cls, "FORMERLY", {})
-        overrides = {formerly.get(k) or k: v for k, v in overrides.items()
-                     if not (k in formerly and formerly[k] is None)}
+        overrides = current_names(registry.get(algo).config_cls, overrides)
         return variant_name(budget, canonical_request_overrides(algo, overrides, budget))
     except UsageError:
         return None
@@ -105,7 +111,7 @@ def older_spelling(algo_dir: Path, algo: str, seed: int, canonical: str) -> Path
     try:
         siblings = sorted(d for d in algo_dir.iterdir() if d.name != canonical
                           and (d / seed_dir).is_dir())
-        fields = {f.name for f in dataclasses.fields(registry.get(algo).config_cls)}
+        fields = setting_names(algo)
     except (OSError, UsageError):
         return None
     found = []

@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from bench import registry
+from bench.config import current_names
 from bench.making.generate import UniformRandomPolicy
 from bench.errors import DatasetError
 from bench.evaluate import PolicyAgent, evaluate
@@ -130,9 +131,7 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
 def _current_names(algo: str, overrides: dict[str, str] | None) -> list[tuple[str, str]]:
     """``overrides`` recorded at training time, under today's field names (the retraining
     command must run): ``num_updates`` of an online algorithm is ``total_env_steps`` now."""
-    formerly = getattr(registry.get(algo).config_cls, "FORMERLY", {})
-    return [((formerly.get(k) or k), v) for k, v in (overrides or {}).items()
-            if not (k in formerly and formerly[k] is None)]
+    return list(current_names(registry.get(algo).config_cls, overrides or {}).items())
 
 
 def render_card(card: dict[str, Any]) -> str:

@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench import registry
 from bench.errors import UsageError
-from bench.records import canonical_variant, parse_variant_name, read_record
+from bench.records import canonical_variant, parse_variant_name, read_record, setting_names
 
 TIMING_COLUMNS = ["kind", "overrides", "train_seconds", "eval_seconds",
                   "wall_seconds", "updates_per_s", "env_steps_per_s", "eval_env_steps_per_s"]
@@ -168,10 +167,8 @@ def incomplete_runs(root: Path) -> pd.DataFrame:
 def _dir_variant(algo: str, name: str) -> str:
     """A run directory's variant name under canonical spelling (as ``_variant``), where it can
     be read back into settings; else as it is."""
-    from dataclasses import fields
-
     try:
-        known = {f.name for f in fields(registry.get(algo).config_cls)}
+        known = setting_names(algo)
     except UsageError:
         return name
     settings = parse_variant_name(name, known)

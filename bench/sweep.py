@@ -308,6 +308,8 @@ def run_one(req: RunRequest, threads: int | None) -> Outcome:
     directory = run_dir(req)
     started = time.time()
     resumed = (directory / "checkpoint.pt").exists()
+    # Finished since this sweep listed it (by another sweep): execute will only read it back.
+    finished_before = (directory / "result.json").exists()
     log_path = directory / "sweep.log"
 
     def log(msg: str) -> None:
@@ -334,8 +336,7 @@ def run_one(req: RunRequest, threads: int | None) -> Outcome:
         return _outcome(req, "failed", seconds=time.time() - started,
                         error=record_failure(req, exc, started))
     (directory / "error.json").unlink(missing_ok=True)  # a stale error from an earlier attempt
-    if (directory / "result.json").stat().st_mtime < started:
-        # Finished by another sweep while this one waited for it: execute only read it back.
+    if finished_before:
         return _outcome(req, "skipped", normalized_score=result.get("normalized_score"))
     return _outcome(req, "resumed" if resumed else "done", seconds=time.time() - started,
                     normalized_score=result.get("normalized_score"))

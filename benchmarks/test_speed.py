@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.algos.dt import DecisionTransformer, DTConfig
+from bench.algos.dt import DecisionTransformer, DTConfig, TargetReturn
 from bench.data.sampler import Sampler
 from bench.data.storage import FlatEpisodes
 from bench.evaluate import evaluate, evaluate_sequential
@@ -231,7 +231,7 @@ def test_eval_vectorized_vs_sequential(benchmark, dt_setup, machine_state):
     algo, _ = dt_setup
     benchmark.extra_info.update(machine_state)
     make_env = functools.partial(gym.make, "Hopper-v5", terminate_when_unhealthy=False)
-    kwargs = dict(episodes=10, seed=0, condition="target=3600")
+    kwargs = dict(episodes=10, seed=0, condition=TargetReturn(3600.0))
     # The loops alternate and each keeps its fastest round: this VM's speed drifts by tens of
     # percent over a minute, and timing one loop after the other would measure the drift.
     # "vectorized" is what `bench run` does by default (mode auto: the 10 envs sharded over one
@@ -264,7 +264,7 @@ def test_eval_vectorized_vs_sequential(benchmark, dt_setup, machine_state):
 
 _FAULTS_CODE = """
 import resource, sys, numpy as np, torch
-from bench.algos.dt import DecisionTransformer, DTConfig
+from bench.algos.dt import DecisionTransformer, DTConfig, TargetReturn
 from bench.data.sampler import TaskSpec
 from bench.perf import tune_allocator
 if sys.argv[1] == "1":

@@ -2,7 +2,7 @@
 """Curves and table of the goal-setter experiment (reports/goal-setter/, its sweep.toml):
 OUT_DIR/curves.png (training return against env steps, mean and 95% CI band over seeds) and
 OUT_DIR/table.{md,csv} (final evaluation and best training point, normalized), from the runs
-RESULTS_ROOT/<dataset>/<algo>/full,...num_updates=STEPS/seed_<n>. scripts/rebuild_from_records.sh
+RESULTS_ROOT/<dataset>/<algo>/full,...total_env_steps=STEPS/seed_<n> (num_updates= before 2026-12-06). scripts/rebuild_from_records.sh
 runs it on reports/goal-setter/records/.
 
 Usage: scripts/goal_setter_report.py RESULTS_ROOT STEPS OUT_DIR"""
@@ -17,14 +17,21 @@ from bench.curves import final_and_best, load_curve, normalize, plot_bands, seed
 
 def main(root: str, steps: str, out: str) -> None:
     base = Path(root)
-    v = f"full,num_updates={steps}"
+
+    def runs_of(source: str, algo: str, extra: str = "") -> Path:
+        """The variant directory of ``steps`` env steps: named ``total_env_steps=`` since
+        2026-12-06, ``num_updates=`` in the committed records made before."""
+        names = [f"full,{extra}{field}={steps}" for field in ("total_env_steps", "num_updates")]
+        found = [base / source / algo / n for n in names if (base / source / algo / n).is_dir()]
+        return found[0] if found else base / source / algo / names[0]
+
     groups = {
-        "ppo": base / "Hopper-v5" / "ppo" / v,
-        "gs_ppo (frozen IDM from hopper-expert)": base / "hopper-expert" / "gs_ppo" / v,
-        "gs_ppo (frozen IDM from hopper-medium)": base / "hopper-medium" / "gs_ppo" / v,
-        "gs_ppo_joint (K=10)": base / "Hopper-v5" / "gs_ppo_joint" / v,
-        "gs_ppo_joint (K=5)": base / "Hopper-v5" / "gs_ppo_joint" / f"full,max_offset=5,num_updates={steps}",
-        "gs_ppo_v0": base / "Hopper-v5" / "gs_ppo_v0" / v,
+        "ppo": runs_of("Hopper-v5", "ppo"),
+        "gs_ppo (frozen IDM from hopper-expert)": runs_of("hopper-expert", "gs_ppo"),
+        "gs_ppo (frozen IDM from hopper-medium)": runs_of("hopper-medium", "gs_ppo"),
+        "gs_ppo_joint (K=10)": runs_of("Hopper-v5", "gs_ppo_joint"),
+        "gs_ppo_joint (K=5)": runs_of("Hopper-v5", "gs_ppo_joint", "max_offset=5,"),
+        "gs_ppo_v0": runs_of("Hopper-v5", "gs_ppo_v0"),
     }
     runs = {label: sorted(p for p in d.glob("seed_*") if (p / "result.json").exists())
             for label, d in groups.items()}

@@ -56,9 +56,10 @@ def test_vectorized_equals_sequential_for_a_stateful_dt_policy():
     spec = TaskSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
                        -np.ones(3, np.float32), np.ones(3, np.float32), 60)
     algo = DecisionTransformer(make_config(DTConfig, "smoke"), spec, torch.device("cpu"))
-    seq = evaluate_sequential(algo, _short_hopper, episodes=4, seed=1, condition=TargetReturn(3600.0))
-    vec = evaluate(algo, _short_hopper, episodes=4, seed=1, condition=TargetReturn(3600.0), mode="sync")
-    # DT's acting pads its products' rows (ACT_ROW_MULTIPLE): batched = one env at a time, exactly.
+    # 6 envs x 15 tokens: products of 90 rows, which acting leaves unpadded (UNPADDED_ROWS), while
+    # one env's 15 rows are padded; batched = one env at a time, exactly.
+    seq = evaluate_sequential(algo, _short_hopper, episodes=6, seed=1, condition=TargetReturn(3600.0))
+    vec = evaluate(algo, _short_hopper, episodes=6, seed=1, condition=TargetReturn(3600.0), mode="sync")
     np.testing.assert_array_equal(vec.returns, seq.returns)
     np.testing.assert_array_equal(vec.lengths, seq.lengths)
 
@@ -110,8 +111,8 @@ def test_sharded_dt_matches_one_process_bit_for_bit():
                        -np.ones(3, np.float32), np.ones(3, np.float32), 60)
     algo = DecisionTransformer(make_config(DTConfig, "smoke"), spec, torch.device("cpu"))
     threads = torch.get_num_threads()
-    one = evaluate(algo, _short_hopper, episodes=4, seed=1, condition=TargetReturn(3600.0), mode="sync")
-    sharded = evaluate(algo, _short_hopper, episodes=4, seed=1, condition=TargetReturn(3600.0),
+    one = evaluate(algo, _short_hopper, episodes=6, seed=1, condition=TargetReturn(3600.0), mode="sync")
+    sharded = evaluate(algo, _short_hopper, episodes=6, seed=1, condition=TargetReturn(3600.0),
                        mode="sharded", shards=2)
     np.testing.assert_array_equal(sharded.returns, one.returns)
     assert torch.get_num_threads() == threads  # only the workers run on one thread

@@ -85,10 +85,10 @@ def _build(name: str, overrides: dict[str, str], tiny_dataset: str, seed: int = 
     return Built(algo, sampler, source, config)
 
 
-def _advance(name: str, built: Built) -> None:
-    """One unit of training, as the run loop does it."""
+def _advance(name: str, built: Built, step: int) -> None:
+    """Unit number ``step`` of training, as the run loop does it."""
     if ALGOS[name].kind == "offline":
-        built.algo.update(built.algo.sample(built.sampler), 0)
+        built.algo.update(built.algo.sample(built.sampler), step)
     else:
         built.algo.train_iteration()
 
@@ -132,8 +132,8 @@ class Plan:
 
 def _plan(name: str, tiny_dataset: str) -> Plan:
     unit = _unit(name, tiny_dataset)
-    budget = "num_updates" if ALGOS[name].kind == "offline" else "total_env_steps"
-    overrides = {**_base_overrides(name), budget: str(6 * unit),
+    budget_field = "num_updates" if ALGOS[name].kind == "offline" else "total_env_steps"
+    overrides = {**_base_overrides(name), budget_field: str(6 * unit),
                  "checkpoint_every": str(2 * unit), "log_every": str(unit)}
     if can_export_policy(ALGOS[name]):
         overrides["snapshot_every"] = str(2 * unit)
@@ -278,8 +278,9 @@ def test_state_dict_round_trip_acts_identically(name, tiny_dataset):
         overrides["rollout_steps"] = "64"
     torch.manual_seed(0)
     original = _build(name, overrides, tiny_dataset, seed=2)
-    for _ in range(3 if entry.kind == "offline" else 1):
-        _advance(name, original)
+    units = 3 if entry.kind == "offline" else 1  # with the steps counted: delayed updates happen
+    for step in range(units):
+        _advance(name, original, step)
     buf = io.BytesIO()  # through bytes, as a checkpoint is: nothing shared with the original
     torch.save({"algo": original.algo.state_dict(),
                 "sampler": original.sampler.state_dict() if original.sampler else None}, buf)
@@ -297,7 +298,7 @@ def test_state_dict_round_trip_acts_identically(name, tiny_dataset):
             # more unit on each, drawing the same torch random numbers, keeps them identical.
             for built in (original, fresh):
                 torch.manual_seed(7)
-                _advance(name, built)
+                _advance(name, built, units)
         a, b = _acts(original.algo, observations, rewards), _acts(fresh.algo, observations, rewards)
         assert list(a) == list(b), f"{when}: conditions {list(a)} vs {list(b)}"
         for condition in a:

@@ -182,3 +182,9 @@ def test_a_target_return_is_evaluated_at_exactly_the_configured_value():
         history = algo.initial_state(2, condition)
         assert history.returns[0, history.pad].item() == pytest.approx(target * config.reward_scale,
                                                                       rel=1e-7)
+
+
+def test_a_condition_given_as_text_is_refused_not_read_as_the_default():
+    algo = DecisionTransformer(make_config(DTConfig, "smoke"), SPEC, torch.device("cpu"))
+    with pytest.raises(TypeError, match="neither the default nor one of TargetReturn"):
+        algo.initial_state(3, "target=3600")

@@ -236,3 +236,19 @@ def test_a_set_equal_to_the_budgets_value_is_the_budgets_run(tmp_path):
                                overrides={"vicreg_weight": "0.1"}, out=tmp_path))
             == run_dir(RunRequest(algo="dt_vicreg", dataset="hopper-random", budget="smoke",
                                   out=tmp_path)))
+
+
+def test_records_made_before_a_field_was_renamed_are_found_under_the_new_name():
+    """The committed goal-setter records live in ``full,max_offset=5,num_updates=300000``; the
+    sweep now asks for ``total_env_steps=300000``: the same runs, found, not retrained (a
+    field sorting before the renamed one must not swallow it)."""
+    from pathlib import Path
+
+    from bench.records import older_spelling
+
+    records = Path(__file__).resolve().parents[1] / "reports/goal-setter/records/Hopper-v5"
+    for algo, canonical in (("gs_ppo_joint", "full,max_offset=5,total_env_steps=300000"),
+                            ("ppo", "full,total_env_steps=300000")):
+        found = older_spelling(records / algo, algo, 0, canonical)
+        assert found is not None and found.parent.name == canonical.replace(
+            "total_env_steps", "num_updates"), (algo, found)

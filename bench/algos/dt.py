@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.algorithm import DEFAULT, Algorithm, Condition
+from bench.algorithm import DEFAULT, Algorithm, Condition, check_condition
 from bench.config import TrainConfig, positive
 from bench.data.sampler import TaskSpec, Sampler, default_target_returns, target_label
 from bench.nn import FastDropout, Transformer
@@ -228,6 +228,7 @@ class DecisionTransformer(Algorithm):
                 for r in self.config.target_returns or default_target_returns(self.spec)]
 
     def initial_state(self, num_envs: int, condition: Condition = DEFAULT) -> History:
+        check_condition(condition, TargetReturn)
         target = condition.value if isinstance(condition, TargetReturn) else 0.0
         return History(num_envs, self.spec.max_episode_steps + 1, self.config.context_len,
                        self.spec.obs_dim, self.spec.act_dim, target * self.config.reward_scale,

@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import registry
-from bench.algorithm import DEFAULT, Algorithm, Condition
+from bench.algorithm import DEFAULT, Algorithm, Condition, check_condition
 from bench.algos.ppo import PPO, PPOConfig
 from bench.config import at_least, positive, positive_sizes
 from bench.data.sampler import TaskSpec, Sampler
@@ -341,6 +341,7 @@ class GoalSetterPPO(PPO):
         return [Actor("policy"), Actor("idm")] if self.config.emit_actions else [DEFAULT]
 
     def initial_state(self, num_envs: int, condition: Condition = DEFAULT) -> Condition:
+        check_condition(condition, Actor)
         return condition
 
     @row_invariant_act

@@ -1,4 +1,6 @@
-"""Small building blocks: an MLP and a dropout whose masks are cheap to draw on the CPU."""
+"""Small building blocks: MLPs and twin critics (``QEnsemble``), a dropout whose masks are cheap
+to draw on the CPU, the attention kernel choice, and row-padded products for batch-invariant
+acting (``row_invariant_act``)."""
 from __future__ import annotations
 
 import contextlib

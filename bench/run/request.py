@@ -57,7 +57,7 @@ def run_dir(req: RunRequest) -> Path:
         overrides = req.overrides
     variant = variant_name(req.budget, overrides)
     directory = algo_dir / variant / f"seed_{req.seed}"
-    if directory.exists() or not req.overrides:
+    if directory.exists():
         return directory
     return older_spelling(algo_dir, req.algo, req.seed, variant) or directory
 
