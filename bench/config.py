@@ -116,6 +116,13 @@ class TrainConfig(RunConfig):
         return at_least(self, 1, "num_updates", "batch_size")
 
 
+# The smoke and quick budgets of the 1M-update learners on single transitions (bc, td3_bc, iql).
+TRANSITION_BUDGETS: dict[str, dict[str, Any]] = {
+    "smoke": {"num_updates": 20, "log_every": 5, "checkpoint_every": 10, "batch_size": 32},
+    "quick": {"num_updates": 20_000, "log_every": 500, "checkpoint_every": 5_000},
+}
+
+
 @dataclasses.dataclass
 class OnlineTrainConfig(RunConfig):
     """An online algorithm's config: ``total_env_steps`` steps in its training envs."""

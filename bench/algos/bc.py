@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.algorithm import Algorithm
-from bench.config import TrainConfig, positive_sizes
+from bench.config import TRANSITION_BUDGETS, TrainConfig, positive_sizes
 from bench.data.sampler import TaskSpec
 from bench.nn import MLP
 from bench.nn.layers import row_invariant_act
@@ -29,10 +29,7 @@ class BCConfig(TrainConfig):
     log_every: int = 1000  # write a metrics line every N updates
     checkpoint_every: int = 50_000  # atomic checkpoint every N updates
 
-    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"num_updates": 20, "log_every": 5, "checkpoint_every": 10, "batch_size": 32},
-        "quick": {"num_updates": 20_000, "log_every": 500, "checkpoint_every": 5_000},
-    }
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = TRANSITION_BUDGETS
 
     def checks(self) -> list[str]:
         return positive_sizes(self, "hidden")

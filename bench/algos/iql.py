@@ -42,7 +42,7 @@ from torch.distributions import Normal
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from bench.algorithm import Algorithm
-from bench.config import TrainConfig, at_least, positive_sizes
+from bench.config import TRANSITION_BUDGETS, TrainConfig, at_least, positive_sizes
 from bench.data.sampler import Sampler, TaskSpec
 from bench.errors import BenchError
 from bench.nn.layers import MLP, QEnsemble, row_invariant_act
@@ -69,10 +69,7 @@ class IQLConfig(TrainConfig):
     log_every: int = 1000  # write a metrics line every N updates
     checkpoint_every: int = 50_000  # atomic checkpoint every N updates
 
-    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"num_updates": 20, "log_every": 5, "checkpoint_every": 10, "batch_size": 32},
-        "quick": {"num_updates": 20_000, "log_every": 500, "checkpoint_every": 5_000},
-    }
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = TRANSITION_BUDGETS
 
     def checks(self) -> list[str]:
         problems = positive_sizes(self, "hidden") + at_least(self, 0, "beta")
