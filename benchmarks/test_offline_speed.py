@@ -8,8 +8,8 @@ measured in the same run. d3rlpy runs in its own venv (made on first use by
 ``benchmarks/d3rlpy_dt/setup_venv.sh``; BENCH_SKIP_D3RLPY=1 skips the comparison) and process
 (``benchmarks/d3rlpy_offline/measure.py --serve``), built from bench's config by
 ``benchmarks/d3rlpy_offline/mirror.py``; chunks of its steps alternate with chunks of ours, as
-``test_speed.py::test_dt_update`` does, and the ratio of means (all of a side's steps over all
-their time) is asserted.
+``test_speed.py::test_dt_update`` does, with an untimed 50 ms pause at every switch (``SETTLE_S``),
+and the ratio of means (all of a side's steps over all their time) is asserted.
 
 A step on each side is what its training loop does per update: bench's
 ``algo.update(algo.sample(sampler), step)`` (the ``bench run`` loop's) and d3rlpy's ``fit`` step
@@ -44,6 +44,11 @@ NETWORKS = {"td3_bc": {"hidden": (256, 256)}, "iql": {"hidden": (256, 256)},
             "cql": {"actor_hidden": (256, 256), "q_hidden": (256, 256)}}
 ROUNDS = int(os.environ.get("BENCH_OFFLINE_ROUNDS", "200"))
 WARMUP, CHUNK = 10, 10
+# Each side's OpenMP threads spin for a while after its last product before they sleep: the side
+# that starts a chunk right after the other's ran 4-8 ms slower over its first two steps (~15% of a
+# 10-step TD3+BC chunk), a cost neither has in its own training loop. An untimed pause at every
+# switch lets the other side's threads go quiet first, for both sides alike.
+SETTLE_S = 0.05
 
 
 class _D3rlpySteps(_D3rlpyUpdates):
@@ -97,7 +102,9 @@ def test_offline_update(benchmark, machine_state, tmp_path, name):  # noqa: F811
         # drifts by tens of percent within a minute (test_speed.py::test_dt_update).
         i = next(calls) - WARMUP
         if d3rlpy is not None and i >= 0 and i % CHUNK == 0:
+            time.sleep(SETTLE_S)
             theirs_s.extend(d3rlpy.updates(CHUNK))
+            time.sleep(SETTLE_S)
 
     try:
         benchmark.pedantic(lambda: algo.update(algo.sample(sampler), next(steps)),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.algos.cql import CQL, CQLConfig, Draws, frozen_q
+from bench.algos.cql import CQL, CQLConfig, Draws
 from bench.data.sampler import TaskSpec
 from bench.nn.actors import TanhGaussianActor, tanh_gaussian_log_prob
 
@@ -255,7 +255,7 @@ def test_each_loss_reaches_only_its_own_parameters():
         return torch.autograd.grad(total, params, allow_unused=True)
 
     s, a = batch["observations"], batch["actions"]
-    assert torch.equal(frozen_q(algo.critics, s, a), algo.critics(s, a))  # the same Q-values
+    assert torch.equal(algo.critics.frozen(s, a), algo.critics(s, a))  # the same Q-values
     critics, actor = list(algo.critics.parameters()), list(algo.actor.parameters())
     alpha = [algo.log_alpha["entropy"]]
     everything = CQL.LOSSES

@@ -16,6 +16,7 @@ from bench.algos.td3_bc import TD3BC, TD3BCConfig
 from bench.data import Sampler
 from bench.data.sampler import TaskSpec
 from bench.errors import BenchError
+from bench.nn.layers import QEnsemble
 from conftest import make_flat
 
 OBS, ACT, B = 3, 2, 6
@@ -274,3 +275,22 @@ def test_acting_is_the_deterministic_actor_on_normalized_observations_in_the_env
     np.testing.assert_allclose(actions, expected, rtol=1e-5, atol=1e-6)
     again, _ = algo.act(obs, None)
     assert np.array_equal(actions, again)  # deterministic: no sampling
+
+
+@pytest.mark.parametrize("member", [None, 0, 1])
+def test_frozen_critics_give_the_same_q_with_gradients_only_to_the_inputs(member):
+    """QEnsemble.frozen: the forward's Q-values (all members, or one), the forward's gradient
+    with respect to the action, and no gradient into any critic parameter (an actor's step
+    must not touch the critics)."""
+    torch.manual_seed(0)
+    critics = QEnsemble(OBS + ACT, (8, 8), n=2)
+    s, a = torch.randn(B, OBS), torch.randn(B, ACT, requires_grad=True)
+    full = critics(s, a)  # (B, 2)
+    expected = full if member is None else full[:, member]
+    frozen = critics.frozen(s, a, member=member)
+    torch.testing.assert_close(frozen, expected)
+    (want,) = torch.autograd.grad(expected.sum(), a)
+    (got,) = torch.autograd.grad(frozen.sum(), a, retain_graph=True)
+    torch.testing.assert_close(got, want)
+    frozen.sum().backward()
+    assert all(p.grad is None for p in critics.parameters())

@@ -59,7 +59,6 @@ from bench.nn.layers import QEnsemble, row_invariant_act
 from bench.nn.optim import adamw, soft_update, target_copy
 from bench.registry import register
 
-
 # -- config -----------------------------------------------------------------------------------
 
 @dataclass
@@ -133,18 +132,6 @@ def init_critics(critics: QEnsemble, orthogonal: bool) -> QEnsemble:
             if orthogonal or k == last:
                 bias.zero_()
     return critics
-
-
-def frozen_q(critics: QEnsemble, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """``critics(states, actions)`` with the critics' weights detached, so the gradient reaches
-    only the actions: (B, obs), (B, A) → (B, 2). (Not ``torch.func.functional_call``, which swaps
-    the module's parameters in place and so cannot run beside another forward of it.)"""
-    h = torch.cat([states, actions], dim=-1).expand(len(critics.weights[0]), -1, -1)
-    last = len(critics.weights) - 1
-    for k, (weight, bias) in enumerate(zip(critics.weights, critics.biases)):
-        h = torch.baddbmm(bias.detach(), h, weight.detach())  # (2, B, fan_out)
-        h = torch.relu(h) if k < last else h
-    return h.squeeze(-1).T
 
 
 @dataclass
@@ -286,7 +273,7 @@ class CQL(Algorithm):
         if step < c.bc_steps:
             actor_loss = (alpha * new_log_pi - self.actor.log_prob(s, a)).mean()
         else:
-            q_pi = frozen_q(self.critics, s, new_action).min(-1).values  # (B,)
+            q_pi = self.critics.frozen(s, new_action).min(-1).values  # (B,)
             actor_loss = (alpha * new_log_pi - q_pi).mean()
 
         # α: down while the policy's entropy (−log π) is above −act_dim, up while below.

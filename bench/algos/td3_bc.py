@@ -98,7 +98,7 @@ class TD3BC(Algorithm):
         # Delayed actor step on −λ·Q1 + BC, then the targets follow.
         if (step + 1) % c.policy_every == 0:
             pi = self.actor(s)  # (B, act)
-            q1 = self.critics(s, pi)[:, 0]  # (B,): Q1 only, as TD3 does
+            q1 = self.critics.frozen(s, pi, member=0)  # (B,): Q1 only, as TD3 does
             lam = c.alpha / q1.abs().mean().detach()
             losses["actor"] = -lam * q1.mean() + F.mse_loss(pi, a)
             gradient_step(self.actor_optimizer, losses["actor"])

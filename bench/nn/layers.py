@@ -218,6 +218,25 @@ class QEnsemble(nn.Module):
                 h = torch.relu(h)
         return h.squeeze(-1).T
 
+    def frozen(self, states: torch.Tensor, actions: torch.Tensor,
+               member: int | None = None) -> torch.Tensor:
+        """Q-values with the ensemble's parameters held constant, so gradients reach only the
+        inputs (an actor's step through its critics): (B, obs), (B, act) → (B, n), or (B,) for
+        one ``member``. (Not ``torch.func.functional_call``, which swaps the module's parameters
+        in place and so cannot run beside another forward of it.) Computing one member without
+        the weight gradients halves the cost of TD3+BC's actor step."""
+        if member is None:
+            h = torch.cat([states, actions], dim=-1).expand(len(self.weights[0]), -1, -1)
+            for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+                h = torch.baddbmm(b.detach(), h, w.detach())  # (n, B, fan_out)
+                h = torch.relu(h) if i < len(self.weights) - 1 else h
+            return h.squeeze(-1).T
+        h = torch.cat([states, actions], dim=-1)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.addmm(b[member].detach(), h, w[member].detach())  # (B, fan_out)
+            h = torch.relu(h) if i < len(self.weights) - 1 else h
+        return h.squeeze(-1)
+
 
 class ScalarEmbedding(nn.Linear):
     """``nn.Linear(1, dim)`` computed as ``x * w + b`` elementwise: the same parameters and
