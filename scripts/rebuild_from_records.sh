@@ -10,7 +10,7 @@ set -euo pipefail
 reports="$(cd "$(dirname "$0")/../reports" && pwd)"
 scripts="$(cd "$(dirname "$0")" && pwd)"
 all=(quick-hopper-table quick-carracing-table quick-idm-table spine-quick-hopper-random
-     ppo-hopper-v5-1m goal-setter vicreg-report vicreg-ppo-10-seeds example-report)
+     ppo-hopper-v5-1m goal-setter vicreg-report vicreg-ppo-10-seeds example-report d3rlpy-referee)
 
 tables() {  # "DATASET ..." "ALGO ..." [RESULTS_FLAG ...]: table.{md,csv} from records/
   local filters=("${@:3}") ds algo
@@ -39,7 +39,9 @@ rebuild() {  # NAME: reports/NAME's tables and report from reports/NAME/records/
   case "$1" in
     quick-hopper-table)
       tables "hopper-medium hopper-medium-replay hopper-medium-expert hopper-expert" \
-        "dt dt_noreturn bc" ;;
+        "dt dt_noreturn bc td3_bc iql cql gcsl_idm"
+      python -m bench report --out records --to . --variant quick \
+        --title "The suite's offline algorithms on its four Hopper datasets (quick budget)" ;;
     quick-carracing-table)
       tables "carracing-medium carracing-expert" "dt dt_noreturn bc" ;;
     quick-idm-table)
@@ -63,6 +65,8 @@ rebuild() {  # NAME: reports/NAME's tables and report from reports/NAME/records/
       python -m bench report --out records --to . --algo ppo --algo ppo_vicreg \
         --dataset Hopper-v5 --variant quick \
         --title "PPO with and without temporal VICReg on its state representation, 10 seeds (quick)" ;;
+    d3rlpy-referee)  # the README's table block, from the records of both sides
+      python "$scripts/d3rlpy_referee.py" --table-only --records records --report README.md ;;
     example-report)
       python -m bench report --out records --to . \
         --title "Example: BC, DT and GCSL-IDM on Hopper-v5 medium / medium-replay (quick budget)" \
