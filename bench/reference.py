@@ -1,7 +1,7 @@
 """Reference policies: pick them from a training run's snapshots, record them, load them.
 
 ``python -m bench.reference pick RUN_DIR --env Hopper-v5 --out assets/hopper`` evaluates every
-snapshot of a PPO run (``--set snapshot_every=N``), picks the *expert* (the best snapshot) and the
+snapshot of a PPO or SAC run (``--set snapshot_every=N``), picks the *expert* (the best snapshot) and the
 *medium* policy (a snapshot before it whose return is within 25% of a third of the expert's, the
 D4RL recipe; the closest of up to 5 candidates otherwise), measures both and the uniform random policy over 100 episodes, and writes
 ``expert.pt``, ``medium.pt`` and ``reference.json`` (files, sha256, returns, how they were made).
@@ -29,7 +29,7 @@ from bench.errors import DatasetError
 from bench.evaluate import PolicyAgent, evaluate
 from bench.io import atomic_write_json
 from bench.data.cards import load_card, reference_dir
-from bench.policies import GaussianMLPPolicy, file_sha256
+from bench.policies import GaussianMLPPolicy, TanhGaussianMLPPolicy, file_sha256, load_policy
 
 REFERENCE_EPISODES = 100
 SCREEN_EPISODES = 10
@@ -38,7 +38,8 @@ MEDIUM_CANDIDATES = 5
 REFERENCE_SEED = 2_000_000_000
 
 
-def load_reference_policy(family: str, which: str, *, seed: int) -> tuple[GaussianMLPPolicy, dict]:
+def load_reference_policy(family: str, which: str, *, seed: int
+                          ) -> tuple[GaussianMLPPolicy | TanhGaussianMLPPolicy, dict]:
     """The stochastic reference policy ``which`` of ``family``, after checking its sha256."""
     card = load_card(family)
     entry = card[which]
@@ -47,7 +48,7 @@ def load_reference_policy(family: str, which: str, *, seed: int) -> tuple[Gaussi
     if actual != entry["sha256"]:
         raise DatasetError(f"reference policy {path} does not match its recorded sha256 "
                            f"({actual[:16]}… vs {entry['sha256'][:16]}…); restore it from git.")
-    return GaussianMLPPolicy.load(path, deterministic=False, seed=seed), card
+    return load_policy(path, deterministic=False, seed=seed), card
 
 
 def _returns(policy, env_id: str, episodes: int, seed: int) -> np.ndarray:
@@ -62,7 +63,7 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
         raise DatasetError(f"{run_dir} has no snapshots/; train with --set snapshot_every=N.")
     screened = []
     for path in snapshots:
-        policy = GaussianMLPPolicy.load(path, deterministic=False, seed=0)
+        policy = load_policy(path, deterministic=False, seed=0)
         mean = float(_returns(policy, env_id, SCREEN_EPISODES, REFERENCE_SEED).mean())
         screened.append((path, mean))
         log(f"{path.name}: {mean:.0f}")
@@ -71,7 +72,7 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
         raise DatasetError(f"the first snapshot of {run_dir} ({snapshots[0].name}) screens best, so "
                            "no earlier snapshot can be the medium policy; train longer, or "
                            "snapshot more often (--set snapshot_every=N).")
-    expert_returns = _returns(GaussianMLPPolicy.load(screened[best][0], deterministic=False, seed=0),
+    expert_returns = _returns(load_policy(screened[best][0], deterministic=False, seed=0),
                               env_id, REFERENCE_EPISODES, REFERENCE_SEED)
     target = float(expert_returns.mean()) / 3
     # Early PPO policies vary a lot between episodes, so 10-episode screens are rough: measure the
@@ -80,7 +81,7 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
     measured: dict[int, np.ndarray] = {best: expert_returns}
     medium = best
     for i in candidates:
-        measured[i] = _returns(GaussianMLPPolicy.load(screened[i][0], deterministic=False, seed=0),
+        measured[i] = _returns(load_policy(screened[i][0], deterministic=False, seed=0),
                                env_id, REFERENCE_EPISODES, REFERENCE_SEED)
         log(f"medium candidate {screened[i][0].name}: {measured[i].mean():.0f}")
         if medium == best or abs(measured[i].mean() - target) < abs(measured[medium].mean() - target):

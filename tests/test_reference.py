@@ -76,7 +76,7 @@ def test_pick_takes_the_earlier_snapshot_nearest_a_third_of_the_expert(picked, m
                      overrides={"snapshot_every": "256"}, eval_episodes=2, out=tmp / "runs")
     screens = {256: 100.0, 512: 320.0, 768: 700.0, 1024: 900.0}
     measured = {256: 110.0, 512: 310.0, 768: 690.0, 1024: 900.0}
-    monkeypatch.setattr(reference.GaussianMLPPolicy, "load", staticmethod(lambda path, **kw: path))
+    monkeypatch.setattr(reference, "load_policy", lambda path, **kw: path)
 
     def returns(policy, env_id, episodes, seed):
         if not isinstance(policy, Path):  # the uniform random policy
@@ -99,7 +99,7 @@ def test_an_expert_no_better_than_random_is_refused(picked, monkeypatch):
     _, tmp = picked
     req = RunRequest(algo="ppo", dataset=None, env="Hopper-v5", seed=0, budget="smoke",
                      overrides={"snapshot_every": "256"}, eval_episodes=2, out=tmp / "runs")
-    monkeypatch.setattr(reference.GaussianMLPPolicy, "load", staticmethod(lambda path, **kw: path))
+    monkeypatch.setattr(reference, "load_policy", lambda path, **kw: path)
     monkeypatch.setattr(reference, "_returns", lambda policy, env_id, episodes, seed: np.full(
         episodes, 20.0 if not isinstance(policy, Path) else int(policy.stem.split("_")[1]) / 100))
     with pytest.raises(DatasetError, match="ref_max above ref_min.*train longer"):

@@ -340,3 +340,37 @@ def test_sac_beats_a_random_policy_on_pendulum(tmp_path):
     learned = result["mean_return"]
     assert random < -900, random
     assert learned > -500 and learned > random + 600, (learned, random)
+
+
+def test_exported_policy_acts_as_sac_does_and_samples_tanh_gaussians():
+    """The policy file of a SAC actor (what snapshots hold, what the reference-policy tools read):
+    deterministic actions equal SAC's own ``act`` in an asymmetric box; stochastic ones are
+    tanh(μ + σ·ε) mapped to the box with the file's seeded generator (same seed, same actions)."""
+    from bench.policies import TanhGaussianMLPPolicy, load_policy
+
+    spec = TaskSpec(OBS, ACT, np.zeros(OBS, np.float32), np.ones(OBS, np.float32),
+                    np.array([-1.0, 0.0], np.float32), np.array([3.0, 0.5], np.float32), 1000)
+    algo = _algo(spec=spec)
+    with torch.no_grad():  # a policy that is not all zeros, and a wide σ
+        for p in algo.actor.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    buf = io.BytesIO()
+    torch.save(algo.export_policy(), buf)
+    path = Path(pytest.importorskip("tempfile").mkdtemp()) / "policy.pt"
+    path.write_bytes(buf.getvalue())
+    obs = np.random.default_rng(0).standard_normal((5, OBS)).astype(np.float32)
+
+    policy = load_policy(path)
+    assert isinstance(policy, TanhGaussianMLPPolicy)
+    np.testing.assert_allclose(policy(obs), algo.act(obs, None)[0], rtol=1e-5, atol=1e-6)
+
+    noisy, again = (load_policy(path, deterministic=False, seed=3) for _ in range(2))
+    first = noisy(obs)
+    np.testing.assert_array_equal(first, again(obs))
+    with torch.no_grad():
+        mean, log_std = algo.actor(torch.as_tensor(obs))
+    eps = np.random.default_rng(3).standard_normal((5, ACT))
+    unit = np.tanh(mean.double().numpy() + np.exp(log_std.double().numpy()) * eps)
+    np.testing.assert_allclose(first, unit * np.array([2.0, 0.25]) + np.array([1.0, 0.25]),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(first, policy(obs))

@@ -333,6 +333,18 @@ class SAC(Algorithm):
 
     # -- persistence ----------------------------------------------------------------------
 
+    def export_policy(self) -> dict[str, Any]:
+        """The actor as a standalone policy file (``bench.policies.TanhGaussianMLPPolicy``)."""
+        return {
+            "format": "bench.tanh_gaussian_mlp.v1", "hidden": list(self.config.hidden),
+            "obs_dim": self.spec.obs_dim, "act_dim": self.spec.act_dim,
+            "log_std_bounds": list(self.actor.log_std_bounds),
+            "actor": {k: v.detach().cpu().clone() for k, v in self.actor.state_dict().items()},
+            "action_low": np.asarray(self.spec.action_low),
+            "action_high": np.asarray(self.spec.action_high),
+            "env_steps": self.env_steps,
+        }
+
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),  # actor, critics, critics_target, temperature, optimizer, buffer
