@@ -112,6 +112,8 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
     # Everything needed to replay the training (the medium-replay dataset is its rollouts).
     card["training"] = {"algo": config["algo"], "env_id": env_id, "seed": config["seed"],
                         "config": config["config"], "torch_threads": threads}
+    if config["algo"] == "sac":
+        card["acting"] = "stochastic (tanh-squashed Gaussian samples, as when making datasets)"
     for which, index in (("expert", best), ("medium", medium)):
         src = screened[index][0]
         dst = out / f"{which}.pt"
@@ -138,14 +140,15 @@ def _current_names(algo: str, overrides: dict[str, str] | None) -> list[tuple[st
 def render_card(card: dict[str, Any]) -> str:
     """A human-readable card for a family's reference policies (written next to them)."""
     t = card["training"]
+    trainer = {"ppo": "PPO", "sac": "SAC"}.get(t["algo"], t["algo"])
     lines = [
         f"# Reference policies for {card['env_id']}",
         "",
-        "Made by `python -m bench.reference pick` from the policy snapshots of one PPO run; "
+        f"Made by `python -m bench.reference pick` from the policy snapshots of one {trainer} run; "
         "`reference.json` holds the same facts in machine-readable form. The dataset makers "
         "refuse a policy whose sha256 differs from the one recorded there.",
         "",
-        "| policy | file | sha256 | PPO env steps | mean ± std return |",
+        f"| policy | file | sha256 | {trainer} env steps | mean ± std return |",
         "|---|---|---|---|---|",
     ]
     for which in ("expert", "medium"):
@@ -172,16 +175,17 @@ def render_card(card: dict[str, Any]) -> str:
         "## Retraining",
         "",
         "```bash",
-        f"OMP_NUM_THREADS={t['torch_threads']} bench run --algo ppo --env {t['env_id']} --budget full "
+        f"OMP_NUM_THREADS={t['torch_threads']} bench run --algo {t['algo']} --env {t['env_id']} --budget full "
         f"--seed {t['seed']} " + " ".join(f"--set {k}={v}" for k, v in
                                          _current_names(t["algo"], card["expert"]["train_overrides"])),
-        f"python -m bench.reference pick results/{t['env_id']}/ppo/<variant>/seed_{t['seed']} "
+        f"python -m bench.reference pick results/{t['env_id']}/{t['algo']}/<variant>/seed_{t['seed']} "
         f"--env {t['env_id']} --out assets/{t['env_id'].split('-')[0].lower()}",
         "```",
         "",
-        "Training is deterministic for a given machine, thread count and library versions; "
-        "`hopper-medium-replay` replays it and checks that it ends at exactly `medium.pt` (on a CPU "
-        "that computes differently it does not, and the replay is marked `replay_verified: NO`).",
+        "Training is deterministic for a given machine, thread count and library versions"
+        + ("; `hopper-medium-replay` replays it and checks that it ends at exactly `medium.pt` (on "
+           "a CPU that computes differently it does not, and the replay is marked "
+           "`replay_verified: NO`)." if t["env_id"] == "Hopper-v5" and t["algo"] == "ppo" else "."),
         "",
         "## Snapshot screening (10 stochastic episodes each)",
         "",

@@ -1,4 +1,6 @@
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -219,3 +221,17 @@ def test_medium_replay_on_a_cpu_that_computes_differently_is_labelled_or_refused
     assert provenance["replay_verified"].startswith("NO")
     assert provenance["replay_max_parameter_difference"] == pytest.approx(1e-3, rel=1e-3)
     assert storage.data_file(alias.local_id).exists()
+
+
+def test_a_sac_card_names_its_trainer_and_retraining_command():
+    """A card picked from a SAC run says SAC, retrains with --algo sac, and does not claim the
+    hopper PPO replay (the committed hopper card, re-labelled as a Walker2d SAC run)."""
+    card = json.loads((Path(__file__).parents[1] / "assets/hopper/reference.json").read_text())
+    card["env_id"] = "Walker2d-v5"
+    card["training"] = {**card["training"], "algo": "sac", "env_id": "Walker2d-v5"}
+    card["expert"]["train_overrides"] = {"snapshot_every": "50000"}
+    text = reference.render_card(card)
+    assert "snapshots of one SAC run" in text and "| SAC env steps |" in text
+    assert "bench run --algo sac --env Walker2d-v5 --budget full" in text
+    assert "pick results/Walker2d-v5/sac/<variant>/seed_0 --env Walker2d-v5 --out assets/walker2d" in text
+    assert "PPO" not in text and "hopper-medium-replay" not in text
