@@ -90,3 +90,16 @@ def make_flat(lengths: list[int], obs_dim: int = 2, act_dim: int = 1, seed: int 
         trunc.append(np.zeros(n, bool))
     return FlatEpisodes(np.concatenate(obs), np.concatenate(act), np.concatenate(rew),
                         np.concatenate(term), np.concatenate(trunc), np.array(lengths))
+
+
+def hand_q(critics, member: int, s: list[float], a: list[float]) -> float:
+    """Member ``member`` of a ``QEnsemble`` at (s, a), layer by layer in float64 Python from its
+    weight matrices: the hand computation the Q-learning tests compare against."""
+    h = [float(x) for x in [*s, *a]]
+    layers = list(zip(critics.weights, critics.biases))
+    for k, (weight, bias) in enumerate(layers):
+        w, b = weight[member].double().tolist(), bias[member, 0].double().tolist()
+        h = [sum(h[i] * w[i][j] for i in range(len(h))) + b[j] for j in range(len(b))]
+        if k < len(layers) - 1:
+            h = [max(x, 0.0) for x in h]
+    return h[0]

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import hand_q
 
 from bench.algos.cql import CQL, CQLConfig, Draws
 from bench.data.sampler import TaskSpec
@@ -59,18 +60,6 @@ def _hand_log_prob(u: list[float], mean: list[float], log_std: list[float]) -> f
     return total
 
 
-def _hand_q(critics, member: int, s: list[float], a: list[float]) -> float:
-    """Critic ``member``'s Q(s, a), layer by layer from its weight matrices."""
-    h = [float(x) for x in [*s, *a]]
-    layers = list(zip(critics.weights, critics.biases))
-    for k, (weight, bias) in enumerate(layers):
-        w, b = weight[member].double().tolist(), bias[member, 0].double().tolist()
-        h = [sum(h[i] * w[i][j] for i in range(len(h))) + b[j] for j in range(len(b))]
-        if k < len(layers) - 1:
-            h = [max(x, 0.0) for x in h]
-    return h[0]
-
-
 def _logsumexp(values: list[float]) -> float:
     top = max(values)
     return top + math.log(sum(math.exp(v - top) for v in values))
@@ -112,12 +101,12 @@ def test_penalty_is_the_hand_computed_logsumexp_over_sampled_actions_minus_data_
                     u = [m + math.exp(ls) * e for m, ls, e in zip(means, log_stds, eps[j].tolist())]
                     sampled.append(([math.tanh(x) for x in u], _hand_log_prob(u, means, log_stds)))
             for member in range(2):
-                q_data = _hand_q(algo.critics, member, s.tolist(), a)
+                q_data = hand_q(algo.critics, member, s.tolist(), a)
                 if importance_sample:
-                    logits = [_hand_q(algo.critics, member, s.tolist(), act) - density
+                    logits = [hand_q(algo.critics, member, s.tolist(), act) - density
                               for act, density in sampled]
                 else:
-                    logits = [q_data] + [_hand_q(algo.critics, member, s.tolist(), act)
+                    logits = [q_data] + [hand_q(algo.critics, member, s.tolist(), act)
                                          for act, _ in sampled]
                 expected += (_logsumexp(logits) - q_data) / rows
     expected *= algo.config.cql_alpha
@@ -144,12 +133,12 @@ def test_td_target_is_reward_plus_discounted_min_of_the_target_twins_at_a_policy
             s, s_next = batch["observations"][b].tolist(), batch["next_observations"][b]
             mean, log_std = algo.actor(s_next)
             a_next = torch.tanh(mean + log_std.exp() * draws.eps_next[b, 0]).tolist()
-            q_next = min(_hand_q(algo.critics_target, i, s_next.tolist(), a_next) for i in range(2))
+            q_next = min(hand_q(algo.critics_target, i, s_next.tolist(), a_next) for i in range(2))
             y = (batch["rewards"][b].item()
                  + 0.9 * (1 - batch["terminals"][b].item()) * q_next)
             targets.append(y)
             for i in range(2):
-                td += (_hand_q(algo.critics, i, s, batch["actions"][b].tolist()) - y) ** 2 / rows
+                td += (hand_q(algo.critics, i, s, batch["actions"][b].tolist()) - y) ** 2 / rows
     assert out["q_target"].item() == pytest.approx(sum(targets) / rows, rel=1e-5, abs=1e-5)
     assert out["td"].item() == pytest.approx(td, rel=1e-5, abs=1e-5)
 
@@ -347,8 +336,9 @@ def test_bc_steps_train_the_actor_on_the_data_actions_log_likelihood():
 
 def test_normalize_reward_scales_rewards_by_episode_length_over_the_return_span():
     """Two episodes returning 3 and 10 (tests/conftest.make_flat): rewards × 1000 / 7."""
-    from bench.data import Sampler
     from conftest import make_flat
+
+    from bench.data import Sampler
 
     plain, scaled = _algo(), _algo(normalize_reward=True)
     scaled.attach_dataset(Sampler(make_flat([3, 5], obs_dim=OBS, act_dim=ACT)))

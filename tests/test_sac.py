@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import SimulatedKill, kill_after
+from conftest import SimulatedKill, hand_q, kill_after
 
 from bench.algos.sac import SAC, SACConfig
 from bench.data.sampler import TaskSpec
@@ -72,18 +72,6 @@ def _hand_log_prob(u: list[float], mean: list[float], log_std: list[float]) -> f
     return total
 
 
-def _hand_q(critics, member: int, s: list[float], a: list[float]) -> float:
-    """Critic ``member``'s Q(s, a), layer by layer from its weight matrices."""
-    h = [*s, *a]
-    layers = list(zip(critics.weights, critics.biases))
-    for k, (weight, bias) in enumerate(layers):
-        w, b = weight[member].double().tolist(), bias[member, 0].double().tolist()
-        h = [sum(h[i] * w[i][j] for i in range(len(h))) + b[j] for j in range(len(b))]
-        if k < len(layers) - 1:
-            h = [max(x, 0.0) for x in h]
-    return h[0]
-
-
 def _hand_policy_sample(algo: SAC, s: torch.Tensor, eps: torch.Tensor) -> tuple[list[float], float]:
     """The squashed action tanh(μ(s) + σ(s) eps) and its log π, by hand from μ(s) and log σ(s)."""
     with torch.no_grad():
@@ -104,7 +92,7 @@ def test_actor_loss_is_alpha_log_pi_minus_min_q_with_the_tanh_corrected_density(
     for b in range(4):
         s = batch["observations"][b]
         action, log_pi = _hand_policy_sample(algo, s, eps[0, b])
-        q = min(_hand_q(algo.critics, i, s.tolist(), action) for i in range(2))
+        q = min(hand_q(algo.critics, i, s.tolist(), action) for i in range(2))
         actor += (0.3 * log_pi - q) / 4
         log_pis.append(log_pi)
     assert out["actor_loss"].item() == pytest.approx(actor, rel=1e-5, abs=1e-5)
@@ -168,12 +156,12 @@ def test_td_target_is_the_soft_bellman_backup_and_termination_stops_it():
     for b in range(4):
         s_next = batch["next_observations"][b]
         a_next, log_pi_next = _hand_policy_sample(algo, s_next, eps[1, b])
-        q_next = min(_hand_q(algo.critics_target, i, s_next.tolist(), a_next) for i in range(2))
+        q_next = min(hand_q(algo.critics_target, i, s_next.tolist(), a_next) for i in range(2))
         bootstrap = 0.0 if batch["terminated"][b] else 0.9 * (q_next - 0.5 * log_pi_next)
         expected = batch["rewards"][b].item() + bootstrap
         assert y[b].item() == pytest.approx(expected, rel=1e-5, abs=1e-5), b
         for i in range(2):
-            q = _hand_q(algo.critics, i, batch["observations"][b].tolist(),
+            q = hand_q(algo.critics, i, batch["observations"][b].tolist(),
                         batch["actions"][b].tolist())
             critic += 0.5 * (q - expected) ** 2 / 4
             q_mean += q / 8
