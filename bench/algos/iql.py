@@ -170,7 +170,8 @@ class IQL(Algorithm):
         soft_update(self.critics_target, self.critics, c.tau)
         self.actor_schedule.step()
         losses["advantage"] = advantage.detach().mean()
-        return {k: v.item() for k, v in losses.items()}
+        # One read of every metric: on a GPU each .item() would wait for the device.
+        return dict(zip(losses, torch.stack([v.detach() for v in losses.values()]).tolist()))
 
     @row_invariant_act
     def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
