@@ -8,7 +8,6 @@ import functools
 import time
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch
 
@@ -24,9 +23,7 @@ def _bench_ppo_steps_per_s() -> float:
     tune_allocator()  # as `bench run` does
     torch.manual_seed(0)
     make = functools.partial(gym.make, "Hopper-v5")
-    env = make()
-    spec = TaskSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
-                       env.action_space.low, env.action_space.high, 1000)
+    spec = TaskSpec.from_env(make())
     algo = PPO(make_config(PPOConfig, "full"), spec, torch.device("cpu"))
     algo.setup(make, 0)
     algo.train_iteration()

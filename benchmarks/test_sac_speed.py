@@ -17,7 +17,6 @@ import os
 import time
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch
 
@@ -37,9 +36,7 @@ class _Ours:
         tune_allocator()  # as `bench run` does
         torch.manual_seed(0)
         make = functools.partial(gym.make, "Hopper-v5")
-        env = make()
-        spec = TaskSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
-                        env.action_space.low, env.action_space.high, 1000)
+        spec = TaskSpec.from_env(make())
         config = dataclasses.replace(make_config(SACConfig, "full"), learning_starts=WARMUP)
         self.algo = SAC(config, spec, torch.device("cpu"))
         self.algo.setup(make, 0)
