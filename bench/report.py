@@ -38,7 +38,7 @@ from bench.io import atomic_write_bytes, atomic_write_json
 from bench.results import (incomplete_runs, load_results, mixed_sources, score_table,
                            select_runs)
 
-BASELINES = Path(__file__).resolve().parent.parent / "baselines" / "hopper_d4rl_v2.csv"
+BASELINES = Path(__file__).resolve().parent.parent / "baselines" / "d4rl_v2.csv"
 # Curve metrics in order of preference; a run is plotted with the first one it logged.
 # metric → (axis label, caption)
 CURVE_METRICS = {
@@ -47,14 +47,16 @@ CURVE_METRICS = {
     "loss": ("training loss", "each algorithm's own loss: compare shapes, not levels across "
                               "algorithms"),
 }
-BASELINE_NOTE = ("† Published scores on the **D4RL v2** Hopper datasets (old Gym Hopper-v2 on "
-                 "mujoco-py), not on this suite's data: a different dataset version and "
-                 "simulator, so a rough reference point, not a one-to-one comparison. From "
-                 "baselines/hopper_d4rl_v2.csv (citations below and in baselines/README.md). "
-                 "They are normalized with D4RL's Hopper reference returns (random -20.27, "
-                 "expert 3,234.3); the scores here use each dataset's own references (the Data "
-                 "table), so the same score stands for different returns on the two sides (the "
-                 "'mean return' column has this suite's raw returns).")
+BASELINE_NOTE = ("† Published scores on the **D4RL v2** locomotion datasets (old Gym Hopper-v2, "
+                 "Walker2d-v2 and HalfCheetah-v2 on mujoco-py), not on this suite's data: a "
+                 "different dataset version and simulator, so a rough reference point, not a "
+                 "one-to-one comparison. From baselines/d4rl_v2.csv (citations below and in "
+                 "baselines/README.md). They are normalized with D4RL's reference returns "
+                 "(Hopper: random -20.27, expert 3,234.3; Walker2d: random 1.63, expert 4,592.3; "
+                 "HalfCheetah: random -280.18, expert 12,135.0); the scores here use each "
+                 "dataset's own references (the Data table), so the same score stands for "
+                 "different returns on the two sides (the 'mean return' column has this suite's "
+                 "raw returns).")
 BELOW_FULL = "‡"
 BELOW_FULL_NOTE = (f" {BELOW_FULL} marks rows not trained with the `full` preset unchanged (a "
                    "smaller budget or overridden settings), while the published runs used their "
