@@ -25,6 +25,7 @@ import numpy as np
 from bench import registry
 from bench.config import current_names
 from bench.making.generate import UniformRandomPolicy
+from bench.making.replay import save_action_record
 from bench.errors import DatasetError
 from bench.evaluate import PolicyAgent, evaluate
 from bench.io import atomic_write_json
@@ -126,6 +127,14 @@ def pick(run_dir: Path, env_id: str, out: Path, log=print) -> dict[str, Any]:
                        "train_seed": config.get("seed"), "train_overrides": config.get("overrides")}
         log(f"{which}: {src.name}, return {returns.mean():.1f} ± {returns.std():.1f}")
     card["random"] = {"mean_return": float(rnd.mean()), "std_return": float(rnd.std())}
+    if config["algo"] == "sac":  # medium-replay replays the training's recorded actions
+        try:
+            card["medium_replay"] = save_action_record(
+                run_dir / "checkpoint.pt", card["medium"]["env_steps"], out / "medium_replay.npz")
+            log(f"medium-replay: {card['medium_replay']['transitions']:,} transitions in "
+                f"{card['medium_replay']['episodes']:,} episodes recorded")
+        except DatasetError as exc:
+            log(f"warning: no medium-replay dataset can be made from these policies: {exc}")
     atomic_write_json(out / "reference.json", card)
     (out / "README.md").write_text(render_card(card))
     return card
@@ -156,8 +165,15 @@ def render_card(card: dict[str, Any]) -> str:
         lines.append(f"| {which} | `{e['file']}` | `{e['sha256']}` | {e['env_steps']:,} | "
                      f"{e['mean_return']:.1f} ± {e['std_return']:.1f} |")
     r = card["random"]
+    lines.append(f"| uniform random | — | — | — | {r['mean_return']:.1f} ± {r['std_return']:.1f} |")
+    if "medium_replay" in card:
+        m = card["medium_replay"]
+        lines += ["", f"`{m['file']}` (sha256 `{m['sha256']}`) holds the env actions of the "
+                  f"training's first {m['transitions']:,} env steps ({m['episodes']:,} complete "
+                  f"episodes, up to the medium snapshot at {m['env_steps']:,}; first reset seed "
+                  f"{m['reset_seed']}): the medium-replay dataset is those episodes replayed "
+                  "in the simulator (`bench.making.replay`)."]
     lines += [
-        f"| uniform random | — | — | — | {r['mean_return']:.1f} ± {r['std_return']:.1f} |",
         "",
         f"Returns: {card['episodes']} episodes each, acting {card['acting']}, reset seeds "
         f"{card['seeds']}. The datasets use ref_min = the random policy's and ref_max = the "

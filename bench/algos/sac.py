@@ -92,6 +92,9 @@ class SACConfig(OnlineTrainConfig):
     init_alpha: float = 1.0  # α at the start (the fixed α when auto_alpha is off)
     target_entropy: float | None = None  # the entropy α steers the policy to (none: −act_dim)
     log_every: int = 1_000  # write a metrics line every N env steps
+    # keep the env actions, rewards and episode ends of the first N env steps in the checkpoint
+    # (TrainingRecord): a reference run's medium-replay dataset replays them (bench.reference)
+    record_steps: int = 0
     # atomic checkpoint every N env steps (it holds the replay buffer's filled rows: up to
     # buffer_size × (2·obs_dim + act_dim + 2) floats, 168 MB for HalfCheetah's 1M)
     checkpoint_every: int = 50_000
@@ -106,7 +109,8 @@ class SACConfig(OnlineTrainConfig):
     }
 
     def checks(self) -> list[str]:
-        problems = at_least(self, 1, "buffer_size", "batch_size") + at_least(self, 0, "learning_starts")
+        problems = at_least(self, 1, "buffer_size", "batch_size")
+        problems += at_least(self, 0, "learning_starts", "record_steps")
         problems += positive_sizes(self, "hidden") + positive(self, "init_alpha")
         if not 0 < self.tau <= 1:
             problems.append(f"tau must be in (0, 1], got {self.tau!r}")
@@ -156,6 +160,38 @@ class ReplayBuffer:
         self.rows[:self.size] = state["rows"].to(self.rows.device)
 
 
+class TrainingRecord:
+    """What the training env was given and gave back over the first ``capacity`` env steps: the
+    env action of each step (exactly as passed to ``env.step``), its reward and how it ended the
+    episode (0 no, 1 terminated, 2 truncated), and the seed of the first reset. From these a
+    simulator replays every transition of the training (D4RL's medium-replay is a SAC run's
+    replay buffer up to the medium policy); 52 bytes per step for Walker2d."""
+
+    def __init__(self, capacity: int, act_dim: int, reset_seed: int) -> None:
+        self.actions = np.zeros((capacity, act_dim), np.float32)
+        self.rewards = np.zeros(capacity, np.float64)
+        self.ends = np.zeros(capacity, np.int8)
+        self.reset_seed = reset_seed
+        self.size = 0
+
+    def add(self, env_action: np.ndarray, reward: float, terminated: bool, truncated: bool) -> None:
+        if self.size < len(self.actions):
+            self.actions[self.size] = env_action
+            self.rewards[self.size] = reward
+            self.ends[self.size] = 1 if terminated else 2 if truncated else 0
+            self.size += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        n = self.size
+        return {"actions": self.actions[:n].copy(), "rewards": self.rewards[:n].copy(),
+                "ends": self.ends[:n].copy(), "reset_seed": self.reset_seed, "size": n}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        n = self.size = int(state["size"])
+        self.actions[:n], self.rewards[:n], self.ends[:n] = state["actions"], state["rewards"], state["ends"]
+        self.reset_seed = int(state["reset_seed"])
+
+
 # -- model ------------------------------------------------------------------------------------
 
 
@@ -194,6 +230,7 @@ class SAC(Algorithm):
         self.buffer = ReplayBuffer(c.buffer_size, obs_dim, act_dim, device)
         self.env_steps = 0
         self.env: gym.Env | None = None
+        self.record: TrainingRecord | None = None  # made by setup when record_steps > 0
         self._obs = np.zeros(obs_dim, np.float32)  # the env's current observation
         self._episode = [0.0, 0]  # return and length of the episode under way
         self._finished: list[tuple[float, int]] = []  # episodes ended since the last metrics line
@@ -262,6 +299,8 @@ class SAC(Algorithm):
         self.env = make_env()
         self._obs = np.asarray(self.env.reset(seed=seed * 1000)[0], np.float32)
         self._episode = [0.0, 0]
+        if self.config.record_steps:
+            self.record = TrainingRecord(self.config.record_steps, self.spec.act_dim, seed * 1000)
 
     def explore(self, obs: np.ndarray) -> np.ndarray:
         """The training action in [-1, 1] units (act_dim,): uniform for the first
@@ -286,6 +325,8 @@ class SAC(Algorithm):
         env_action = np.clip(unit * (high - low) / 2 + (high + low) / 2, low, high)
         next_obs, reward, terminated, truncated, _ = self.env.step(env_action)
         next_obs = np.asarray(next_obs, np.float32)
+        if self.record is not None:
+            self.record.add(env_action, float(reward), bool(terminated), bool(truncated))
         # s' is the true next observation even at a time limit; only termination ends bootstrapping
         self.buffer.add(self._obs, unit, float(reward), next_obs, bool(terminated))
         self._episode[0] += float(reward)
@@ -347,7 +388,8 @@ class SAC(Algorithm):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            **super().state_dict(),  # actor, critics, critics_target, temperature, optimizer, buffer
+            # actor, critics, critics_target, temperature, optimizer, buffer, record
+            **super().state_dict(),
             "env_steps": self.env_steps,
             "env": None if self.env is None else {
                 "snapshot": env_state.snapshot(self.env), "obs": self._obs.copy(),

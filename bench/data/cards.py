@@ -48,6 +48,10 @@ def _card_fix(card: Any) -> str:
             "...`).")
 
 
+# Families whose reference policies SAC trains (scripts/train_reference.sh), as D4RL's were.
+SAC_FAMILIES = ("walker2d", "halfcheetah")
+
+
 def card_path(family: str) -> Path:
     """Where the reference card of ``family`` lives (it may not exist)."""
     return reference_dir() / family / "reference.json"
@@ -62,10 +66,12 @@ def reference_dir() -> Path:
 def load_card(family: str) -> dict[str, Any]:
     path = card_path(family)
     if not path.exists():
-        raise DatasetError(f"no reference policy for {family}: {path} is missing. Train one "
-                           f"(`bench run --algo ppo --env ... --set snapshot_every=50000`) and pick "
-                           f"it (`python -m bench.reference pick RUN_DIR --env ... --out "
-                           f"{reference_dir() / family}`), or use an official dataset.")
+        how = (f"`scripts/train_reference.sh {family}` trains and picks them (SAC, 2M "
+               "env steps: hours on a CPU)" if family in SAC_FAMILIES else
+               "train a run with `--set snapshot_every=N` and pick them (`python -m "
+               f"bench.reference pick RUN_DIR --env ... --out {reference_dir() / family}`)")
+        raise DatasetError(f"no reference policies for {family}: {path} is missing; {how}, or "
+                           "put the official dataset in your Minari root.")
     try:
         card = json.loads(path.read_text())
     except ValueError as exc:  # invalid JSON, or bytes that are not UTF-8

@@ -13,12 +13,26 @@ from typing import Any
 
 from bench.errors import DatasetError
 
-# D4RL's reference returns for hopper (Fu et al. 2020, d4rl/infos.py: REF_MIN_SCORE/REF_MAX_SCORE
-# for hopper). Official Minari mujoco/hopper v0 datasets ship no reference scores, so the suite
-# keeps them here, with their source, instead of inventing any.
-D4RL_HOPPER_RANDOM = -20.272305
-D4RL_HOPPER_EXPERT = 3234.3
-D4RL_SOURCE = "D4RL hopper reference returns (Fu et al. 2020), random -20.272305 / expert 3234.3"
+# D4RL's reference returns (Fu et al. 2020, d4rl/infos.py: REF_MIN_SCORE / REF_MAX_SCORE, the
+# same for every dataset of an env). Official Minari mujoco/* v0 datasets ship no reference
+# scores, so the suite keeps them here, with their source, instead of inventing any.
+D4RL_REFERENCE_RETURNS = {  # family: (random, expert)
+    "hopper": (-20.272305, 3234.3),
+    "walker2d": (1.629008, 4592.3),
+    "halfcheetah": (-280.178953, 12135.0),
+}
+D4RL_HOPPER_RANDOM, D4RL_HOPPER_EXPERT = D4RL_REFERENCE_RETURNS["hopper"]
+# The locomotion families the suite makes datasets for: family -> env id
+LOCOMOTION_ENVS = {"hopper": "Hopper-v5", "walker2d": "Walker2d-v5",
+                   "halfcheetah": "HalfCheetah-v5"}
+
+
+def d4rl_source(family: str) -> str:
+    low, high = D4RL_REFERENCE_RETURNS[family]
+    return f"D4RL {family} reference returns (Fu et al. 2020), random {low} / expert {high}"
+
+
+D4RL_SOURCE = d4rl_source("hopper")
 
 
 class BadReferenceScores(DatasetError):
@@ -69,8 +83,8 @@ class RefScores:
 
 # Reference scores for datasets whose metadata lacks them (official Minari v0 hopper).
 REFERENCE_SCORES: dict[str, RefScores] = {
-    f"mujoco/hopper/{kind}-v0": RefScores(D4RL_HOPPER_RANDOM, D4RL_HOPPER_EXPERT, D4RL_SOURCE)
-    for kind in ("simple", "medium", "expert")
+    f"mujoco/{family}/{kind}-v0": RefScores(*D4RL_REFERENCE_RETURNS[family], d4rl_source(family))
+    for family in LOCOMOTION_ENVS for kind in ("simple", "medium", "expert")
 }
 
 
@@ -86,27 +100,29 @@ class DatasetAlias:
     default_transitions: int = 1_000_000
 
 
-HOPPER_KINDS = {
-    # kind: (official Minari id or None, description)
-    "random": (None, "uniform random actions (the suite's own; Farama has no hopper random v0)"),
-    "medium": ("mujoco/hopper/medium-v0", "a policy at about one third of expert return"),
-    "medium-replay": (None, "every rollout PPO saw until it reached the medium policy"),
+LOCOMOTION_KINDS = {
+    # kind: (Farama's Minari dataset, or None where it has none; description)
+    "random": (None, "uniform random actions (the suite's own; Farama has no random v0)"),
+    "medium": ("mujoco/{family}/medium-v0", "a policy at about one third of expert return"),
+    "medium-replay": (None, "every episode of the reference training until it reached the "
+                            "medium policy"),
     "medium-expert": (None, "medium + expert, concatenated"),
-    "expert": ("mujoco/hopper/expert-v0", "the expert reference policy"),
+    "expert": ("mujoco/{family}/expert-v0", "the expert reference policy"),
 }
 
 ALIASES: dict[str, DatasetAlias] = {
-    f"hopper-{kind}": DatasetAlias(
-        alias=f"hopper-{kind}",
-        env_id="Hopper-v5",
-        local_id=f"bench/hopper/{kind}-v0",
-        official_id=official,
+    f"{family}-{kind}": DatasetAlias(
+        alias=f"{family}-{kind}",
+        env_id=env_id,
+        local_id=f"bench/{family}/{kind}-v0",
+        official_id=official.format(family=family) if official else None,
         generator=kind,
         description=desc,
         # D4RL's medium-expert is both 1M-transition parts (2M); the others are 1M each.
         default_transitions=2_000_000 if kind == "medium-expert" else 1_000_000,
     )
-    for kind, (official, desc) in HOPPER_KINDS.items()
+    for family, env_id in LOCOMOTION_ENVS.items()
+    for kind, (official, desc) in LOCOMOTION_KINDS.items()
 }
 
 CARRACING_KINDS = {
@@ -163,7 +179,8 @@ def _remake_hint(dataset_id: str, provenance: dict[str, Any]) -> str:
 
 # Reference scores for online runs on a bare env id (``bench run --algo ppo --env Hopper-v5``).
 ENV_REFERENCE_SCORES: dict[str, RefScores] = {
-    "Hopper-v5": RefScores(D4RL_HOPPER_RANDOM, D4RL_HOPPER_EXPERT,
-                           D4RL_SOURCE + " (provisional for Hopper-v5 until the suite's own "
-                           "reference policies are measured)"),
+    env_id: RefScores(*D4RL_REFERENCE_RETURNS[family],
+                      d4rl_source(family) + f" (provisional for {env_id} until the suite's own "
+                      "reference policies are measured)")
+    for family, env_id in LOCOMOTION_ENVS.items()
 }

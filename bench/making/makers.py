@@ -21,12 +21,13 @@ from bench.algos.ppo import PPO, PPOConfig
 from bench.carracing.data import maker as carracing_maker
 from bench.config import config_from_dict
 from bench.data import storage
-from bench.data.catalog import ALIASES, D4RL_HOPPER_EXPERT, DatasetAlias
+from bench.data.catalog import ALIASES, D4RL_REFERENCE_RETURNS, DatasetAlias
 from bench.data.sampler import TaskSpec
 from bench.data.staging import maker_lock, replacing, staged
 from bench.errors import DatasetError, UsageError
 from bench.evaluate import PolicyAgent, evaluate
 from bench.making.generate import UniformRandomPolicy, collect_episodes, write_dataset
+from bench.making.replay import load_action_record, replay
 from bench.progress import progress_bar
 from bench.provenance import package_versions
 from bench.data.cards import card_path, card_scores, family_of, load_card, reference_dir
@@ -65,14 +66,16 @@ def make_random(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict
     else:
         ref_min = evaluate(PolicyAgent(UniformRandomPolicy(low, high, seed=ref_seed)), make_env,
                            episodes=REF_EPISODES, seed=ref_seed, desc="reference return").mean_return
-        ref_max = D4RL_HOPPER_EXPERT
+        family = family_of(alias.env_id)
+        ref_max = D4RL_REFERENCE_RETURNS[family][1]
         ref_sources = {
             "ref_min_source": f"mean return of the uniform random policy over {REF_EPISODES} "
                               f"episodes (seeds {ref_seed}+)",
-            "ref_max_source": "D4RL hopper expert reference return 3234.3 (Fu et al. 2020), "
-                              "provisional: no reference policies were committed when this was made",
-            "ref_scores_source": "ref_min: own random policy, 100 episodes; ref_max: D4RL hopper "
-                                 "expert 3234.3 (provisional)",
+            "ref_max_source": f"D4RL {family} expert reference return {ref_max} (Fu et al. "
+                              "2020), provisional: no reference policies were committed when "
+                              "this was made",
+            "ref_scores_source": f"ref_min: own random policy, 100 episodes; ref_max: D4RL "
+                                 f"{family} expert {ref_max} (provisional)",
         }
     provenance = {
         "generator": "bench.data.makers.make_random",
@@ -101,6 +104,8 @@ def make_with_reference_policy(which: str) -> Callable[..., dict[str, Any]]:
         policy, card = load_reference_policy(family, which, seed=seed)
         ref_min, ref_max, ref_source = card_scores(card)
         entry = card[which]
+        algo = card.get("training", {}).get("algo", "ppo")
+        trainer = {"ppo": "PPO", "sac": "SAC"}.get(algo, algo)
 
         def make_env() -> gym.Env:
             return gym.make(alias.env_id, **alias.env_kwargs)
@@ -109,7 +114,7 @@ def make_with_reference_policy(which: str) -> Callable[..., dict[str, Any]]:
                                    desc=alias.alias)
         provenance = {
             "generator": f"bench.data.makers.make_with_reference_policy({which!r})",
-            "policy": f"{family} {which} reference policy ({entry['file']}, PPO snapshot "
+            "policy": f"{family} {which} reference policy ({entry['file']}, {trainer} snapshot "
                       f"{entry['snapshot']}), acting stochastically",
             "policy_sha256": entry["sha256"], "seed": seed,
             "episode_seeds": f"{seed} + n for the n-th episode started (each episode's own in its `seed` attribute; episodes still running when the size was reached are left out, so a few long ones in the last batch are missing)", "requested_transitions": num_transitions,
@@ -118,21 +123,24 @@ def make_with_reference_policy(which: str) -> Callable[..., dict[str, Any]]:
         return write_dataset(
             alias.local_id, buffers, make_env(), ref_min=ref_min, ref_max=ref_max,
             provenance=provenance,
-            algorithm_name=f"ppo-{which}-reference",
+            algorithm_name=f"{algo}-{which}-reference",
             description=f"Self-generated {alias.alias} on {alias.env_id}: {alias.description}. "
                         "NOT the D4RL or Farama dataset.")
 
     return make
 
 
-def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
-    """Maker for ``medium-expert``: the union of the suite's own component datasets, combined
-    with ``minari.combine_datasets``. Missing parts are made first with this seed and a share of
-    the size; present parts are reused as they are (their provenance says how they were made),
-    and the combined dataset's provenance records which parts were made and which reused."""
+def make_combined(*kinds: str) -> Callable[..., dict[str, Any]]:
+    """Maker for ``medium-expert``: the union of the suite's own component datasets of the same
+    family (``hopper-medium-expert`` = ``hopper-medium`` + ``hopper-expert``), combined with
+    ``minari.combine_datasets``. Missing parts are made first with this seed and a share of the
+    size; present parts are reused as they are (their provenance says how they were made), and
+    the combined dataset's provenance records which parts were made and which reused."""
 
     def make(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
 
+        family = alias.alias.removesuffix("-" + "-".join(kinds))
+        parts = [f"{family}-{kind}" for kind in kinds]
         components = [ALIASES[p] for p in parts]
         # Missing parts are made at their own defaults, scaled if a size was asked for.
         share = num_transitions / alias.default_transitions
@@ -158,7 +166,8 @@ def make_combined(*parts: str) -> Callable[..., dict[str, Any]]:
         flats = [storage.load_flat(c.local_id, m["data_sha256"]) for c, m in zip(components, metas)]
         first = metas[0]
         provenance = {
-            "source": "self-generated", "generator": f"bench.data.makers.make_combined{parts}",
+            "source": "self-generated",
+            "generator": f"bench.data.makers.make_combined{tuple(parts)}",
             "policy": "the components' behaviour policies (see components)",
             "policy_sha256": None,
             "components": [{"dataset_id": c.local_id, "data_sha256": m["data_sha256"],
@@ -296,13 +305,72 @@ def policy_difference(replayed: dict[str, Any], target: dict[str, Any]) -> float
 FIXED_RECIPES = {"medium-replay": "a replay of the recorded PPO training that produced the "
                                   "medium reference policy"}
 
+def make_action_replay(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
+    """``medium-replay`` of a SAC-trained family: every complete episode of the reference
+    training up to the medium policy, rebuilt in the simulator from the committed action record
+    (``bench.making.replay``); ``num_transitions`` and ``seed`` do not apply."""
+    family = family_of(alias.env_id)
+    card = load_card(family)
+    ref_min, ref_max, ref_source = card_scores(card)
+    entry, medium = card["medium_replay"], card["medium"]
+    record = load_action_record(reference_dir() / family / entry["file"], entry["sha256"])
+    result = replay(alias.env_id, record, desc=f"{alias.alias} (replaying training)")
+    episodes = len(result.episodes)
+    if result.differing == 0:
+        verified = (f"every one of the {episodes} episodes has the recorded length, ending and "
+                    "return exactly")
+    else:
+        mismatch = (f"{result.differing} of {episodes} replayed episodes differ from the "
+                    f"recorded training in length, ending or return (largest return difference "
+                    f"{result.max_return_difference:.3g}: this simulator build computes "
+                    "differently from the one that trained the policy)")
+        if os.environ.get("BENCH_STRICT_REPLAY") == "1":
+            raise DatasetError(f"{mismatch} and BENCH_STRICT_REPLAY=1; nothing was written.")
+        print(f"[bench] warning: {alias.alias}: {mismatch}. Writing the replay anyway, marked "
+              "replay_verified=NO in its metadata; BENCH_STRICT_REPLAY=1 refuses instead.",
+              file=sys.stderr)
+        verified = (f"NO: {mismatch}; the episodes are this simulator's response to the recorded "
+                    "actions")
+    provenance = {
+        "generator": "bench.making.replay (bench.data.makers.make_action_replay)",
+        "policy": f"SAC training from step 0 to {entry['env_steps']} (the medium reference "
+                  f"policy, {medium['file']}, is that run's snapshot at that step); complete "
+                  f"episodes only, replayed from {entry['file']} (sha256 {entry['sha256']})",
+        "policy_sha256": medium["sha256"], "seed": card["training"]["seed"],
+        "reset_seed": entry["reset_seed"], "alias": alias.alias,
+        "replay_verified": verified, "replay_differing_episodes": result.differing,
+        "replay_max_return_difference": result.max_return_difference,
+        "ref_scores_source": ref_source,
+    }
+    return write_dataset(
+        alias.local_id, result.episodes, gym.make(alias.env_id), ref_min=ref_min,
+        ref_max=ref_max, provenance=provenance, algorithm_name="sac-training-replay",
+        description=f"Self-generated {alias.alias} on {alias.env_id}: {alias.description}. "
+                    "NOT the D4RL or Farama dataset.")
+
+
+def make_medium_replay(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
+    """``medium-replay``: the training that produced the family's medium policy, replayed: a SAC
+    run's from its committed action record, a PPO run's by training again."""
+    card = load_card(family_of(alias.env_id))
+    if "medium_replay" in card:
+        return make_action_replay(alias, num_transitions=num_transitions, seed=seed)
+    trainer = card.get("training", {}).get("algo")
+    if trainer != "ppo":
+        raise DatasetError(f"{alias.alias}: the {family_of(alias.env_id)} reference policies "
+                           f"were trained by {trainer} without an action record, so their "
+                           "training cannot be replayed; pick them again from a run trained "
+                           "with --set record_steps=N (bench.reference).")
+    return make_training_replay(alias, num_transitions=num_transitions, seed=seed)
+
+
 MAKERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "medium-replay": make_training_replay,
+    "medium-replay": make_medium_replay,
     "random": make_random,
     "expert": make_with_reference_policy("expert"),
     "medium": make_with_reference_policy("medium"),
-    "medium-expert": make_combined("hopper-medium", "hopper-expert"),
-    "carracing-medium-expert": make_combined("carracing-medium", "carracing-expert"),
+    "medium-expert": make_combined("medium", "expert"),
+    "carracing-medium-expert": make_combined("medium", "expert"),
 }
 
 

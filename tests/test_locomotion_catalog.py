@@ -1,0 +1,53 @@
+"""The D4RL locomotion trio in the catalog (issue 27): every family has the five aliases, each
+resolving to Farama's id where one exists, normalized with its own env's D4RL references."""
+from __future__ import annotations
+
+import pytest
+
+from bench.data.cards import env_reference_scores
+from bench.data.catalog import ALIASES, REFERENCE_SCORES
+from bench.errors import DatasetError
+from bench.making.makers import make_alias
+
+KINDS = ("random", "medium", "medium-replay", "medium-expert", "expert")
+
+
+@pytest.mark.parametrize("family, env_id", [("hopper", "Hopper-v5"), ("walker2d", "Walker2d-v5"),
+                                            ("halfcheetah", "HalfCheetah-v5")])
+def test_each_family_has_the_five_d4rl_datasets(family, env_id):
+    for kind in KINDS:
+        alias = ALIASES[f"{family}-{kind}"]
+        assert alias.env_id == env_id and alias.local_id == f"bench/{family}/{kind}-v0"
+        official = f"mujoco/{family}/{kind}-v0" if kind in ("medium", "expert") else None
+        assert alias.official_id == official
+    assert ALIASES[f"{family}-medium-expert"].default_transitions == 2_000_000
+
+
+@pytest.mark.parametrize("family, low, high", [("hopper", -20.272305, 3234.3),
+                                               ("walker2d", 1.629008, 4592.3),
+                                               ("halfcheetah", -280.178953, 12135.0)])
+def test_official_datasets_use_their_own_envs_d4rl_references(family, low, high):
+    refs = REFERENCE_SCORES[f"mujoco/{family}/medium-v0"]
+    assert (refs.ref_min, refs.ref_max) == (low, high) and family in refs.source
+
+
+def test_walker2d_random_is_made_without_reference_policies_with_walker2d_references(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_REFERENCE_DIR", str(tmp_path / "refs"))  # no cards at all
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    meta = make_alias(ALIASES["walker2d-random"], num_transitions=300, seed=0, log=lambda m: None)
+    assert meta["ref_max_score"] == 4592.3
+    assert "walker2d" in meta["bench_provenance"]["ref_max_source"]
+    assert meta["env_spec"] and "Walker2d-v5" in str(meta["env_spec"])
+    assert env_reference_scores("Walker2d-v5").ref_max == 4592.3
+
+
+@pytest.mark.parametrize("kind", ["medium", "medium-replay", "medium-expert"])
+def test_datasets_that_need_missing_sac_policies_name_the_script_that_makes_them(
+        kind, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_REFERENCE_DIR", str(tmp_path / "refs"))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DatasetError, match="scripts/train_reference.sh halfcheetah"):
+        make_alias(ALIASES[f"halfcheetah-{kind}"], log=lambda m: None)
