@@ -52,6 +52,9 @@ class Algorithm:
     # and continuous actions.
     accepts_observations: ClassVar[tuple[str, ...]] = ("vector",)
     accepts_actions: ClassVar[tuple[str, ...]] = ("box",)
+    # True for goal-conditioned algorithms that act on a goal task's [observation, goal] rows
+    # (TaskSpec.goal_dim); the others are given the observation part (bench.run).
+    uses_task_goals: ClassVar[bool] = False
 
     def __init__(self, config: Any, spec: TaskSpec, device: torch.device) -> None:
         self.config = config

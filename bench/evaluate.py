@@ -353,6 +353,28 @@ def evaluate_sequential(agent: Any, make_env: MakeEnv, *, episodes: int, seed: i
     return EvalResult(returns, lengths, time.perf_counter() - start, condition)
 
 
+class WithoutTaskGoal:
+    """``agent``, which acts on observations alone, evaluated on a goal task whose env shows
+    ``[observation, goal]`` (``bench.envs.goal_tasks``): it is given the first ``obs_dim``
+    numbers of each row (the goal-blind behaviour its training data teach it)."""
+
+    def __init__(self, agent: Any, obs_dim: int) -> None:
+        self.agent, self.obs_dim = agent, obs_dim
+
+    @property
+    def batch_invariant_act(self) -> bool:
+        return bool(getattr(self.agent, "batch_invariant_act", False))
+
+    def initial_state(self, num_envs: int, condition: Condition = DEFAULT) -> Any:
+        return self.agent.initial_state(num_envs, condition)
+
+    def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        return self.agent.act(observations[:, :self.obs_dim], state)
+
+    def observe(self, state: Any, actions: np.ndarray, rewards: np.ndarray) -> Any:
+        return self.agent.observe(state, actions, rewards)
+
+
 class PolicyAgent:
     """Adapts a stateless batch policy ``f(obs) -> actions`` to the agent interface."""
 

@@ -46,6 +46,20 @@ def tiny_dataset(isolated_roots) -> str:
     return TINY_ID
 
 
+TINY_GOAL_ALIAS = "pointmaze-medium-navigate"
+
+
+@pytest.fixture(scope="session")
+def tiny_goal_dataset(isolated_roots) -> str:
+    """Three 1,000-step episodes of the pointmaze-medium-navigate recipe, under the isolated
+    root, made as `bench datasets make pointmaze-medium-navigate --transitions 3000` would."""
+    from bench.data.catalog import ALIASES
+    from bench.making.makers import make_alias
+
+    make_alias(ALIASES[TINY_GOAL_ALIAS], num_transitions=3000, seed=0, log=lambda m: None)
+    return TINY_GOAL_ALIAS
+
+
 class SimulatedKill(Exception):
     """Stands in for a killed process inside the training loop (``kill_after``)."""
 

@@ -33,7 +33,7 @@ from bench.config import make_config
 from bench.data import Sampler
 from bench.run import RunRequest, can_export_policy, execute, run_dir
 from bench.run.source import DataSource
-from conftest import SimulatedKill, kill_after
+from conftest import TINY_GOAL_ALIAS, SimulatedKill, kill_after
 
 ALGOS = registry.all_algorithms()  # at collection time: plugins included
 EXPORTERS = [name for name, entry in ALGOS.items() if can_export_policy(entry)]
@@ -50,11 +50,19 @@ def _config(entry: registry.AlgoEntry, overrides: dict[str, str]) -> Any:
     return make_config(entry.config_cls, "smoke", overrides, entry.defaults, entry.presets)
 
 
+@pytest.fixture(autouse=True)
+def _goal_data(request):
+    """Goal-conditioned algorithms train on a tiny goal task (made once per session)."""
+    if any(ALGOS[name].cls.uses_task_goals for name in ALGOS):
+        request.getfixturevalue("tiny_goal_dataset")
+
+
 def _source_kwargs(entry: registry.AlgoEntry, config: Any, tiny_dataset: str) -> dict[str, Any]:
-    """Offline, and online where the data are required: the tiny dataset; else the bare env."""
+    """Offline, and online where the data are required: the tiny dataset (goal-conditioned
+    algorithms: the tiny goal task); else the bare env."""
     if entry.kind == "online" and entry.cls.dataset_use(config) in ("none", "optional"):
         return {"dataset": None, "env": ONLINE_ENV}
-    return {"dataset": tiny_dataset, "env": None}
+    return {"dataset": TINY_GOAL_ALIAS if entry.cls.uses_task_goals else tiny_dataset, "env": None}
 
 
 @dataclass
@@ -76,7 +84,9 @@ def _build(name: str, overrides: dict[str, str], tiny_dataset: str, seed: int = 
     spec, sampler = source.spec, None
     if source.flat is not None:
         sampler = Sampler(source.flat, seed=seed)
-        spec = sampler.spec(spec.action_low, spec.action_high, spec.max_episode_steps, spec.env_id)
+        spec = dataclasses.replace(
+            sampler.spec(spec.action_low, spec.action_high, spec.max_episode_steps, spec.env_id),
+            goal_dim=spec.goal_dim, num_tasks=spec.num_tasks)
     algo = entry.cls(config, spec, torch.device("cpu"))
     if sampler is not None:
         algo.attach_dataset(sampler)

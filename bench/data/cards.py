@@ -70,7 +70,7 @@ def load_card(family: str) -> dict[str, Any]:
                "env steps: hours on a CPU)" if family in SAC_FAMILIES else
                "train a run with `--set snapshot_every=N` and pick them (`python -m "
                f"bench.reference pick RUN_DIR --env ... --out {reference_dir() / family}`)")
-        raise DatasetError(f"no reference policies for {family}: {path} is missing; {how}, or "
+        raise DatasetError(f"no reference policy for {family}: {path} is missing; {how}, or "
                            "put the official dataset in your Minari root.")
     try:
         card = json.loads(path.read_text())

@@ -125,6 +125,25 @@ ALIASES: dict[str, DatasetAlias] = {
     for kind, (official, desc) in LOCOMOTION_KINDS.items()
 }
 
+# OGBench's navigation datasets (Park et al., ICLR 2025), made with its recipe
+# (bench.making.ogbench_maze); evaluated on its five task goals, scored by success rate.
+OGBENCH_NAVIGATE = {
+    "pointmaze-medium-navigate": "a noisy scripted expert navigating PointMaze-medium to random "
+                                 "goals (OGBench's recipe)",
+    "pointmaze-large-navigate": "a noisy scripted expert navigating PointMaze-large to random "
+                                "goals (OGBench's recipe)",
+}
+ALIASES.update({
+    name: DatasetAlias(
+        alias=name, env_id=f"bench/{name}-v0",
+        local_id=f"bench/pointmaze/{name.split('-', 1)[1]}-v0", official_id=None,
+        generator="ogbench-navigate", description=desc)
+    for name, desc in OGBENCH_NAVIGATE.items()
+})
+# A goal task's score: the success rate in percent (its episodes return 1 on success, else 0).
+SUCCESS_SOURCE = ("success rate: an episode returns 1 when it reaches its goal, else 0, so the "
+                  "normalized score is the success rate in percent")
+
 CARRACING_KINDS = {
     "medium": "the track driver at target speed 40 with Gaussian action noise (std 0.2)",
     "expert": "the track driver at target speed 90, exact actions",

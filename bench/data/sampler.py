@@ -31,6 +31,10 @@ class TaskSpec:
     max_episode_steps: int
     env_id: str = ""
     best_return: float | None = None  # the highest episode return in the dataset
+    # A goal task's env shows [observation, goal] (bench.envs.goal_tasks): goal_dim numbers
+    # after the obs_dim of the observation; 0 for envs without task goals.
+    goal_dim: int = 0
+    num_tasks: int = 0  # a goal task's evaluation goals (episode seeds cycle through them)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
@@ -45,12 +49,17 @@ class TaskSpec:
                 raise BenchError(f"{env.spec.id if env.spec else 'the env'} has {describe(space)} "
                                  f"{role}; only Box observations and actions are supported.")
         low = np.asarray(env.action_space.low, np.float32)
-        obs_dim = int(np.prod(env.observation_space.shape))
+        try:
+            goal_dim, num_tasks = (int(env.get_wrapper_attr("goal_dim")),
+                                   int(env.get_wrapper_attr("num_tasks")))
+        except AttributeError:
+            goal_dim = num_tasks = 0
+        obs_dim = int(np.prod(env.observation_space.shape)) - goal_dim
         max_steps = env.spec.max_episode_steps if env.spec else None
         return cls(obs_dim, int(np.prod(low.shape)), np.zeros(obs_dim, np.float32),
                    np.ones(obs_dim, np.float32), low,
                    np.asarray(env.action_space.high, np.float32), max_steps or 1000,
-                   env.spec.id if env.spec else "")
+                   env.spec.id if env.spec else "", goal_dim=goal_dim, num_tasks=num_tasks)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TaskSpec":
@@ -149,6 +158,45 @@ class Sampler:
             "goals": f.observations[oi + k],
             "offsets": k,
             "returns_to_go": f.returns_to_go[idx].astype(np.float32),
+        }
+
+    def goal_mixture(self, batch_size: int, p_current: float, p_future: float,
+                     p_random: float, geometric: float | None = None,
+                     rng: np.random.Generator | None = None,
+                     transitions: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Transitions (s_t, a_t, s_{t+1}) with a goal each, drawn as OGBench's goal-conditioned
+        learners draw them (``GCDataset.sample_goals``): with probability ``p_current`` the state
+        s_t itself, ``p_future`` a later state of the same episode, ``p_random`` a state of any
+        episode (the three sum to 1). A later state is s_{t+k}, k uniform in 1..(steps left), or
+        with ``geometric`` = γ, k ~ Geometric(1 − γ) capped at the steps left; the episode's final
+        observation counts as a state. ``goal_is_current`` marks goals that are s_t (OGBench's
+        success: reward 0 instead of −1, no bootstrap). ``transitions``: these transition
+        indices instead of fresh ones (a second set of goals for the same transitions, as the
+        returned ``transitions`` gives them)."""
+        if not np.isclose(p_current + p_future + p_random, 1.0):
+            raise ValueError(f"goal probabilities must sum to 1, got {p_current} + {p_future} + "
+                             f"{p_random}")
+        f, rng = self.flat, self.rng if rng is None else rng
+        idx = rng.integers(0, f.num_transitions, batch_size) if transitions is None \
+            else np.asarray(transitions)
+        batch_size = len(idx)
+        oi = f.obs_index[idx]
+        left = self._ep_len_of[idx] - f.timesteps[idx]  # >= 1: s_{t+left} is the final obs
+        if geometric is None:
+            k = 1 + np.floor(rng.random(batch_size) * left).astype(np.int64)
+        else:
+            k = np.minimum(rng.geometric(1.0 - geometric, batch_size), left)
+        random_goal = f.obs_index[rng.integers(0, f.num_transitions, batch_size)]
+        u = rng.random(batch_size)
+        current = u < p_current
+        goal_index = np.where(current, oi, np.where(u < p_current + p_future, oi + k, random_goal))
+        return {
+            "observations": f.observations[oi],
+            "actions": f.actions[idx],
+            "next_observations": f.observations[oi + 1],
+            "goals": f.observations[goal_index],
+            "goal_is_current": goal_index == oi,
+            "transitions": idx,
         }
 
 

@@ -192,10 +192,13 @@ def write_dataset(
     provenance: dict[str, Any],
     description: str,
     algorithm_name: str,
+    observation_space: Any = None,
+    author: str = "bench (self-generated)",
 ) -> dict[str, Any]:
     """Write ``buffers`` as a Minari dataset, stamp provenance and the data file's sha256 into its
     metadata, and move it into the Minari root whole (``bench.data.staging``): a write that is
-    interrupted or fails leaves no dataset behind."""
+    interrupted or fails leaves no dataset behind. ``observation_space``: the data's, where it
+    is not the env's (a goal task's env shows the goal beside the observation)."""
     import warnings
 
     import minari
@@ -207,8 +210,9 @@ def write_dataset(
             warnings.simplefilter("ignore", UserWarning)  # minari nags about optional fields
             dataset = minari.create_dataset_from_buffers(
                 dataset_id=dataset_id, buffer=buffers, env=env, algorithm_name=algorithm_name,
-                author="bench (self-generated)",
+                author=author,
                 ref_min_score=float(ref_min), ref_max_score=float(ref_max), description=description,
+                observation_space=observation_space,
             )
         sha = storage.sha256_file(storage.data_file(dataset_id))
         provenance = {"source": "self-generated", "versions": package_versions(), **provenance}

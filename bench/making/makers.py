@@ -7,6 +7,7 @@ writes a Minari dataset whose metadata says exactly how it was made.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import sys
 import time
@@ -21,12 +22,13 @@ from bench.algos.ppo import PPO, PPOConfig
 from bench.carracing.data import maker as carracing_maker
 from bench.config import config_from_dict
 from bench.data import storage
-from bench.data.catalog import ALIASES, D4RL_REFERENCE_RETURNS, DatasetAlias
+from bench.data.catalog import ALIASES, D4RL_REFERENCE_RETURNS, SUCCESS_SOURCE, DatasetAlias
 from bench.data.sampler import TaskSpec
 from bench.data.staging import maker_lock, replacing, staged
 from bench.errors import DatasetError, UsageError
 from bench.evaluate import PolicyAgent, evaluate
 from bench.making.generate import UniformRandomPolicy, collect_episodes, write_dataset
+from bench.making import ogbench_maze
 from bench.making.replay import load_action_record, replay
 from bench.progress import progress_bar
 from bench.provenance import package_versions
@@ -349,6 +351,55 @@ def make_action_replay(alias: DatasetAlias, *, num_transitions: int, seed: int) 
                     "NOT the D4RL or Farama dataset.")
 
 
+def make_ogbench_navigate(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
+    """OGBench's navigate dataset for ``alias``: from OGBench's own file when it is in OGBench's
+    data directory (converted once, provenance ``official``), else made with its recipe
+    (``bench.making.ogbench_maze``): ``num_transitions`` rounded up to whole 1,000-step
+    episodes."""
+    name = f"{alias.alias}-v0"
+    official = ogbench_maze.official_file(name)
+    eval_env = gym.make(alias.env_id)
+    observation_space = ogbench_maze.collection_env(name).observation_space
+    if official.exists():
+        observations, actions = ogbench_maze.read_official(official)
+        provenance = {
+            "source": "official", "generator": "bench.making.ogbench_maze.read_official",
+            "policy": "OGBench's noisy scripted navigation expert (its own file)",
+            "policy_sha256": None, "seed": None, "file": str(official),
+            "file_sha256": storage.sha256_file(official)}
+        first_seed, author = None, "OGBench (Park et al. 2025); converted by bench"
+    else:
+        episodes = -(-num_transitions // ogbench_maze.EPISODE_STEPS)
+        data = ogbench_maze.collect(name, episodes, seed)
+        observations, actions = data["observations"], data["actions"]
+        provenance = {
+            "generator": "bench.making.ogbench_maze.collect",
+            "policy": "OGBench's navigate recipe: the maze's breadth-first oracle subgoal, unit "
+                      f"direction plus N(0, {ogbench_maze.NOISE_STD}²) noise clipped to [-1, 1], "
+                      "a new random vertex-cell goal whenever one is reached",
+            "policy_sha256": None, "seed": seed,
+            "episode_seeds": f"episode e resets with {seed} + e and draws its cells and noise "
+                             f"from numpy.random.default_rng([{seed}, e])",
+            "requested_transitions": num_transitions,
+            "goals_reached_per_episode": float(data["reached"].mean())}
+        first_seed, author = seed, "bench (self-generated)"
+    provenance.update({"alias": alias.alias, "ogbench_dataset": name,
+                       "ogbench_version": importlib.metadata.version("ogbench"),
+                       "ref_scores_source": SUCCESS_SOURCE,
+                       "goal_task": {"env_id": alias.env_id, "num_tasks":
+                                     int(eval_env.unwrapped.num_tasks),
+                                     "goal": "the observation to reach (x, y)"}})
+    buffers = ogbench_maze.episode_buffers(observations, actions, first_seed)
+    made_here = provenance.get("source") != "official"
+    return write_dataset(
+        alias.local_id, buffers, eval_env, ref_min=0.0, ref_max=1.0, provenance=provenance,
+        algorithm_name="ogbench-navigate-oracle" if made_here else "ogbench-official",
+        observation_space=observation_space, author=author,
+        description=(f"{'Self-generated' if made_here else 'Converted'} {alias.alias} on "
+                     f"{alias.env_id}: {alias.description}. "
+                     + ("NOT OGBench's file." if made_here else "OGBench's own file.")))
+
+
 def make_medium_replay(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
     """``medium-replay``: the training that produced the family's medium policy, replayed: a SAC
     run's from its committed action record, a PPO run's by training again."""
@@ -371,6 +422,7 @@ MAKERS: dict[str, Callable[..., dict[str, Any]]] = {
     "medium": make_with_reference_policy("medium"),
     "medium-expert": make_combined("medium", "expert"),
     "carracing-medium-expert": make_combined("medium", "expert"),
+    "ogbench-navigate": make_ogbench_navigate,
 }
 
 

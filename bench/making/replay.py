@@ -66,7 +66,7 @@ def save_action_record(checkpoint: Path, env_steps: int, out: Path) -> dict[str,
                         reset_seed=np.array(int(record["reset_seed"])))
     tmp.replace(out)
     return {"file": out.name, "sha256": file_sha256(out), "env_steps": int(env_steps),
-            "transitions": steps, "episodes": int(len(stops)),
+            "transitions": steps, "episodes": len(stops),
             "reset_seed": int(record["reset_seed"])}
 
 

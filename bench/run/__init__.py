@@ -38,7 +38,8 @@ from bench.config import (EVAL_MODES, check_choice, check_count, check_seed, con
 from bench.data import Sampler
 from bench.data.resolve import check_dataset_name
 from bench.errors import BenchError, UsageError
-from bench.evaluate import ACTING_THREADS, evaluate, normalized_score
+from bench.envs.goal_tasks import success_summary
+from bench.evaluate import ACTING_THREADS, WithoutTaskGoal, evaluate, normalized_score
 from bench.io import atomic_write_bytes, atomic_write_json
 from bench.locks import file_lock
 from bench.perf import tune_allocator
@@ -135,7 +136,9 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
     spec, sampler = source.spec, None
     if source.flat is not None:
         sampler = Sampler(source.flat, seed=req.seed)
-        spec = sampler.spec(spec.action_low, spec.action_high, spec.max_episode_steps, spec.env_id)
+        spec = dataclasses.replace(
+            sampler.spec(spec.action_low, spec.action_high, spec.max_episode_steps, spec.env_id),
+            goal_dim=spec.goal_dim, num_tasks=spec.num_tasks)
     algo = entry.cls(config, spec, device)
     if sampler is not None:
         algo.attach_dataset(sampler)
@@ -172,9 +175,12 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
         return algo.train_iteration(), algo.env_steps - before
 
     eval_conditions = algo.eval_conditions()
+    # On a goal task (an env showing [observation, goal]) an algorithm that does not take task
+    # goals acts on the observation part.
+    agent = algo if not spec.goal_dim or algo.uses_task_goals else WithoutTaskGoal(algo, spec.obs_dim)
 
     def evaluate_headline() -> dict[str, float]:
-        res = evaluate(algo, source.make_env, episodes=req.eval_episodes,
+        res = evaluate(agent, source.make_env, episodes=req.eval_episodes,
                        seed=eval_seed(req.seed), condition=eval_conditions[0], mode=req.eval_mode)
         row = {"eval/return": res.mean_return}
         if ref:
@@ -208,7 +214,7 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
 
     eval_results, eval_seconds = {}, 0.0
     for condition in eval_conditions:
-        res = evaluate(algo, source.make_env, episodes=req.eval_episodes,
+        res = evaluate(agent, source.make_env, episodes=req.eval_episodes,
                        seed=eval_seed(req.seed), condition=condition, mode=req.eval_mode,
                        desc=f"evaluating {condition.label}")
         eval_seconds += res.seconds
@@ -224,6 +230,9 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
             "episode_returns": res.returns.tolist(), "episode_lengths": res.lengths.tolist(),
             "mean_return": res.mean_return, "normalized_score": score, "seconds": res.seconds,
         }
+        if spec.num_tasks:  # a goal task: each return is a success (1) or not (0)
+            eval_results[condition.label]["success"] = success_summary(
+                res.returns, eval_seed(req.seed), spec.num_tasks)
     total, train_seconds = progress.total, progress.train_seconds
     headline = eval_results[eval_conditions[0].label]
     result = {
@@ -237,6 +246,7 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
         "episode_returns": headline["episode_returns"],
         "mean_return": headline["mean_return"],
         "normalized_score": headline["normalized_score"],
+        "success": headline.get("success"),  # goal tasks: success rate overall and per task
         "ref_min": ref.ref_min if ref else None, "ref_max": ref.ref_max if ref else None,
         "ref_source": ref.source if ref else None,
         "conditions": eval_results,

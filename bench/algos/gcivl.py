@@ -1,0 +1,190 @@
+"""Goal-conditioned implicit V-learning (GCIVL), as OGBench runs it (Park et al., ICLR 2025,
+section 5 and appendix; its ``impls/agents/gcivl.py`` at commit 85bdd21 and the defaults of
+``impls/main.py``).
+
+A goal-conditioned value V(s, g) learns how many steps (discounted, negative) the data's
+behaviour takes to get from s to g, with IQL's expectile regression but without a Q-function:
+the reward is 0 when the goal is the state itself and −1 otherwise, and each of two value heads
+V_k regresses
+
+    y_k = r + γ (1 − [g = s]) V'_k(s', g)
+
+with weight |τ − 1(A < 0)|, A = r + γ (1 − [g = s]) min_k V'_k(s', g) − mean_k V'_k(s, g)
+(V' the target heads, Polyak-averaged): an upper expectile of the one-step backup, which an
+in-sample optimistic value needs. Its goals mix the state itself (0.2), a later state of the
+same episode at a geometric offset (0.5) and any dataset state (0.3). The policy π(a | s, g), a
+unit-σ Gaussian, is advantage-weighted regression on the data's actions with the value's
+one-step advantage V(s', g) − V(s, g) (no Q: hence "implicit V"):
+
+    −mean_batch min(exp(α · (V̄(s', g) − V̄(s, g))), 100) · log π(a | s, g)
+
+with goals from later states of the episode (uniform). Both losses are summed and minimized by
+one Adam step; the target heads then move τ of the way.
+
+``full`` = OGBench's settings for pointmaze navigate (``impls/hyperparameters.sh``): expectile
+0.9, α 10, γ 0.99, τ 0.005, Adam 3e-4, batch 1024, 1M updates, 512-512-512 GELU networks with
+layer norm in the value heads (not the policy), Glorot-uniform weights, the policy's mean layer
+scaled by 1e-2; no observation normalization. ``quick`` = 10k updates of batch 256.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.algorithm import Algorithm
+from bench.algos.gcbc import goal_policy_mlp, require_task_goals
+from bench.config import TrainConfig, at_least, positive_sizes
+from bench.data.sampler import Sampler, TaskSpec
+from bench.nn.layers import row_invariant_act
+from bench.nn.optim import adamw, soft_update, target_copy
+from bench.registry import register
+
+
+@dataclass
+class GCIVLConfig(TrainConfig):
+    num_updates: int = 1_000_000  # gradient steps
+    batch_size: int = 1024  # transitions per update (each with a value goal and a policy goal)
+    lr: float = 3e-4  # Adam's learning rate, value heads and policy
+    hidden: tuple[int, ...] = (512, 512, 512)  # GELU hidden layers of the policy and of each value head
+    gamma: float = 0.99  # discount
+    tau: float = 0.005  # target value heads move this fraction of the way per update
+    expectile: float = 0.9  # the value regresses this expectile of its one-step backup
+    alpha: float = 10.0  # AWR inverse temperature: weights exp(alpha * advantage), capped at 100
+    value_p_current: float = 0.2  # value goals: the state itself
+    value_p_future: float = 0.5  # value goals: a later state of the episode, geometric offset
+    value_p_random: float = 0.3  # value goals: any state of the dataset
+    log_every: int = 1000  # write a metrics line every N updates
+    checkpoint_every: int = 50_000  # atomic checkpoint every N updates
+
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"num_updates": 20, "batch_size": 32, "hidden": (64, 64), "log_every": 5,
+                  "checkpoint_every": 10},
+        "quick": {"num_updates": 10_000, "batch_size": 256, "log_every": 500,
+                  "checkpoint_every": 5_000},
+    }
+
+    def checks(self) -> list[str]:
+        problems = positive_sizes(self, "hidden")
+        problems += at_least(self, 0, "alpha", "value_p_current", "value_p_future",
+                             "value_p_random")
+        if not 0 < self.expectile < 1:
+            problems.append(f"expectile must be in (0, 1), got {self.expectile!r}")
+        if not 0 <= self.gamma < 1:
+            problems.append(f"gamma must be in [0, 1), got {self.gamma!r}")
+        if not 0 < self.tau <= 1:
+            problems.append(f"tau must be in (0, 1], got {self.tau!r}")
+        total = self.value_p_current + self.value_p_future + self.value_p_random
+        if not math.isclose(total, 1.0):
+            problems.append(f"value_p_current + value_p_future + value_p_random must be 1, got "
+                            f"{total!r}")
+        return problems
+
+
+def goal_value_mlp(in_dim: int, hidden: tuple[int, ...]) -> nn.Sequential:
+    """OGBench's value head: GELU layers each followed by layer norm, Glorot-uniform weights,
+    zero biases, a linear output."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layer = nn.Linear(in_dim, h)
+        nn.init.xavier_uniform_(layer.weight)
+        nn.init.zeros_(layer.bias)
+        layers += [layer, nn.GELU(), nn.LayerNorm(h)]
+        in_dim = h
+    head = nn.Linear(in_dim, 1)
+    nn.init.xavier_uniform_(head.weight)
+    nn.init.zeros_(head.bias)
+    return nn.Sequential(*layers, head)
+
+
+class GoalValues(nn.Module):
+    """``n`` value heads V_k(s, g): (B, obs), (B, goal) → (B, n)."""
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], n: int = 2) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(goal_value_mlp(in_dim, hidden) for _ in range(n))
+
+    def forward(self, states: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([states, goals], -1)
+        return torch.cat([head(x) for head in self.heads], -1)
+
+
+def expectile_weights(advantage: torch.Tensor, expectile: float) -> torch.Tensor:
+    """|τ − 1(A < 0)|: τ where the advantage is non-negative, 1 − τ where it is negative."""
+    return torch.where(advantage >= 0, expectile, 1.0 - expectile)
+
+
+def unit_gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """log N(a; μ, I) per row: (B, A), (B, A) → (B,)."""
+    return -0.5 * (actions - mean).pow(2).sum(-1) - 0.5 * actions.shape[-1] * math.log(2 * math.pi)
+
+
+@register("gcivl", description="Goal-conditioned implicit V-learning (OGBench's GCIVL)")
+class GCIVL(Algorithm):
+    Config = GCIVLConfig
+    uses_task_goals = True
+
+    def __init__(self, config: GCIVLConfig, spec: TaskSpec, device: torch.device) -> None:
+        super().__init__(config, spec, device)
+        require_task_goals("gcivl", spec)
+        inputs = spec.obs_dim + spec.goal_dim
+        self.values = GoalValues(inputs, config.hidden).to(device)  # (B, 2)
+        self.values_target = target_copy(self.values)
+        self.policy = goal_policy_mlp(inputs, config.hidden, spec.act_dim).to(device)  # μ(s, g)
+        self.optimizer = adamw([*self.values.parameters(), *self.policy.parameters()], config.lr)
+
+    def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
+        c = self.config
+        batch = sampler.goal_mixture(c.batch_size, c.value_p_current, c.value_p_future,
+                                     c.value_p_random, geometric=c.gamma)
+        # The policy's goals: later states of the same transitions' episodes, uniform.
+        policy = sampler.goal_mixture(c.batch_size, 0.0, 1.0, 0.0,
+                                      transitions=batch["transitions"])
+        return {**batch, "policy_goals": policy["goals"]}
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        c = self.config
+        s, s_next, a = batch["observations"], batch["next_observations"], batch["actions"]
+        g, g_policy = batch["goals"], batch["policy_goals"]
+        success = batch["goal_is_current"]  # (B,) 1.0 where the goal is s itself
+        reward, mask = success - 1.0, 1.0 - success  # (B,)
+
+        # Value: each head's expectile regression onto its own one-step backup.
+        with torch.no_grad():
+            next_target = self.values_target(s_next, g)  # (B, 2)
+            target = self.values_target(s, g)  # (B, 2)
+            advantage = reward + c.gamma * mask * next_target.min(-1).values - target.mean(-1)
+            backup = reward[:, None] + c.gamma * mask[:, None] * next_target  # (B, 2)
+        v = self.values(s, g)  # (B, 2)
+        weight = expectile_weights(advantage, c.expectile)[:, None]  # (B, 1)
+        value_loss = (weight * (backup - v).pow(2)).mean(0).sum()
+
+        # Policy: advantage-weighted regression with the one-step advantage V(s', g) − V(s, g).
+        with torch.no_grad():
+            policy_advantage = (self.values(s_next, g_policy).mean(-1)
+                                - self.values(s, g_policy).mean(-1))  # (B,)
+            exp_advantage = torch.exp(c.alpha * policy_advantage).clamp(max=100.0)
+        mean = self.policy(torch.cat([s, g_policy], -1))  # (B, A)
+        actor_loss = -(exp_advantage * unit_gaussian_log_prob(a, mean)).mean()
+        return {"value_loss": value_loss, "actor_loss": actor_loss,
+                "v": v.detach().mean(), "advantage": policy_advantage.mean(),
+                "weight": exp_advantage.mean()}
+
+    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
+        b = {k: self.tensor(v) for k, v in batch.items() if k != "transitions"}
+        b["actions"] = self.unit_actions(batch["actions"])
+        out = self.losses(b)
+        self.optimizer.zero_grad(set_to_none=True)
+        (out["value_loss"] + out["actor_loss"]).backward()
+        self.optimizer.step()
+        soft_update(self.values_target, self.values, self.config.tau)
+        return dict(zip(out, torch.stack([v.detach() for v in out.values()]).tolist()))
+
+    @row_invariant_act
+    def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """Rows [observation, goal] (a goal task's): the clipped mean action."""
+        return self.env_actions(self.policy(self.tensor(observations)).clamp(-1, 1)), state

@@ -1,0 +1,306 @@
+"""Goal-conditioned tasks (issue 28): OGBench's pointmaze navigate tasks as envs, their datasets
+made with OGBench's recipe, goal relabelling, success rates, and GCBC."""
+from __future__ import annotations
+
+import json
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import make_flat
+
+from bench.algos.gcbc import GCBC, GCBCConfig
+from bench.data import storage
+from bench.data.catalog import ALIASES
+from bench.data.sampler import Sampler, TaskSpec
+from bench.envs.goal_tasks import success_summary, task_of_seed
+from bench.errors import UsageError
+from bench.making import ogbench_maze
+from bench.making.makers import make_alias
+from bench.run import RunRequest, execute
+
+QUIET = lambda m: None  # noqa: E731
+
+
+# -- the task env ---------------------------------------------------------------------------
+
+def test_the_reset_seed_picks_the_task_and_the_goal_follows_the_observation():
+    env = gym.make("bench/pointmaze-medium-navigate-v0")
+    maze = env.unwrapped
+    tasks = maze.task_infos
+    for seed in range(7):
+        obs, info = env.reset(seed=seed)
+        task = task_of_seed(seed, 5)
+        assert env.get_wrapper_attr("task_id") == task == 1 + seed % 5
+        assert obs.shape == (4,)
+        np.testing.assert_array_equal(obs[2:], np.asarray(info["goal"], np.float32))
+        # Start and goal lie within the jitter (±1) of the task's cells.
+        assert np.abs(obs[:2] - np.asarray(tasks[task - 1]["init_xy"])).max() <= 1.0 + 1e-6
+        assert np.abs(obs[2:] - np.asarray(tasks[task - 1]["goal_xy"])).max() <= 1.0 + 1e-6
+        # The jitter follows the seed (OGBench draws it from numpy's global generator, which
+        # the reset seeds and then restores).
+        before = np.random.get_state()[1].copy()
+        np.testing.assert_array_equal(env.reset(seed=seed)[0], obs)
+        np.testing.assert_array_equal(np.random.get_state()[1], before)
+
+
+def test_an_episode_returns_one_exactly_when_it_reaches_its_goal():
+    """The maze's own oracle, without noise, reaches task 3's goal: return 1, terminated there;
+    standing still returns 0 after 1,000 steps."""
+    env = gym.make("bench/pointmaze-medium-navigate-v0")
+    maze = env.unwrapped
+    oracle = ogbench_maze.MazeOracle(maze)
+    obs, _ = env.reset(seed=2)  # task 3
+    total, steps = 0.0, 0
+    while True:
+        direction = oracle.subgoal(obs[:2], obs[2:]) - obs[:2]
+        obs, reward, terminated, truncated, _ = env.step(direction / (np.linalg.norm(direction) + 1e-6))
+        total, steps = total + reward, steps + 1
+        if terminated or truncated:
+            break
+    assert (total, terminated) == (1.0, True) and steps < 1000
+    assert np.linalg.norm(obs[:2] - obs[2:]) <= 1.0
+    env.reset(seed=2)
+    total = sum(env.step(np.zeros(2))[1] for _ in range(1000))
+    assert total == 0.0
+
+
+def test_success_by_task_follows_the_episode_seeds():
+    # first seed 7: episodes 0..9 run tasks 3,4,5,1,2,3,4,5,1,2
+    returns = np.array([1, 0, 1, 1, 0, 0, 0, 1, 1, 0], float)
+    summary = success_summary(returns, first_seed=7, num_tasks=5)
+    assert summary["by_task"] == {"task1": 1.0, "task2": 0.0, "task3": 0.5, "task4": 0.0,
+                                  "task5": 1.0}
+    assert summary["episodes_by_task"] == {f"task{k}": 2 for k in range(1, 6)}
+    assert summary["rate"] == pytest.approx(0.5)
+
+
+# -- the datasets ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, vertices", [("pointmaze-medium-navigate-v0", 21),
+                                            ("pointmaze-large-navigate-v0", 22)])
+def test_cached_distances_pick_the_envs_oracle_subgoal_everywhere(name, vertices):
+    env = ogbench_maze.collection_env(name)
+    env.reset(seed=0)
+    maze = env.unwrapped
+    oracle = ogbench_maze.MazeOracle(maze)
+    cells = list(zip(*np.nonzero(oracle.free)))
+    assert len(ogbench_maze.vertex_cells(oracle.free)) == vertices
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        start, goal = cells[rng.integers(len(cells))], cells[rng.integers(len(cells))]
+        xy = np.asarray(maze.ij_to_xy(start)) + rng.uniform(-1.9, 1.9, 2)
+        goal_xy = np.asarray(maze.ij_to_xy(goal)) + rng.uniform(-1.9, 1.9, 2)
+        np.testing.assert_array_equal(oracle.subgoal(xy, goal_xy),
+                                      maze.get_oracle_subgoal(xy, goal_xy)[0])
+
+
+def test_the_recipe_gives_the_same_episodes_whatever_the_worker_count():
+    one = ogbench_maze.collect("pointmaze-medium-navigate-v0", 3, seed=5, workers=1)
+    two = ogbench_maze.collect("pointmaze-medium-navigate-v0", 3, seed=5, workers=2)
+    for key in ("observations", "actions", "reached"):
+        np.testing.assert_array_equal(one[key], two[key])
+    assert one["observations"].shape == (3, 1001, 2) and one["actions"].shape == (3, 1000, 2)
+    assert np.abs(one["actions"]).max() <= 1.0
+    assert (one["reached"] > 0).all()  # the noisy expert reaches goals
+    other = ogbench_maze.collect("pointmaze-medium-navigate-v0", 1, seed=6, workers=1)
+    assert not np.array_equal(other["actions"][0], one["actions"][0])
+
+
+def test_the_made_dataset_records_its_recipe_and_scores_success(tiny_goal_dataset):
+    alias = ALIASES[tiny_goal_dataset]
+    meta = storage.read_metadata(alias.local_id)
+    provenance = meta["bench_provenance"]
+    assert provenance["source"] == "self-generated"
+    assert provenance["goal_task"]["num_tasks"] == 5
+    assert (meta["ref_min_score"], meta["ref_max_score"]) == (0.0, 1.0)
+    flat = storage.load_flat(alias.local_id, meta["data_sha256"])
+    assert flat.num_episodes == 3 and flat.num_transitions == 3000
+    assert flat.observations.shape[1] == 2 and flat.truncations.sum() == 3
+
+
+def test_ogbenchs_own_file_is_converted_when_present(tmp_path, monkeypatch):
+    """A file in OGBench's layout (rows to a terminal row whose action is unused) under its data
+    directory is used instead of the recipe, once, with provenance `official`. The file here is a
+    stand-in written by the test, not OGBench data."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    rows = 11  # 10 transitions per trajectory
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(2 * rows, 2)).astype(np.float32)
+    act = rng.uniform(-1, 1, (2 * rows, 2)).astype(np.float32)
+    terminals = np.zeros(2 * rows, bool)
+    terminals[[rows - 1, 2 * rows - 1]] = True
+    path = ogbench_maze.official_file("pointmaze-large-navigate-v0")
+    path.parent.mkdir(parents=True)
+    np.savez_compressed(path, observations=obs, actions=act, terminals=terminals)
+    alias = ALIASES["pointmaze-large-navigate"]
+    meta = make_alias(alias, log=QUIET)
+    assert meta["bench_provenance"]["source"] == "official"
+    assert meta["bench_provenance"]["file_sha256"] == storage.sha256_file(path)
+    flat = storage.load_flat(alias.local_id, meta["data_sha256"])
+    assert flat.num_episodes == 2 and flat.num_transitions == 20
+    np.testing.assert_array_equal(flat.observations[:rows], obs[:rows])
+    np.testing.assert_array_equal(flat.actions[:10], act[:10])  # the terminal row's action is dropped
+    np.testing.assert_array_equal(flat.actions[10:], act[rows:2 * rows - 1])
+
+
+# -- goal relabelling -----------------------------------------------------------------------
+
+def _sampler() -> Sampler:
+    return Sampler(make_flat([5, 8, 3]), seed=0)  # obs = (episode, step)
+
+
+def test_goals_are_the_state_itself_a_later_state_of_its_episode_or_any_state():
+    sampler = _sampler()
+    b = sampler.goal_mixture(2000, p_current=1.0, p_future=0.0, p_random=0.0)
+    np.testing.assert_array_equal(b["goals"], b["observations"])
+    assert b["goal_is_current"].all()
+
+    b = sampler.goal_mixture(2000, p_current=0.0, p_future=1.0, p_random=0.0)
+    episode, step = b["observations"].T
+    goal_episode, goal_step = b["goals"].T
+    np.testing.assert_array_equal(goal_episode, episode)
+    assert (goal_step > step).all() and not b["goal_is_current"].any()
+    # uniform over the steps left: from s_0 of the 8-step episode, s_1 .. s_8 all occur
+    assert set(goal_step[(episode == 1) & (step == 0)]) == set(range(1, 9))
+    np.testing.assert_array_equal(b["next_observations"][:, 1], b["observations"][:, 1] + 1)
+
+    b = sampler.goal_mixture(4000, p_current=0.0, p_future=1.0, p_random=0.0, geometric=0.5)
+    episode, step = b["observations"].T
+    k = b["goals"][:, 1] - step
+    first = (episode == 1) & (step == 0)  # 8 steps left: k ~ Geometric(0.5), P(k = 1) = 1/2
+    assert abs((k[first] == 1).mean() - 0.5) < 0.1 and (k >= 1).all()
+
+    b = sampler.goal_mixture(4000, p_current=0.2, p_future=0.5, p_random=0.3)
+    same = b["goals"][:, 0] == b["observations"][:, 0]
+    assert abs(b["goal_is_current"].mean() - 0.2) < 0.04
+    assert (~same).mean() > 0.1  # random goals from other episodes
+    with pytest.raises(ValueError, match="sum to 1"):
+        sampler.goal_mixture(4, p_current=0.5, p_future=0.6, p_random=0.0)
+
+
+# -- GCBC -----------------------------------------------------------------------------------
+
+def _goal_spec() -> TaskSpec:
+    return TaskSpec(2, 2, np.zeros(2, np.float32), np.ones(2, np.float32),
+                    -np.ones(2, np.float32), np.ones(2, np.float32), 1000, "test", goal_dim=2,
+                    num_tasks=5)
+
+
+def test_gcbc_loss_is_the_unit_gaussian_negative_log_likelihood():
+    torch.manual_seed(0)
+    algo = GCBC(GCBCConfig(hidden=(8,)), _goal_spec(), torch.device("cpu"))
+    batch = {"observations": np.array([[0.5, -1.0], [2.0, 0.0]], np.float32),
+             "goals": np.array([[1.0, 1.0], [0.0, 3.0]], np.float32),
+             "actions": np.array([[0.3, -0.2], [-0.9, 0.4]], np.float32)}
+    with torch.no_grad():
+        mean = algo.policy(torch.tensor(np.concatenate([batch["observations"], batch["goals"]], 1)))
+    a = batch["actions"].astype(np.float64)
+    m = mean.numpy().astype(np.float64)
+    hand = np.mean([sum(0.5 * (a[i, j] - m[i, j]) ** 2 + 0.5 * math.log(2 * math.pi)
+                        for j in range(2)) for i in range(2)])
+    assert algo.update(batch, 0)["actor_loss"] == pytest.approx(hand, rel=1e-6)
+
+
+def test_gcbc_acts_on_the_goal_and_refuses_envs_without_task_goals():
+    torch.manual_seed(0)
+    algo = GCBC(GCBCConfig(hidden=(8,)), _goal_spec(), torch.device("cpu"))
+    rows = np.array([[0.0, 0.0, 5.0, 5.0], [0.0, 0.0, -5.0, 5.0]], np.float32)
+    actions, _ = algo.act(rows, None)
+    assert not np.array_equal(actions[0], actions[1])  # same state, other goal
+    assert np.abs(actions).max() <= 1.0
+    spec = TaskSpec(2, 2, np.zeros(2, np.float32), np.ones(2, np.float32),
+                    -np.ones(2, np.float32), np.ones(2, np.float32), 1000, "Hopper-v5")
+    with pytest.raises(UsageError, match="goal-conditioned"):
+        GCBC(GCBCConfig(hidden=(8,)), spec, torch.device("cpu"))
+
+
+def test_a_run_on_a_goal_task_reports_success_per_task(tiny_goal_dataset, tmp_path):
+    """bc (goal-blind: it sees the observation part) and gcbc (the goal too) on the tiny task."""
+    for algo in ("bc", "gcbc"):
+        result = execute(RunRequest(algo=algo, dataset=tiny_goal_dataset, seed=0, budget="smoke",
+                                    eval_episodes=5, eval_mode="sync", out=tmp_path), log=QUIET)
+        success = result["success"]
+        assert set(success["by_task"]) == {f"task{k}" for k in range(1, 6)}
+        assert success["rate"] == pytest.approx(np.mean(result["episode_returns"]))
+        assert result["normalized_score"] == pytest.approx(100 * success["rate"])
+        assert json.loads(json.dumps(result)) == result
+
+
+# -- GCIVL ----------------------------------------------------------------------------------
+
+def _gcivl(**fields):
+    from bench.algos.gcivl import GCIVL, GCIVLConfig
+
+    torch.manual_seed(0)
+    algo = GCIVL(GCIVLConfig(hidden=(8,), **fields), _goal_spec(), torch.device("cpu"))
+    with torch.no_grad():  # targets apart from the online heads, so the two cannot be confused
+        for p in algo.values_target.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return algo
+
+
+def _gcivl_batch() -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(1)
+    return {"observations": torch.tensor(rng.normal(size=(3, 2)), dtype=torch.float32),
+            "next_observations": torch.tensor(rng.normal(size=(3, 2)), dtype=torch.float32),
+            "actions": torch.tensor(rng.uniform(-1, 1, (3, 2)), dtype=torch.float32),
+            "goals": torch.tensor(rng.normal(size=(3, 2)), dtype=torch.float32),
+            "policy_goals": torch.tensor(rng.normal(size=(3, 2)), dtype=torch.float32),
+            "goal_is_current": torch.tensor([0.0, 1.0, 0.0])}
+
+
+def test_gcivl_value_loss_is_each_heads_expectile_regression_onto_its_backup():
+    algo = _gcivl(expectile=0.9, gamma=0.9)
+    b = _gcivl_batch()
+    with torch.no_grad():
+        v = algo.values(b["observations"], b["goals"]).numpy().astype(np.float64)
+        t_next = algo.values_target(b["next_observations"], b["goals"]).numpy().astype(np.float64)
+        t_now = algo.values_target(b["observations"], b["goals"]).numpy().astype(np.float64)
+    total = 0.0
+    for i, success in enumerate([0.0, 1.0, 0.0]):
+        r, mask = success - 1.0, 1.0 - success
+        adv = r + 0.9 * mask * t_next[i].min() - t_now[i].mean()
+        w = 0.9 if adv >= 0 else 0.1
+        total += sum(w * (r + 0.9 * mask * t_next[i, k] - v[i, k]) ** 2 for k in range(2))
+    assert algo.losses(b)["value_loss"].item() == pytest.approx(total / 3, rel=1e-5)
+
+
+def test_gcivl_policy_weights_are_exp_alpha_advantage_capped_at_100():
+    algo = _gcivl(alpha=10.0)
+    b = _gcivl_batch()
+    with torch.no_grad():
+        adv = (algo.values(b["next_observations"], b["policy_goals"]).mean(-1)
+               - algo.values(b["observations"], b["policy_goals"]).mean(-1)).numpy()
+        mean = algo.policy(torch.cat([b["observations"], b["policy_goals"]], -1)).numpy()
+    a = b["actions"].numpy()
+    weights = np.minimum(np.exp(10.0 * adv.astype(np.float64)), 100.0)
+    log_prob = -0.5 * ((a - mean) ** 2).sum(1) - math.log(2 * math.pi)
+    assert algo.losses(b)["actor_loss"].item() == pytest.approx(-(weights * log_prob).mean(),
+                                                                rel=1e-5)
+    # With α = 10⁴ every positive advantage would weigh exp(10⁴ · A): capped at 100.
+    algo = _gcivl(alpha=1e4)
+    with torch.no_grad():
+        adv = (algo.values(b["next_observations"], b["policy_goals"]).mean(-1)
+               - algo.values(b["observations"], b["policy_goals"]).mean(-1)).numpy()
+    assert (adv > 0).any()
+    with np.errstate(over="ignore"):
+        capped = np.minimum(np.exp(1e4 * adv.astype(np.float64)), 100.0)
+    assert algo.losses(b)["weight"].item() == pytest.approx(capped.mean(), rel=1e-5)
+
+
+def test_gcivl_targets_move_tau_of_the_way_after_each_update(tiny_goal_dataset):
+    from bench.data import load_flat, resolve
+
+    algo = _gcivl(tau=0.25, batch_size=16)
+    sampler = Sampler(load_flat(resolve(tiny_goal_dataset).dataset_id,
+                                resolve(tiny_goal_dataset).sha256), seed=0)
+    before = [p.clone() for p in algo.values_target.parameters()]
+    algo.update(algo.sample(sampler), 0)
+    for old, target, online in zip(before, algo.values_target.parameters(),
+                                   algo.values.parameters()):
+        torch.testing.assert_close(target, old + 0.25 * (online - old))
