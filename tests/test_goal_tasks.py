@@ -304,3 +304,78 @@ def test_gcivl_targets_move_tau_of_the_way_after_each_update(tiny_goal_dataset):
     for old, target, online in zip(before, algo.values_target.parameters(),
                                    algo.values.parameters()):
         torch.testing.assert_close(target, old + 0.25 * (online - old))
+
+
+# -- HIQL -----------------------------------------------------------------------------------
+
+def test_subgoals_are_the_states_k_steps_ahead_capped_at_the_episode_end():
+    sampler = _sampler()  # episodes of 5, 8 and 3 steps; obs = (episode, step)
+    b = sampler.goal_mixture(3000, p_current=0.2, p_future=0.5, p_random=0.3)
+    offsets, idx = b["offsets"], b["transitions"]
+    episode, step = b["observations"].T
+    goal_episode, goal_step = b["goals"].T
+    future = offsets > 0
+    np.testing.assert_array_equal(goal_step[future] - step[future], offsets[future])
+    np.testing.assert_array_equal(offsets[b["goal_is_current"] & (offsets >= 0)], 0)
+    assert (offsets == -1).any() and (offsets == 0).any()
+    ahead = sampler.states_ahead(idx, 2)
+    lengths = np.array([5, 8, 3])[episode.astype(int)]
+    np.testing.assert_array_equal(ahead[:, 0], episode)
+    np.testing.assert_array_equal(ahead[:, 1], np.minimum(step + 2, lengths))
+
+
+def _hiql(**fields):
+    from bench.algos.hiql import HIQL, HIQLConfig
+
+    torch.manual_seed(0)
+    return HIQL(HIQLConfig(hidden=(8,), rep_dim=3, **fields), _goal_spec(), torch.device("cpu"))
+
+
+def _hiql_batch() -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(2)
+    b = _gcivl_batch()
+    b["low_subgoals"] = torch.tensor(rng.normal(size=(3, 2)), dtype=torch.float32)
+    b["high_targets"] = torch.tensor(rng.normal(size=(3, 2)), dtype=torch.float32)
+    return b
+
+
+def test_hiql_representations_have_length_root_dim_and_the_low_level_leaves_phi_alone():
+    algo = _hiql()
+    b = _hiql_batch()
+    z = algo.values.phi(b["observations"], b["goals"])
+    torch.testing.assert_close(torch.linalg.vector_norm(z, dim=-1), torch.full((3,), math.sqrt(3)))
+    out = algo.losses(b)
+    out["low_actor_loss"].backward(retain_graph=True)
+    assert all(p.grad is None for p in algo.values.parameters())
+    assert any(p.grad is not None for p in algo.low_policy.parameters())
+    out["high_actor_loss"].backward(retain_graph=True)
+    assert all(p.grad is None for p in algo.values.parameters())  # φ(s, s_ahead) is a target
+    out["value_loss"].backward()
+    assert all(p.grad is not None for p in algo.values.phi.parameters())
+
+
+def test_hiql_high_level_regresses_the_subgoals_representation_weighted_by_its_advantage():
+    algo = _hiql(high_alpha=3.0)
+    b = _hiql_batch()
+    s, g, ahead = b["observations"], b["policy_goals"], b["high_targets"]
+    with torch.no_grad():
+        adv = (algo.values(ahead, g).mean(-1) - algo.values(s, g).mean(-1)).numpy()
+        target = algo.values.phi(s, ahead).numpy()
+        mean = algo.high_policy(torch.cat([s, g], -1)).numpy()
+    weights = np.minimum(np.exp(3.0 * adv.astype(np.float64)), 100.0)
+    log_prob = -0.5 * ((target - mean) ** 2).sum(1) - 1.5 * math.log(2 * math.pi)
+    assert algo.losses(b)["high_actor_loss"].item() == pytest.approx(-(weights * log_prob).mean(),
+                                                                     rel=1e-5)
+
+
+def test_hiql_acts_through_its_normalized_subgoal():
+    algo = _hiql()
+    rows = np.array([[0.0, 0.0, 5.0, 5.0], [0.0, 0.0, -5.0, 5.0]], np.float32)
+    actions, _ = algo.act(rows, None)
+    with torch.no_grad():
+        t = torch.tensor(rows)
+        z = algo.high_policy(t)
+        z = z / torch.linalg.vector_norm(z, dim=-1, keepdim=True) * math.sqrt(3)
+        expected = algo.low_policy(torch.cat([t[:, :2], z], -1)).clamp(-1, 1).numpy()
+    np.testing.assert_allclose(actions, expected, rtol=1e-6, atol=1e-7)
+    assert not np.array_equal(actions[0], actions[1])

@@ -197,7 +197,16 @@ class Sampler:
             "goals": f.observations[goal_index],
             "goal_is_current": goal_index == oi,
             "transitions": idx,
+            # steps from s_t to the goal: k for a later state, 0 for s_t, −1 for a random state
+            "offsets": np.where(current, 0, np.where(u < p_current + p_future, k, -1)),
         }
+
+    def states_ahead(self, transitions: np.ndarray, steps: int | np.ndarray) -> np.ndarray:
+        """The states ``steps`` after the states of ``transitions`` (indices), never past their
+        episodes' final observations: s_{t + min(steps, steps left)}."""
+        f = self.flat
+        left = self._ep_len_of[transitions] - f.timesteps[transitions]
+        return f.observations[f.obs_index[transitions] + np.minimum(steps, left)]
 
 
 # The DT paper's evaluation targets for Hopper (Chen et al. 2021; the authors' gym code evaluates

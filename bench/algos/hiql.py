@@ -1,0 +1,213 @@
+"""Hierarchical implicit Q-learning (HIQL; Park, Ghosh, Eysenbach & Levine, NeurIPS 2023), as
+OGBench runs it (its ``impls/agents/hiql.py`` at commit 85bdd21, ``impls/utils/datasets.py``'s
+``HGCDataset`` and the defaults of ``impls/main.py``).
+
+One goal-conditioned value, two policies. The value is GCIVL's (``bench.algos.gcivl``: two heads,
+an upper expectile of the one-step backup with reward −1 until the goal), but it reads the goal
+through a learned representation: V(s, g) = V(s, φ(s, g)), φ an MLP of (s, g) whose 10 outputs
+are rescaled to length √10. Acting is then two steps:
+
+- the **high-level policy** π_h(z | s, g), a unit-σ Gaussian over representations, proposes the
+  representation of a subgoal: it regresses φ(s, s_{t+k}), the state k = min(25, steps to the
+  goal) ahead, weighted by min(exp(β_h · (V̄(s_{t+k}, g) − V̄(s, g))), 100);
+- the **low-level policy** π_l(a | s, z), a unit-σ Gaussian over actions, reaches it: it regresses
+  the data's action towards the subgoal w = s_{t+25} (φ(s, w), without gradient into φ), weighted
+  by min(exp(β_l · (V̄(s', w) − V̄(s, w))), 100).
+
+At evaluation the high level's mean, rescaled to length √10, goes to the low level, whose mean
+action, clipped, is taken. The goal-setter of the research notes is the same idea with a goal
+state in place of z and the suite's IDM in place of π_l.
+
+Goals as GCIVL's: the value's mix the state itself (0.2), a later state at a geometric offset
+(0.5) and any state (0.3); the policies' are later states of the episode, uniform. The three
+losses are summed and minimized by one Adam step; the target value (φ included) then moves τ.
+
+``full`` = OGBench's settings for pointmaze navigate (``impls/hyperparameters.sh``): expectile
+0.7, β_l = β_h = 3, subgoals 25 steps ahead, a 10-dimensional representation, γ 0.99, τ 0.005,
+Adam 3e-4, batch 1024, 1M updates, 512-512-512 GELU networks (layer norm in φ and the value
+heads), Glorot-uniform weights, the policies' mean layers scaled by 1e-2; no observation
+normalization. ``quick`` = 10k updates of batch 256.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.algorithm import Algorithm
+from bench.algos.gcbc import goal_policy_mlp, require_task_goals
+from bench.algos.gcivl import expectile_weights, goal_value_mlp, unit_gaussian_log_prob
+from bench.config import TrainConfig, at_least, positive_sizes
+from bench.data.sampler import Sampler, TaskSpec
+from bench.nn.layers import row_invariant_act
+from bench.nn.optim import adamw, soft_update, target_copy
+from bench.registry import register
+
+
+@dataclass
+class HIQLConfig(TrainConfig):
+    num_updates: int = 1_000_000  # gradient steps
+    batch_size: int = 1024  # transitions per update (each with a value goal and a policy goal)
+    lr: float = 3e-4  # Adam's learning rate, every network
+    hidden: tuple[int, ...] = (512, 512, 512)  # GELU hidden layers of every network
+    gamma: float = 0.99  # discount
+    tau: float = 0.005  # the target value (φ included) moves this fraction of the way per update
+    expectile: float = 0.7  # the value regresses this expectile of its one-step backup
+    low_alpha: float = 3.0  # low-level AWR inverse temperature (weights capped at 100)
+    high_alpha: float = 3.0  # high-level AWR inverse temperature (weights capped at 100)
+    subgoal_steps: int = 25  # the low level's subgoals: the state this many steps ahead
+    rep_dim: int = 10  # size of the goal representation φ (rescaled to length √rep_dim)
+    value_p_current: float = 0.2  # value goals: the state itself
+    value_p_future: float = 0.5  # value goals: a later state of the episode, geometric offset
+    value_p_random: float = 0.3  # value goals: any state of the dataset
+    log_every: int = 1000  # write a metrics line every N updates
+    checkpoint_every: int = 50_000  # atomic checkpoint every N updates
+
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"num_updates": 20, "batch_size": 32, "hidden": (64, 64), "log_every": 5,
+                  "checkpoint_every": 10},
+        "quick": {"num_updates": 10_000, "batch_size": 256, "log_every": 500,
+                  "checkpoint_every": 5_000},
+    }
+
+    def checks(self) -> list[str]:
+        problems = positive_sizes(self, "hidden") + at_least(self, 1, "subgoal_steps", "rep_dim")
+        problems += at_least(self, 0, "low_alpha", "high_alpha", "value_p_current",
+                             "value_p_future", "value_p_random")
+        if not 0 < self.expectile < 1:
+            problems.append(f"expectile must be in (0, 1), got {self.expectile!r}")
+        if not 0 <= self.gamma < 1:
+            problems.append(f"gamma must be in [0, 1), got {self.gamma!r}")
+        if not 0 < self.tau <= 1:
+            problems.append(f"tau must be in (0, 1], got {self.tau!r}")
+        total = self.value_p_current + self.value_p_future + self.value_p_random
+        if not math.isclose(total, 1.0):
+            problems.append(f"value_p_current + value_p_future + value_p_random must be 1, got "
+                            f"{total!r}")
+        return problems
+
+
+class GoalRepresentation(nn.Module):
+    """φ(s, g): (B, obs), (B, goal) → (B, rep_dim) of length √rep_dim (OGBench's goal_rep: a
+    layer-normed GELU MLP, then ``LengthNormalize``)."""
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], rep_dim: int) -> None:
+        super().__init__()
+        body = goal_value_mlp(in_dim, hidden)
+        head = nn.Linear(hidden[-1], rep_dim)
+        nn.init.xavier_uniform_(head.weight)
+        nn.init.zeros_(head.bias)
+        self.net = nn.Sequential(*list(body)[:-1], head)  # the value MLP's body, rep_dim outputs
+
+    def forward(self, states: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+        return length_normalize(self.net(torch.cat([states, goals], -1)))
+
+
+def length_normalize(z: torch.Tensor) -> torch.Tensor:
+    """z rescaled to length √dim (OGBench's ``LengthNormalize``)."""
+    return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True) * math.sqrt(z.shape[-1])
+
+
+class RepresentedValues(nn.Module):
+    """V_k(s, g) = head_k(s, φ(s, g)), two heads sharing φ: (B, obs), (B, goal) → (B, 2)."""
+
+    def __init__(self, obs_dim: int, goal_dim: int, hidden: tuple[int, ...], rep_dim: int) -> None:
+        super().__init__()
+        self.phi = GoalRepresentation(obs_dim + goal_dim, hidden, rep_dim)
+        self.heads = nn.ModuleList(goal_value_mlp(obs_dim + rep_dim, hidden) for _ in range(2))
+
+    def forward(self, states: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([states, self.phi(states, goals)], -1)
+        return torch.cat([head(x) for head in self.heads], -1)
+
+
+@register("hiql", description="Hierarchical implicit Q-learning (Park et al. 2023), OGBench's")
+class HIQL(Algorithm):
+    Config = HIQLConfig
+    uses_task_goals = True
+
+    def __init__(self, config: HIQLConfig, spec: TaskSpec, device: torch.device) -> None:
+        super().__init__(config, spec, device)
+        require_task_goals("hiql", spec)
+        c, obs_dim = config, spec.obs_dim
+        self.values = RepresentedValues(obs_dim, spec.goal_dim, c.hidden, c.rep_dim).to(device)
+        self.values_target = target_copy(self.values)
+        # π_h: (B, obs + goal) → mean subgoal representation (B, rep_dim)
+        self.high_policy = goal_policy_mlp(obs_dim + spec.goal_dim, c.hidden, c.rep_dim).to(device)
+        # π_l: (B, obs + rep_dim) → mean action (B, A)
+        self.low_policy = goal_policy_mlp(obs_dim + c.rep_dim, c.hidden, spec.act_dim).to(device)
+        self.optimizer = adamw([*self.values.parameters(), *self.high_policy.parameters(),
+                                *self.low_policy.parameters()], c.lr)
+
+    def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
+        c = self.config
+        batch = sampler.goal_mixture(c.batch_size, c.value_p_current, c.value_p_future,
+                                     c.value_p_random, geometric=c.gamma)
+        idx = batch["transitions"]
+        policy = sampler.goal_mixture(c.batch_size, 0.0, 1.0, 0.0, transitions=idx)
+        # The high level's target: the state min(subgoal_steps, steps to the goal) ahead (a
+        # random goal: subgoal_steps ahead, as for the low level).
+        offsets = policy["offsets"]
+        high_steps = np.where(offsets < 0, c.subgoal_steps, np.minimum(c.subgoal_steps, offsets))
+        return {**batch, "policy_goals": policy["goals"],
+                "low_subgoals": sampler.states_ahead(idx, c.subgoal_steps),
+                "high_targets": sampler.states_ahead(idx, high_steps)}
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        c = self.config
+        s, s_next, a = batch["observations"], batch["next_observations"], batch["actions"]
+        g, g_policy = batch["goals"], batch["policy_goals"]
+        w, s_ahead = batch["low_subgoals"], batch["high_targets"]
+        success = batch["goal_is_current"]  # (B,) 1.0 where the goal is s itself
+        reward, mask = success - 1.0, 1.0 - success
+
+        # Value (and φ through it): as GCIVL's.
+        with torch.no_grad():
+            next_target = self.values_target(s_next, g)  # (B, 2)
+            target = self.values_target(s, g)  # (B, 2)
+            advantage = reward + c.gamma * mask * next_target.min(-1).values - target.mean(-1)
+            backup = reward[:, None] + c.gamma * mask[:, None] * next_target  # (B, 2)
+        v = self.values(s, g)  # (B, 2)
+        weight = expectile_weights(advantage, c.expectile)[:, None]
+        value_loss = (weight * (backup - v).pow(2)).mean(0).sum()
+
+        with torch.no_grad():
+            # Low level: towards w, with the advantage of the step s → s'.
+            low_advantage = self.values(s_next, w).mean(-1) - self.values(s, w).mean(-1)
+            low_weight = torch.exp(c.low_alpha * low_advantage).clamp(max=100.0)
+            z_w = self.values.phi(s, w)  # (B, rep_dim): no gradient into φ from the low level
+            # High level: towards φ(s, s_ahead), with the advantage of s → s_ahead for g.
+            high_advantage = (self.values(s_ahead, g_policy).mean(-1)
+                              - self.values(s, g_policy).mean(-1))
+            high_weight = torch.exp(c.high_alpha * high_advantage).clamp(max=100.0)
+            z_target = self.values.phi(s, s_ahead)  # (B, rep_dim)
+        low_mean = self.low_policy(torch.cat([s, z_w], -1))  # (B, A)
+        low_loss = -(low_weight * unit_gaussian_log_prob(a, low_mean)).mean()
+        high_mean = self.high_policy(torch.cat([s, g_policy], -1))  # (B, rep_dim)
+        high_loss = -(high_weight * unit_gaussian_log_prob(z_target, high_mean)).mean()
+        return {"value_loss": value_loss, "low_actor_loss": low_loss, "high_actor_loss": high_loss,
+                "v": v.detach().mean(), "low_advantage": low_advantage.mean(),
+                "high_advantage": high_advantage.mean()}
+
+    def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
+        b = {k: self.tensor(v) for k, v in batch.items() if k not in ("transitions", "offsets")}
+        b["actions"] = self.unit_actions(batch["actions"])
+        out = self.losses(b)
+        self.optimizer.zero_grad(set_to_none=True)
+        (out["value_loss"] + out["low_actor_loss"] + out["high_actor_loss"]).backward()
+        self.optimizer.step()
+        soft_update(self.values_target, self.values, self.config.tau)
+        return dict(zip(out, torch.stack([v.detach() for v in out.values()]).tolist()))
+
+    @row_invariant_act
+    def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """Rows [observation, goal] (a goal task's): the high level's mean subgoal
+        representation, rescaled, then the low level's clipped mean action towards it."""
+        rows = self.tensor(observations)
+        s = rows[:, :self.spec.obs_dim]
+        z = length_normalize(self.high_policy(rows))
+        return self.env_actions(self.low_policy(torch.cat([s, z], -1)).clamp(-1, 1)), state
