@@ -12,6 +12,8 @@ An IDM maps (where I am, where I want to be) to an action; at evaluation somethi
   steps later (or its last state). The agent follows good trajectories it finds itself near.
 - ``gs_ppo``: the mean goal of a goal setter trained online with reward (``bench.algos.gs_ppo``,
   a finished run named by ``goal_setter_run``), in raw state units.
+- ``task``: the goal the env gives each episode, on goal tasks (``bench.envs.goal_tasks``:
+  OGBench's mazes, whose goals are states). The IDM is asked to reach it directly, however far.
 - ``learned``: an offline goal model (s_t, return-to-go) → s_{t+k}, a diagonal Gaussian over the
   normalized state trained on the dataset alongside the IDM. At evaluation a target return asks
   for good goals, as DT's return-to-go asks for good actions; the mean is the goal.
@@ -40,13 +42,13 @@ from bench.errors import UsageError
 from bench.nn import MLP
 from bench.nn.optim import adamw
 
-GOAL_SOURCES = ("self", "dataset", "learned", "gs_ppo")
+GOAL_SOURCES = ("self", "dataset", "learned", "gs_ppo", "task")
 
 
 @dataclass
 class GoalConfig(TrainConfig):
     # The best source on hopper-medium for every IDM (reports/quick-idm-table/, quick, 3 seeds).
-    goal_source: Literal["self", "dataset", "learned", "gs_ppo"] = "learned"
+    goal_source: Literal["self", "dataset", "learned", "gs_ppo", "task"] = "learned"
     # Further sources to evaluate the same trained IDM with, each its own result condition.
     extra_goal_sources: tuple[str, ...] = ()
     goal_offset: int = 5  # k: goals are states this many steps ahead of the current one
@@ -140,6 +142,13 @@ class GoalSetter:
                 self.model = GoalModel(spec.obs_dim, config.goal_hidden).to(device)
             self.optimizer = adamw(self.model.parameters(), config.goal_lr)
             self._rng = np.random.default_rng(goal_seed)
+        if "task" in sources and spec.goal_dim != spec.obs_dim:
+            raise UsageError(
+                "goal source task takes the goal each episode of a goal task comes with, as a "
+                "state; " + (f"{spec.env_id or 'this env'} gives no goals (use a goal task such "
+                             "as pointmaze-medium-navigate)" if not spec.goal_dim else
+                             f"{spec.env_id}'s goals have {spec.goal_dim} numbers, its states "
+                             f"{spec.obs_dim}"))
         self._goal_setter = None
         if "gs_ppo" in sources:  # with a goal_setter_run (GoalConfig.checks)
             from bench.algos.gs_ppo import load_goal_setter
@@ -148,6 +157,18 @@ class GoalSetter:
             if self._goal_setter.obs_dim != spec.obs_dim:
                 raise UsageError(f"goal_setter_run proposes {self._goal_setter.obs_dim}-d goals but "
                                  f"this dataset's states are {spec.obs_dim}-d")
+
+    @property
+    def uses_task_goals(self) -> bool:
+        """Whether the IDM acts on a goal task's [observation, goal] rows (``split``)."""
+        return "task" in self.sources
+
+    def split(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(observations, task goals) of the rows an IDM acts on: a goal task's [observation,
+        goal] rows where the ``task`` source is evaluated, else (rows, None)."""
+        if not self.uses_task_goals:
+            return rows, None
+        return rows[:, :self.spec.obs_dim], rows[:, self.spec.obs_dim:]
 
     # -- conditions -----------------------------------------------------------------------
     def conditions(self) -> list[GoalCondition]:
@@ -204,9 +225,15 @@ class GoalSetter:
         self.indexed_episodes, self.indexed_states = int(n_best), int(len(rows))
 
     # -- goals ------------------------------------------------------------------------------
-    def goals(self, observations: np.ndarray, state: GoalState) -> np.ndarray:
-        """Raw-unit goal states (n, obs_dim) for raw observations (n, obs_dim)."""
+    def goals(self, observations: np.ndarray, state: GoalState,
+              task_goals: np.ndarray | None = None) -> np.ndarray:
+        """Raw-unit goal states (n, obs_dim) for raw observations (n, obs_dim) and, on a goal
+        task, the episodes' goals (``split``)."""
         source = state.source or self.source
+        if source == "task":
+            if task_goals is None:
+                raise RuntimeError("task goals come from a goal task's rows (GoalSetter.split)")
+            return np.asarray(task_goals, np.float32)
         if source == "self":
             return np.asarray(observations, np.float32).copy()
         if source == "gs_ppo":

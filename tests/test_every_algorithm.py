@@ -53,7 +53,7 @@ def _config(entry: registry.AlgoEntry, overrides: dict[str, str]) -> Any:
 @pytest.fixture(autouse=True)
 def _goal_data(request):
     """Goal-conditioned algorithms train on a tiny goal task (made once per session)."""
-    if any(ALGOS[name].cls.uses_task_goals for name in ALGOS):
+    if any(_takes_task_goals(entry) for entry in ALGOS.values()):
         request.getfixturevalue("tiny_goal_dataset")
 
 
@@ -62,7 +62,12 @@ def _source_kwargs(entry: registry.AlgoEntry, config: Any, tiny_dataset: str) ->
     algorithms: the tiny goal task); else the bare env."""
     if entry.kind == "online" and entry.cls.dataset_use(config) in ("none", "optional"):
         return {"dataset": None, "env": ONLINE_ENV}
-    return {"dataset": TINY_GOAL_ALIAS if entry.cls.uses_task_goals else tiny_dataset, "env": None}
+    return {"dataset": TINY_GOAL_ALIAS if _takes_task_goals(entry) else tiny_dataset, "env": None}
+
+
+def _takes_task_goals(entry: registry.AlgoEntry) -> bool:
+    """Algorithms that only run on goal tasks (a class-level True; the IDMs decide per config)."""
+    return entry.cls.uses_task_goals is True
 
 
 @dataclass

@@ -379,3 +379,35 @@ def test_hiql_acts_through_its_normalized_subgoal():
         expected = algo.low_policy(torch.cat([t[:, :2], z], -1)).clamp(-1, 1).numpy()
     np.testing.assert_allclose(actions, expected, rtol=1e-6, atol=1e-7)
     assert not np.array_equal(actions[0], actions[1])
+
+
+# -- the IDMs' `task` goal source -----------------------------------------------------------
+
+@pytest.mark.parametrize("algo", ["gcsl_idm", "transformer_idm"])
+def test_idms_reach_for_the_tasks_goal_with_goal_source_task(algo, tiny_goal_dataset, tmp_path):
+    overrides = {"goal_source": "task", "extra_goal_sources": "self"}
+    result = execute(RunRequest(algo=algo, dataset=tiny_goal_dataset, seed=0, budget="smoke",
+                                eval_episodes=5, eval_mode="sync", out=tmp_path,
+                                overrides=overrides), log=QUIET)
+    assert result["condition"] == "goal=task"
+    assert set(result["conditions"]) == {"goal=task", "goal=self"}
+    for condition in result["conditions"].values():
+        assert set(condition["success"]["by_task"]) == {f"task{k}" for k in range(1, 6)}
+
+
+def test_the_task_source_passes_the_rows_goal_to_the_idm():
+    from bench.algos.gcsl_idm import GCSLIDMConfig, GCSLInverseDynamics
+
+    torch.manual_seed(0)
+    idm = GCSLInverseDynamics(GCSLIDMConfig(hidden=(8,), goal_source="task"), _goal_spec(),
+                              torch.device("cpu"))
+    assert idm.uses_task_goals
+    rows = np.array([[0.0, 0.0, 5.0, 5.0], [1.0, 2.0, -5.0, 5.0]], np.float32)
+    actions, _ = idm.act(rows, idm.initial_state(2))
+    with torch.no_grad():
+        expected = idm.predict(torch.tensor(rows[:, :2]), torch.tensor(rows[:, 2:]))
+    np.testing.assert_allclose(actions, expected.numpy(), rtol=1e-6, atol=1e-7)
+    hopper = TaskSpec(11, 3, np.zeros(11, np.float32), np.ones(11, np.float32),
+                      -np.ones(3, np.float32), np.ones(3, np.float32), 1000, "Hopper-v5")
+    with pytest.raises(UsageError, match="goal source task"):
+        GCSLInverseDynamics(GCSLIDMConfig(goal_source="task"), hopper, torch.device("cpu"))

@@ -9,8 +9,8 @@ regressed in [-1, 1] (tanh) with MSE.
 
 At evaluation a goal source (``bench.goals``) names the state to reach ``goal_offset`` steps
 ahead (default 5, inside the trained range): ``dataset`` (nearest good dataset state, its
-successor), ``learned`` (a goal model conditioned on a target return) or ``self`` (the current
-state: a sanity floor).
+successor), ``learned`` (a goal model conditioned on a target return), ``self`` (the current
+state: a sanity floor) or, on goal tasks, ``task`` (the episode's own goal).
 """
 from __future__ import annotations
 
@@ -122,9 +122,14 @@ class GCSLInverseDynamics(Algorithm):
     def initial_state(self, num_envs: int, condition: Condition = DEFAULT) -> GoalState:
         return self.goal_setter.initial_state(num_envs, condition)
 
+    @property
+    def uses_task_goals(self) -> bool:  # type: ignore[override]
+        return self.goal_setter.uses_task_goals
+
     @row_invariant_act
     def act(self, observations: np.ndarray, state: GoalState) -> tuple[np.ndarray, GoalState]:
-        goals = self.goal_setter.goals(observations, state)
+        observations, task_goals = self.goal_setter.split(observations)
+        goals = self.goal_setter.goals(observations, state, task_goals)
         out = self.predict(self.tensor(observations), self.tensor(goals))
         return self.env_actions(out), state
 

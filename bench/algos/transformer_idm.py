@@ -228,14 +228,20 @@ class TransformerInverseDynamics(Algorithm):
                         self.spec.obs_dim, self.spec.act_dim,
                         self.goal_setter.initial_state(num_envs, condition), self.device)
 
+    @property
+    def uses_task_goals(self) -> bool:  # type: ignore[override]
+        return self.goal_setter.uses_task_goals
+
     @torch.inference_mode()
     def act(self, observations: np.ndarray, state: _History) -> tuple[np.ndarray, _History]:
         if self.net.training:
             self.net.eval()
+        observations, task_goals = self.goal_setter.split(observations)
         K, k = self.config.context_len, self.config.goal_offset
         n, now = len(observations), state.pad + min(state.t, state.horizon - 1)
         state.states[:, now] = self.normalize(self.tensor(observations))
-        goals = self.normalize(self.tensor(self.goal_setter.goals(observations, state.goal_state)))
+        goals = self.normalize(self.tensor(self.goal_setter.goals(observations, state.goal_state,
+                                                                  task_goals)))
         if self.config.masked:
             # Visible past: the K - k steps before now; steps now .. now + k - 1 masked; goal s_K.
             first = now - (K - k)
