@@ -28,9 +28,22 @@ DEFAULT_OBSERVATIONS = ("vector",)
 DEFAULT_ACTIONS = ("box",)
 
 
+def is_goal_dict(space: Any) -> bool:
+    """A goal-conditioned Dict observation space (gymnasium-robotics', D4RL/pointmaze's):
+    ``observation``, ``achieved_goal`` and ``desired_goal`` vectors. The suite reads it as the
+    vector ``observation`` (data) and ``[observation, desired_goal]`` rows (evaluation)."""
+    return (isinstance(space, spaces.Dict)
+            and {"observation", "achieved_goal", "desired_goal"} <= set(space.spaces)
+            and all(isinstance(space[k], spaces.Box) and len(space[k].shape) == 1
+                    for k in ("observation", "achieved_goal", "desired_goal")))
+
+
 def space_kind(space: Any, role: str) -> str:
-    """The kind of ``space``: for observations a Box is "vector" (rank <= 1) or "image"; for
-    actions any Box is "box"; otherwise "discrete", "dict", "tuple", ... or the class's name."""
+    """The kind of ``space``: for observations a Box is "vector" (rank <= 1) or "image", and so
+    is a goal Dict (``is_goal_dict``: its ``observation`` vector); for actions any Box is "box";
+    otherwise "discrete", "dict", "tuple", ... or the class's name."""
+    if role == "observations" and is_goal_dict(space):
+        return "vector"
     if isinstance(space, spaces.Box):
         if role == "actions":
             # Policies act in [-1, 1] mapped onto the box: an infinite bound has no such map.

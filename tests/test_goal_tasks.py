@@ -411,3 +411,70 @@ def test_the_task_source_passes_the_rows_goal_to_the_idm():
                       -np.ones(3, np.float32), np.ones(3, np.float32), 1000, "Hopper-v5")
     with pytest.raises(UsageError, match="goal source task"):
         GCSLInverseDynamics(GCSLIDMConfig(goal_source="task"), hopper, torch.device("cpu"))
+
+
+# -- Dict observations: D4RL's pointmaze in Minari ------------------------------------------
+
+@pytest.fixture(scope="module")
+def d4rl_umaze(isolated_roots):
+    """A local ``D4RL/pointmaze/umaze-v2`` made with Minari's own API: gymnasium-robotics'
+    PointMaze_UMaze-v3 (Dict observations), a noisy go-to-goal controller, 10 episodes of 300
+    steps, reference scores in the metadata (as Minari's published one has; stand-in numbers)."""
+    pytest.importorskip("gymnasium_robotics")
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    env = gym.make("PointMaze_UMaze-v3", continuing_task=True, max_episode_steps=300)
+    rng = np.random.default_rng(0)
+    buffers = []
+    for e in range(10):
+        obs, _ = env.reset(seed=e)
+        rows, actions, rewards, terms, truncs = [obs], [], [], [], []
+        while True:
+            direction = obs["desired_goal"] - obs["achieved_goal"]
+            action = np.clip(direction + rng.normal(0, 0.5, 2), -1, 1).astype(np.float32)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            rows.append(obs)
+            actions.append(action)
+            rewards.append(reward)
+            terms.append(terminated)
+            truncs.append(truncated)
+            if terminated or truncated:
+                break
+        buffers.append(EpisodeBuffer(
+            id=e, seed=e, observations={k: np.stack([r[k] for r in rows]) for k in rows[0]},
+            actions=np.stack(actions), rewards=np.asarray(rewards), terminations=np.asarray(terms),
+            truncations=np.asarray(truncs)))
+    minari.create_dataset_from_buffers("D4RL/pointmaze/umaze-v2", buffers, env=env,
+                                       algorithm_name="test controller", ref_min_score=10.0,
+                                       ref_max_score=110.0)
+    env.close()
+    return "D4RL/pointmaze/umaze-v2"
+
+
+def test_dict_observations_load_as_the_observation_with_achieved_goals(d4rl_umaze):
+    from bench.data import load_flat, resolve
+
+    ds = resolve(d4rl_umaze)
+    flat = load_flat(ds.dataset_id, ds.sha256)
+    assert flat.observations.shape[1] == 4 and flat.achieved_goals.shape == (len(flat.observations), 2)
+    np.testing.assert_allclose(flat.achieved_goals, flat.observations[:, :2], atol=1e-6)
+    goals = Sampler(flat, seed=0).goal_mixture(64, 0.0, 1.0, 0.0)["goals"]
+    assert goals.shape == (64, 2)
+
+
+@pytest.mark.parametrize("algo", ["bc", "gcbc", "gcivl"])
+def test_d4rl_pointmaze_trains_and_evaluates_with_its_metadatas_references(algo, d4rl_umaze,
+                                                                           tmp_path):
+    result = execute(RunRequest(algo=algo, dataset=d4rl_umaze, seed=0, budget="smoke",
+                                eval_episodes=3, eval_mode="sync", out=tmp_path), log=QUIET)
+    assert (result["ref_min"], result["ref_max"]) == (10.0, 110.0)
+    assert result["normalized_score"] == pytest.approx(
+        np.mean([100 * (r - 10.0) / 100.0 for r in result["episode_returns"]]))
+    assert result["success"] is None  # scored by return, not by task success
+
+
+def test_hiql_refuses_goals_that_are_not_states(d4rl_umaze, tmp_path):
+    with pytest.raises(UsageError, match="goals that are observations"):
+        execute(RunRequest(algo="hiql", dataset=d4rl_umaze, seed=0, budget="smoke",
+                           eval_episodes=1, out=tmp_path), log=QUIET)

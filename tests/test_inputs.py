@@ -36,12 +36,12 @@ class _ShortEnv(gym.Env):
 
 
 class DictObsEnv(_ShortEnv):
-    """Goal-conditioned observations, as gymnasium-robotics' PointMaze gives."""
+    """Structured observations that are not a goal env's (whose observation / achieved_goal /
+    desired_goal Dicts the suite reads: tests/test_goal_tasks.py)."""
 
     observation_space = spaces.Dict({
-        "observation": spaces.Box(-1, 1, (4,), np.float32),
-        "achieved_goal": spaces.Box(-1, 1, (2,), np.float32),
-        "desired_goal": spaces.Box(-1, 1, (2,), np.float32)})
+        "position": spaces.Box(-1, 1, (4,), np.float32),
+        "velocity": spaces.Box(-1, 1, (2,), np.float32)})
     action_space = spaces.Box(-1, 1, (2,), np.float32)
 
 
@@ -128,7 +128,7 @@ def test_dict_observations_are_refused_in_one_line_before_anything_is_written(da
                                                                               algo):
     proc = _run(["--dataset", DICT_ID], tmp_path / "out", algo)
     _refused(proc, 1, f"dataset {DICT_ID} has Dict observations",
-             "Dict with keys achieved_goal, desired_goal, observation", f"which {algo} cannot take",
+             "Dict with keys position, velocity", f"which {algo} cannot take",
              "none of the registered algorithms takes Dict observations")
     assert not (tmp_path / "out").exists(), "a refused run makes no run directory"
     info = run_cli("datasets", "info", DICT_ID)  # metadata only: still works

@@ -69,13 +69,15 @@ def goal_policy_mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Se
     return nn.Sequential(*layers, head)
 
 
-def require_task_goals(name: str, spec: TaskSpec) -> None:
-    """Goal-conditioned learners act towards the goals of a goal task; refuse other envs."""
+def require_task_goals(name: str, spec: TaskSpec, goals_are_states: bool = False) -> None:
+    """Goal-conditioned learners act towards the goals of a goal task; refuse other envs (and,
+    with ``goals_are_states``, envs whose goals are not observations: D4RL's pointmaze's are
+    positions, its observations position and velocity)."""
     if not spec.goal_dim:
         raise UsageError(f"{name} is goal-conditioned: it needs a dataset whose env gives each "
-                         "episode a goal (pointmaze-medium-navigate, pointmaze-large-navigate); "
-                         f"{spec.env_id or 'this env'} gives none.")
-    if spec.goal_dim != spec.obs_dim:
+                         "episode a goal (pointmaze-medium-navigate, pointmaze-large-navigate, "
+                         f"D4RL/pointmaze/*); {spec.env_id or 'this env'} gives none.")
+    if goals_are_states and spec.goal_dim != spec.obs_dim:
         raise UsageError(f"{name} takes goals that are observations ({spec.obs_dim} numbers); "
                          f"{spec.env_id}'s goals have {spec.goal_dim}.")
 

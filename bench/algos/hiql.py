@@ -132,7 +132,7 @@ class HIQL(Algorithm):
 
     def __init__(self, config: HIQLConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
-        require_task_goals("hiql", spec)
+        require_task_goals("hiql", spec, goals_are_states=True)  # its subgoals are states
         c, obs_dim = config, spec.obs_dim
         self.values = RepresentedValues(obs_dim, spec.goal_dim, c.hidden, c.rep_dim).to(device)
         self.values_target = target_copy(self.values)

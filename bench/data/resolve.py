@@ -23,7 +23,9 @@ import gymnasium as gym
 
 from bench.data import storage
 from bench.data.catalog import ALIASES, RefScores, reference_scores
+from bench.envs.goal_tasks import DesiredGoalEnv
 from bench.errors import BenchError, DatasetError, UsageError, unknown_name
+from bench.spaces import is_goal_dict
 
 HUB_HOST = "huggingface.co"  # where minari.download_dataset fetches from
 
@@ -181,7 +183,9 @@ def make_env(spec: gym.envs.registration.EnvSpec | str, overrides: dict[str, Any
     owner = f"dataset {dataset_id}'s environment" if dataset_id else "environment"
     error = DatasetError if dataset_id else BenchError
     try:
-        return gym.make(spec, **(overrides or {}))
+        env = gym.make(spec, **(overrides or {}))
+        # A goal env's Dict observations become [observation, desired_goal] rows.
+        return DesiredGoalEnv(env) if is_goal_dict(env.observation_space) else env
     except (ImportError, gym.error.DependencyNotInstalled) as exc:
         missing = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__
         if not isinstance(missing, ModuleNotFoundError) or not missing.name:

@@ -194,7 +194,7 @@ class Sampler:
             "observations": f.observations[oi],
             "actions": f.actions[idx],
             "next_observations": f.observations[oi + 1],
-            "goals": f.observations[goal_index],
+            "goals": f.goal_states[goal_index],
             "goal_is_current": goal_index == oi,
             "transitions": idx,
             # steps from s_t to the goal: k for a later state, 0 for s_t, −1 for a random state

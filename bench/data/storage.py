@@ -111,6 +111,9 @@ class FlatEpisodes:
     terminations: np.ndarray  # (N,) bool
     truncations: np.ndarray  # (N,) bool
     episode_lengths: np.ndarray  # (E,) int64
+    # Goal-env data (Dict observations): each observation's ``achieved_goal``, (N + E, goal_dim)
+    # float32, the goal space goal-conditioned learners relabel from; None elsewhere.
+    achieved_goals: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         lengths = self.episode_lengths.astype(np.int64)
@@ -132,6 +135,12 @@ class FlatEpisodes:
     def num_episodes(self) -> int:
         return len(self.episode_lengths)
 
+    @property
+    def goal_states(self) -> np.ndarray:
+        """What a goal is, per observation row: its ``achieved_goal`` in goal-env data, else
+        the observation itself."""
+        return self.observations if self.achieved_goals is None else self.achieved_goals
+
     def state_observations(self) -> np.ndarray:
         """Observations at which an action was taken (excludes each episode's final one)."""
         return self.observations[self.obs_index]
@@ -151,14 +160,20 @@ def _read_episodes(path: Path) -> FlatEpisodes:
                            key=lambda k: int(k.split("_")[1]))
             if not names:
                 raise DatasetError(f"dataset file {path} holds no episodes.")
-            obs, act, rew, term, trunc, lengths = [], [], [], [], [], []
+            obs, goals, act, rew, term, trunc, lengths = [], [], [], [], [], [], []
             for name in names:
                 g = f[name]
-                if not isinstance(g["observations"], h5py.Dataset):
-                    raise DatasetError(f"{path}: only Box observation spaces are supported "
-                                       f"(episode {name} has structured observations).")
+                o = g["observations"]
+                if isinstance(o, h5py.Group):  # Dict observations: only goal envs' are read
+                    if not {"observation", "achieved_goal", "desired_goal"} <= set(o.keys()):
+                        raise DatasetError(
+                            f"{path}: episode {name} has Dict observations with keys "
+                            f"{', '.join(o.keys())}; only Box observations and goal-env Dicts "
+                            "(observation, achieved_goal, desired_goal) are supported.")
+                    goals.append(o["achieved_goal"][()])
+                    o = o["observation"]
                 a = g["actions"][()]
-                obs.append(g["observations"][()])
+                obs.append(o[()])
                 act.append(a.reshape(len(a), -1))
                 rew.append(g["rewards"][()])
                 term.append(g["terminations"][()])
@@ -174,6 +189,7 @@ def _read_episodes(path: Path) -> FlatEpisodes:
         terminations=np.concatenate(term).astype(bool),
         truncations=np.concatenate(trunc).astype(bool),
         episode_lengths=np.asarray(lengths, dtype=np.int64),
+        achieved_goals=np.concatenate(goals).astype(np.float32) if goals else None,
     )
 
 
@@ -209,7 +225,8 @@ def save_flat(sha256: str, flat: FlatEpisodes, data_path: Path | None = None) ->
 
     buf = io.BytesIO()
     # The key is stored inside too: an entry copied over another one's name is then told apart.
-    np.savez(buf, sha256=np.array(sha256), **{k: getattr(flat, k) for k in FLAT_FIELDS})
+    extra = {} if flat.achieved_goals is None else {"achieved_goals": flat.achieved_goals}
+    np.savez(buf, sha256=np.array(sha256), **{k: getattr(flat, k) for k in FLAT_FIELDS}, **extra)
     atomic_write_bytes(_cache_path(sha256), buf.getvalue())
     if data_path is not None:
         _remember_checked(sha256, data_path)
@@ -264,7 +281,8 @@ def load_flat(dataset_id: str, sha256: str) -> FlatEpisodes:
                 # An entry of another dataset (copied over this one's name), or one from before
                 # entries named their data file, is rebuilt like a broken one.
                 if "sha256" in z.files and str(z["sha256"]) == sha256:
-                    return FlatEpisodes(**{k: z[k] for k in FLAT_FIELDS})
+                    goals = z["achieved_goals"] if "achieved_goals" in z.files else None
+                    return FlatEpisodes(**{k: z[k] for k in FLAT_FIELDS}, achieved_goals=goals)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a broken cache entry is rebuilt below; the dataset itself is untouched
     flat = _read_episodes(path)

@@ -80,10 +80,10 @@ class GoalTaskEnv(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         options = dict(options or {})
-        if "task_id" not in options:
+        if "task_id" not in options and "task_info" not in options:  # task_info: a custom task
             # Unseeded resets (a plain env.reset()) run task 1, as a seed of 0 would.
             options["task_id"] = task_of_seed(seed or 0, self.num_tasks)
-        self.task_id = int(options["task_id"])
+        self.task_id = int(options.get("task_id", 0))  # 0: a custom task
         if seed is None:
             obs, info = self.env.reset(options=options)
         else:
@@ -98,6 +98,27 @@ class GoalTaskEnv(gym.Wrapper):
 
     def _with_goal(self, obs: np.ndarray) -> np.ndarray:
         return np.concatenate([np.asarray(obs, np.float32), self._goal])
+
+
+class DesiredGoalEnv(gym.ObservationWrapper):
+    """A gymnasium-robotics goal env (Dict observations ``observation`` / ``achieved_goal`` /
+    ``desired_goal``, as D4RL's pointmaze datasets in Minari) as a flat-observation env whose rows
+    are ``[observation, desired_goal]``. Rewards, episode ends and goals stay the env's own (its
+    datasets are scored by normalized return, with the reference scores of their metadata)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        parts = env.observation_space
+        self.goal_dim = int(parts["desired_goal"].shape[0])
+        self.num_tasks = 0  # the env draws its goals itself
+        low = np.concatenate([parts["observation"].low, parts["desired_goal"].low])
+        high = np.concatenate([parts["observation"].high, parts["desired_goal"].high])
+        self.observation_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32),
+                                                dtype=np.float32)
+
+    def observation(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.asarray(observation["observation"], np.float32).ravel(),
+                               np.asarray(observation["desired_goal"], np.float32)])
 
 
 def make_ogbench_task(name: str) -> gym.Env:
