@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench.data.catalog import OGBENCH_NAVIGATE
 from bench.errors import UsageError
 from bench.records import canonical_variant, parse_variant_name, read_record, setting_names
 
@@ -267,6 +268,11 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     sep = "|---" * (len(wide.columns) + 1) + "|"
     lines = [header, sep] + [f"| {idx} | " + " | ".join(row) + " |" for idx, row in wide.iterrows()]
     note = "\n\nNormalized score (0 = random, 100 = expert): mean ± 95% CI over seeds."
+    goal_tasks = sorted(set(table["dataset"]) & set(OGBENCH_NAVIGATE))
+    if goal_tasks:
+        note += (f" On the goal tasks ({', '.join(goal_tasks)}) the score is the success rate "
+                 "in percent over the five task goals (an episode returns 1 when it reaches its "
+                 "goal), not a normalized return; result.json has it per task.")
     if "headline" in table.columns:
         note += (" (headline): the condition a run reports as its score, fixed before evaluation "
                  "(its first: DT's first target return, an IDM's goal_source), never the best.")

@@ -229,6 +229,10 @@ def test_a_run_on_a_goal_task_reports_success_per_task(tiny_goal_dataset, tmp_pa
         assert success["rate"] == pytest.approx(np.mean(result["episode_returns"]))
         assert result["normalized_score"] == pytest.approx(100 * success["rate"])
         assert json.loads(json.dumps(result)) == result
+    from bench.results import format_table, load_results, score_table
+
+    text = format_table(score_table(load_results(tmp_path)))
+    assert "the score is the success rate in percent" in text and "gcbc" in text
 
 
 # -- GCIVL ----------------------------------------------------------------------------------
