@@ -46,15 +46,16 @@ from bench.registry import register
 
 
 @dataclass
-class GCIVLConfig(TrainConfig):
+class GoalValueConfig(TrainConfig):
+    """The fields OGBench's value-based goal-conditioned learners share (GCIVL's, HIQL's)."""
+
     num_updates: int = 1_000_000  # gradient steps
     batch_size: int = 1024  # transitions per update (each with a value goal and a policy goal)
-    lr: float = 3e-4  # Adam's learning rate, value heads and policy
-    hidden: tuple[int, ...] = (512, 512, 512)  # GELU hidden layers of the policy and of each value head
+    lr: float = 3e-4  # Adam's learning rate, every network
+    hidden: tuple[int, ...] = (512, 512, 512)  # GELU hidden layers of every network
     gamma: float = 0.99  # discount
-    tau: float = 0.005  # target value heads move this fraction of the way per update
+    tau: float = 0.005  # target value networks move this fraction of the way per update
     expectile: float = 0.9  # the value regresses this expectile of its one-step backup
-    alpha: float = 10.0  # AWR inverse temperature: weights exp(alpha * advantage), capped at 100
     value_p_current: float = 0.2  # value goals: the state itself
     value_p_future: float = 0.5  # value goals: a later state of the episode, geometric offset
     value_p_random: float = 0.3  # value goals: any state of the dataset
@@ -70,8 +71,7 @@ class GCIVLConfig(TrainConfig):
 
     def checks(self) -> list[str]:
         problems = positive_sizes(self, "hidden")
-        problems += at_least(self, 0, "alpha", "value_p_current", "value_p_future",
-                             "value_p_random")
+        problems += at_least(self, 0, "value_p_current", "value_p_future", "value_p_random")
         if not 0 < self.expectile < 1:
             problems.append(f"expectile must be in (0, 1), got {self.expectile!r}")
         if not 0 <= self.gamma < 1:
@@ -83,6 +83,27 @@ class GCIVLConfig(TrainConfig):
             problems.append(f"value_p_current + value_p_future + value_p_random must be 1, got "
                             f"{total!r}")
         return problems
+
+    def value_goals(self, sampler: Sampler) -> dict[str, np.ndarray]:
+        """A batch of transitions with the value's goals (the mixture above, geometric offsets)
+        and, for the same transitions, the policies' goals: later states, uniform."""
+        batch = sampler.goal_mixture(self.batch_size, self.value_p_current, self.value_p_future,
+                                     self.value_p_random, geometric=self.gamma)
+        policy = sampler.goal_mixture(self.batch_size, 0.0, 1.0, 0.0,
+                                      transitions=batch["transitions"])
+        return {**batch, "policy_goals": policy["goals"], "policy_offsets": policy["offsets"]}
+
+
+@dataclass
+class GCIVLConfig(GoalValueConfig):
+    alpha: float = 10.0  # AWR inverse temperature: weights exp(alpha * advantage), capped at 100
+
+    def checks(self) -> list[str]:
+        return at_least(self, 0, "alpha")
+
+
+# Batch entries that are indices into the dataset, not inputs.
+INDICES = ("transitions", "offsets", "policy_offsets")
 
 
 def goal_value_mlp(in_dim: int, hidden: tuple[int, ...]) -> nn.Sequential:
@@ -118,6 +139,24 @@ def expectile_weights(advantage: torch.Tensor, expectile: float) -> torch.Tensor
     return torch.where(advantage >= 0, expectile, 1.0 - expectile)
 
 
+def implicit_value_loss(values: nn.Module, values_target: nn.Module, s: torch.Tensor,
+                        s_next: torch.Tensor, g: torch.Tensor, success: torch.Tensor,
+                        gamma: float, expectile: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The goal-conditioned value's loss (GCIVL's and HIQL's) and its values V(s, g) (B, 2):
+    reward −1 until the goal (0 and no bootstrap where ``success``: the goal is s itself), each
+    head regressing its own one-step backup r + γ (1 − success) V'_k(s', g) with weight
+    |τ − 1(A < 0)|, A = r + γ (1 − success) min_k V'_k(s', g) − mean_k V'_k(s, g)."""
+    reward, mask = success - 1.0, 1.0 - success  # (B,)
+    with torch.no_grad():
+        next_target = values_target(s_next, g)  # (B, 2)
+        target = values_target(s, g)  # (B, 2)
+        advantage = reward + gamma * mask * next_target.min(-1).values - target.mean(-1)
+        backup = reward[:, None] + gamma * mask[:, None] * next_target  # (B, 2)
+    v = values(s, g)  # (B, 2)
+    weight = expectile_weights(advantage, expectile)[:, None]  # (B, 1)
+    return (weight * (backup - v).pow(2)).mean(0).sum(), v
+
+
 def unit_gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     """log N(a; μ, I) per row: (B, A), (B, A) → (B,)."""
     return -0.5 * (actions - mean).pow(2).sum(-1) - 0.5 * actions.shape[-1] * math.log(2 * math.pi)
@@ -138,30 +177,15 @@ class GCIVL(Algorithm):
         self.optimizer = adamw([*self.values.parameters(), *self.policy.parameters()], config.lr)
 
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
-        c = self.config
-        batch = sampler.goal_mixture(c.batch_size, c.value_p_current, c.value_p_future,
-                                     c.value_p_random, geometric=c.gamma)
-        # The policy's goals: later states of the same transitions' episodes, uniform.
-        policy = sampler.goal_mixture(c.batch_size, 0.0, 1.0, 0.0,
-                                      transitions=batch["transitions"])
-        return {**batch, "policy_goals": policy["goals"]}
+        return self.config.value_goals(sampler)
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.config
         s, s_next, a = batch["observations"], batch["next_observations"], batch["actions"]
         g, g_policy = batch["goals"], batch["policy_goals"]
         success = batch["goal_is_current"]  # (B,) 1.0 where the goal is s itself
-        reward, mask = success - 1.0, 1.0 - success  # (B,)
-
-        # Value: each head's expectile regression onto its own one-step backup.
-        with torch.no_grad():
-            next_target = self.values_target(s_next, g)  # (B, 2)
-            target = self.values_target(s, g)  # (B, 2)
-            advantage = reward + c.gamma * mask * next_target.min(-1).values - target.mean(-1)
-            backup = reward[:, None] + c.gamma * mask[:, None] * next_target  # (B, 2)
-        v = self.values(s, g)  # (B, 2)
-        weight = expectile_weights(advantage, c.expectile)[:, None]  # (B, 1)
-        value_loss = (weight * (backup - v).pow(2)).mean(0).sum()
+        value_loss, v = implicit_value_loss(self.values, self.values_target, s, s_next, g,
+                                            success, c.gamma, c.expectile)
 
         # Policy: advantage-weighted regression with the one-step advantage V(s', g) − V(s, g).
         with torch.no_grad():
@@ -175,7 +199,7 @@ class GCIVL(Algorithm):
                 "weight": exp_advantage.mean()}
 
     def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
-        b = {k: self.tensor(v) for k, v in batch.items() if k != "transitions"}
+        b = {k: self.tensor(v) for k, v in batch.items() if k not in INDICES}
         b["actions"] = self.unit_actions(batch["actions"])
         out = self.losses(b)
         self.optimizer.zero_grad(set_to_none=True)

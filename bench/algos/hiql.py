@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,8 +40,14 @@ from torch import nn
 
 from bench.algorithm import Algorithm
 from bench.algos.gcbc import goal_policy_mlp, require_task_goals
-from bench.algos.gcivl import expectile_weights, goal_value_mlp, unit_gaussian_log_prob
-from bench.config import TrainConfig, at_least, positive_sizes
+from bench.algos.gcivl import (
+    INDICES,
+    GoalValueConfig,
+    goal_value_mlp,
+    implicit_value_loss,
+    unit_gaussian_log_prob,
+)
+from bench.config import at_least
 from bench.data.sampler import Sampler, TaskSpec
 from bench.nn.layers import row_invariant_act
 from bench.nn.optim import adamw, soft_update, target_copy
@@ -49,46 +55,16 @@ from bench.registry import register
 
 
 @dataclass
-class HIQLConfig(TrainConfig):
-    num_updates: int = 1_000_000  # gradient steps
-    batch_size: int = 1024  # transitions per update (each with a value goal and a policy goal)
-    lr: float = 3e-4  # Adam's learning rate, every network
-    hidden: tuple[int, ...] = (512, 512, 512)  # GELU hidden layers of every network
-    gamma: float = 0.99  # discount
-    tau: float = 0.005  # the target value (φ included) moves this fraction of the way per update
+class HIQLConfig(GoalValueConfig):
     expectile: float = 0.7  # the value regresses this expectile of its one-step backup
     low_alpha: float = 3.0  # low-level AWR inverse temperature (weights capped at 100)
     high_alpha: float = 3.0  # high-level AWR inverse temperature (weights capped at 100)
     subgoal_steps: int = 25  # the low level's subgoals: the state this many steps ahead
     rep_dim: int = 10  # size of the goal representation φ (rescaled to length √rep_dim)
-    value_p_current: float = 0.2  # value goals: the state itself
-    value_p_future: float = 0.5  # value goals: a later state of the episode, geometric offset
-    value_p_random: float = 0.3  # value goals: any state of the dataset
-    log_every: int = 1000  # write a metrics line every N updates
-    checkpoint_every: int = 50_000  # atomic checkpoint every N updates
-
-    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"num_updates": 20, "batch_size": 32, "hidden": (64, 64), "log_every": 5,
-                  "checkpoint_every": 10},
-        "quick": {"num_updates": 10_000, "batch_size": 256, "log_every": 500,
-                  "checkpoint_every": 5_000},
-    }
 
     def checks(self) -> list[str]:
-        problems = positive_sizes(self, "hidden") + at_least(self, 1, "subgoal_steps", "rep_dim")
-        problems += at_least(self, 0, "low_alpha", "high_alpha", "value_p_current",
-                             "value_p_future", "value_p_random")
-        if not 0 < self.expectile < 1:
-            problems.append(f"expectile must be in (0, 1), got {self.expectile!r}")
-        if not 0 <= self.gamma < 1:
-            problems.append(f"gamma must be in [0, 1), got {self.gamma!r}")
-        if not 0 < self.tau <= 1:
-            problems.append(f"tau must be in (0, 1], got {self.tau!r}")
-        total = self.value_p_current + self.value_p_future + self.value_p_random
-        if not math.isclose(total, 1.0):
-            problems.append(f"value_p_current + value_p_future + value_p_random must be 1, got "
-                            f"{total!r}")
-        return problems
+        return (at_least(self, 1, "subgoal_steps", "rep_dim")
+                + at_least(self, 0, "low_alpha", "high_alpha"))
 
 
 class GoalRepresentation(nn.Module):
@@ -145,16 +121,12 @@ class HIQL(Algorithm):
 
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
         c = self.config
-        batch = sampler.goal_mixture(c.batch_size, c.value_p_current, c.value_p_future,
-                                     c.value_p_random, geometric=c.gamma)
-        idx = batch["transitions"]
-        policy = sampler.goal_mixture(c.batch_size, 0.0, 1.0, 0.0, transitions=idx)
+        batch = c.value_goals(sampler)
+        idx, offsets = batch["transitions"], batch["policy_offsets"]
         # The high level's target: the state min(subgoal_steps, steps to the goal) ahead (a
         # random goal: subgoal_steps ahead, as for the low level).
-        offsets = policy["offsets"]
         high_steps = np.where(offsets < 0, c.subgoal_steps, np.minimum(c.subgoal_steps, offsets))
-        return {**batch, "policy_goals": policy["goals"],
-                "low_subgoals": sampler.states_ahead(idx, c.subgoal_steps),
+        return {**batch, "low_subgoals": sampler.states_ahead(idx, c.subgoal_steps),
                 "high_targets": sampler.states_ahead(idx, high_steps)}
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -163,17 +135,9 @@ class HIQL(Algorithm):
         g, g_policy = batch["goals"], batch["policy_goals"]
         w, s_ahead = batch["low_subgoals"], batch["high_targets"]
         success = batch["goal_is_current"]  # (B,) 1.0 where the goal is s itself
-        reward, mask = success - 1.0, 1.0 - success
-
         # Value (and φ through it): as GCIVL's.
-        with torch.no_grad():
-            next_target = self.values_target(s_next, g)  # (B, 2)
-            target = self.values_target(s, g)  # (B, 2)
-            advantage = reward + c.gamma * mask * next_target.min(-1).values - target.mean(-1)
-            backup = reward[:, None] + c.gamma * mask[:, None] * next_target  # (B, 2)
-        v = self.values(s, g)  # (B, 2)
-        weight = expectile_weights(advantage, c.expectile)[:, None]
-        value_loss = (weight * (backup - v).pow(2)).mean(0).sum()
+        value_loss, v = implicit_value_loss(self.values, self.values_target, s, s_next, g,
+                                            success, c.gamma, c.expectile)
 
         with torch.no_grad():
             # Low level: towards w, with the advantage of the step s → s'.
@@ -194,7 +158,7 @@ class HIQL(Algorithm):
                 "high_advantage": high_advantage.mean()}
 
     def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
-        b = {k: self.tensor(v) for k, v in batch.items() if k not in ("transitions", "offsets")}
+        b = {k: self.tensor(v) for k, v in batch.items() if k not in INDICES}
         b["actions"] = self.unit_actions(batch["actions"])
         out = self.losses(b)
         self.optimizer.zero_grad(set_to_none=True)

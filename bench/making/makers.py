@@ -203,6 +203,17 @@ def make_combined(*kinds: str) -> Callable[..., dict[str, Any]]:
     return make
 
 
+def replay_mismatch(alias: DatasetAlias, mismatch: str, episodes_are: str) -> str:
+    """A replay that is not the recorded training (``mismatch``, a clause): refused with
+    BENCH_STRICT_REPLAY=1, else warned about; returns the ``replay_verified`` text saying so."""
+    if os.environ.get("BENCH_STRICT_REPLAY") == "1":
+        raise DatasetError(f"{mismatch} and BENCH_STRICT_REPLAY=1; nothing was written.")
+    print(f"[bench] warning: {alias.alias}: {mismatch}. Writing the replay anyway, marked "
+          "replay_verified=NO in its metadata; BENCH_STRICT_REPLAY=1 refuses instead.",
+          file=sys.stderr)
+    return f"NO: {mismatch}; the episodes are {episodes_are}"
+
+
 def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
     """``medium-replay``: every complete episode PPO's training saw until the medium snapshot.
 
@@ -271,13 +282,8 @@ def make_training_replay(alias: DatasetAlias, *, num_transitions: int, seed: int
         mismatch = (f"the replayed training does not end exactly at {medium['file']} (max "
                     f"parameter difference {difference:.3g}: this CPU, thread count or library "
                     f"versions compute differently from those that trained it)")
-        if os.environ.get("BENCH_STRICT_REPLAY") == "1":
-            raise DatasetError(f"{mismatch} and BENCH_STRICT_REPLAY=1; nothing was written.")
-        print(f"[bench] warning: {alias.alias}: {mismatch}. Writing the replay anyway, marked "
-              "replay_verified=NO in its metadata; BENCH_STRICT_REPLAY=1 refuses instead.",
-              file=sys.stderr)
-        verified = (f"NO: {mismatch}; the episodes are this machine's replay of the same training "
-                    "recipe, config and seed up to the same env step")
+        verified = replay_mismatch(alias, mismatch, "this machine's replay of the same training "
+                                   "recipe, config and seed up to the same env step")
     provenance = {
         "generator": "bench.data.makers.make_training_replay",
         "policy": f"PPO training rollouts from step 0 to {medium['env_steps']} (the medium "
@@ -326,13 +332,8 @@ def make_action_replay(alias: DatasetAlias, *, num_transitions: int, seed: int) 
                     f"recorded training in length, ending or return (largest return difference "
                     f"{result.max_return_difference:.3g}: this simulator build computes "
                     "differently from the one that trained the policy)")
-        if os.environ.get("BENCH_STRICT_REPLAY") == "1":
-            raise DatasetError(f"{mismatch} and BENCH_STRICT_REPLAY=1; nothing was written.")
-        print(f"[bench] warning: {alias.alias}: {mismatch}. Writing the replay anyway, marked "
-              "replay_verified=NO in its metadata; BENCH_STRICT_REPLAY=1 refuses instead.",
-              file=sys.stderr)
-        verified = (f"NO: {mismatch}; the episodes are this simulator's response to the recorded "
-                    "actions")
+        verified = replay_mismatch(alias, mismatch,
+                                   "this simulator's response to the recorded actions")
     provenance = {
         "generator": "bench.making.replay (bench.data.makers.make_action_replay)",
         "policy": f"SAC training from step 0 to {entry['env_steps']} (the medium reference "
