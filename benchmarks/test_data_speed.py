@@ -73,3 +73,13 @@ def test_open_hopper_random(benchmark, data_root):
           f"(made in {made:.1f} s): open from cache {cached:.2f} s, cold from HDF5 {cold:.1f} s, "
           f"from the rebuilt cache {again:.2f} s")
     assert cached * scale <= 10 and again * scale <= 10
+
+
+@pytest.mark.parametrize("name", ["pointmaze-medium-navigate", "pointmaze-large-navigate"])
+def test_generate_pointmaze_navigate(benchmark, data_root, name):
+    """Issue 28: OGBench's navigate recipe, 1M transitions (1,000 episodes of 1,000 steps) in
+    <= 6 minutes on 2 cores."""
+    seconds = benchmark.pedantic(lambda: _make(name), rounds=1, iterations=1)
+    benchmark.extra_info.update(seconds=seconds, transitions=TRANSITIONS)
+    print(f"\n{name}, {TRANSITIONS:,} transitions: {seconds:.1f} s")
+    assert seconds <= 360 * max(1.0, TRANSITIONS / 1e6)
