@@ -360,7 +360,9 @@ def make_ogbench_navigate(alias: DatasetAlias, *, num_transitions: int, seed: in
     name = f"{alias.alias}-v0"
     official = ogbench_maze.official_file(name)
     eval_env = gym.make(alias.env_id)
-    observation_space = ogbench_maze.collection_env(name).observation_space
+    probe = ogbench_maze.collection_env(name)
+    observation_space = probe.observation_space  # the data's: the observation without the goal
+    probe.close()
     if official.exists():
         observations, actions = ogbench_maze.read_official(official)
         provenance = {
