@@ -157,6 +157,24 @@ def implicit_value_loss(values: nn.Module, values_target: nn.Module, s: torch.Te
     return (weight * (backup - v).pow(2)).mean(0).sum(), v
 
 
+def goal_value_step(algo: Any, batch: dict[str, np.ndarray],
+                    loss_names: tuple[str, ...]) -> dict[str, float]:
+    """One update of a goal-value learner (GCIVL, HIQL): its ``losses`` on the batch, one Adam
+    step down the sum of ``loss_names`` (they touch disjoint parameters or share the value's),
+    then the target value moves τ; every loss and metric read in one stack."""
+    b = {k: algo.tensor(v) for k, v in batch.items() if k not in INDICES}
+    b["actions"] = algo.unit_actions(batch["actions"])
+    out = algo.losses(b)
+    algo.optimizer.zero_grad(set_to_none=True)
+    total = out[loss_names[0]]
+    for name in loss_names[1:]:
+        total = total + out[name]
+    total.backward()
+    algo.optimizer.step()
+    soft_update(algo.values_target, algo.values, algo.config.tau)
+    return dict(zip(out, torch.stack([v.detach() for v in out.values()]).tolist()))
+
+
 def unit_gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     """log N(a; μ, I) per row: (B, A), (B, A) → (B,)."""
     return -0.5 * (actions - mean).pow(2).sum(-1) - 0.5 * actions.shape[-1] * math.log(2 * math.pi)
@@ -199,14 +217,7 @@ class GCIVL(Algorithm):
                 "weight": exp_advantage.mean()}
 
     def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
-        b = {k: self.tensor(v) for k, v in batch.items() if k not in INDICES}
-        b["actions"] = self.unit_actions(batch["actions"])
-        out = self.losses(b)
-        self.optimizer.zero_grad(set_to_none=True)
-        (out["value_loss"] + out["actor_loss"]).backward()
-        self.optimizer.step()
-        soft_update(self.values_target, self.values, self.config.tau)
-        return dict(zip(out, torch.stack([v.detach() for v in out.values()]).tolist()))
+        return goal_value_step(self, batch, ("value_loss", "actor_loss"))
 
     @row_invariant_act
     def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:

@@ -41,16 +41,16 @@ from torch import nn
 from bench.algorithm import Algorithm
 from bench.algos.gcbc import goal_policy_mlp, require_task_goals
 from bench.algos.gcivl import (
-    INDICES,
     GoalValueConfig,
     goal_value_mlp,
+    goal_value_step,
     implicit_value_loss,
     unit_gaussian_log_prob,
 )
 from bench.config import at_least
 from bench.data.sampler import Sampler, TaskSpec
 from bench.nn.layers import row_invariant_act
-from bench.nn.optim import adamw, soft_update, target_copy
+from bench.nn.optim import adamw, target_copy
 from bench.registry import register
 
 
@@ -158,14 +158,7 @@ class HIQL(Algorithm):
                 "high_advantage": high_advantage.mean()}
 
     def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
-        b = {k: self.tensor(v) for k, v in batch.items() if k not in INDICES}
-        b["actions"] = self.unit_actions(batch["actions"])
-        out = self.losses(b)
-        self.optimizer.zero_grad(set_to_none=True)
-        (out["value_loss"] + out["low_actor_loss"] + out["high_actor_loss"]).backward()
-        self.optimizer.step()
-        soft_update(self.values_target, self.values, self.config.tau)
-        return dict(zip(out, torch.stack([v.detach() for v in out.values()]).tolist()))
+        return goal_value_step(self, batch, ("value_loss", "low_actor_loss", "high_actor_loss"))
 
     @row_invariant_act
     def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:

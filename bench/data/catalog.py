@@ -21,7 +21,6 @@ D4RL_REFERENCE_RETURNS = {  # family: (random, expert)
     "walker2d": (1.629008, 4592.3),
     "halfcheetah": (-280.178953, 12135.0),
 }
-D4RL_HOPPER_RANDOM, D4RL_HOPPER_EXPERT = D4RL_REFERENCE_RETURNS["hopper"]
 # The locomotion families the suite makes datasets for: family -> env id
 LOCOMOTION_ENVS = {"hopper": "Hopper-v5", "walker2d": "Walker2d-v5",
                    "halfcheetah": "HalfCheetah-v5"}
@@ -31,8 +30,6 @@ def d4rl_source(family: str) -> str:
     low, high = D4RL_REFERENCE_RETURNS[family]
     return f"D4RL {family} reference returns (Fu et al. 2020), random {low} / expert {high}"
 
-
-D4RL_SOURCE = d4rl_source("hopper")
 
 
 class BadReferenceScores(DatasetError):
