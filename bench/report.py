@@ -38,7 +38,8 @@ from bench.io import atomic_write_bytes, atomic_write_json
 from bench.results import (incomplete_runs, load_results, mixed_sources, score_table,
                            select_runs)
 
-BASELINES = Path(__file__).resolve().parent.parent / "baselines" / "d4rl_v2.csv"
+# Every *.csv here: published scores, one file per benchmark (D4RL-v2 locomotion, OGBench).
+BASELINES = Path(__file__).resolve().parent.parent / "baselines"
 # Curve metrics in order of preference; a run is plotted with the first one it logged.
 # metric → (axis label, caption)
 CURVE_METRICS = {
@@ -57,6 +58,15 @@ BASELINE_NOTE = ("† Published scores on the **D4RL v2** locomotion datasets (o
                  "dataset's own references (the Data table), so the same score stands for "
                  "different returns on the two sides (the 'mean return' column has this suite's "
                  "raw returns).")
+OGBENCH_NOTE = ("§ Success rates (%) OGBench published for its own datasets of these tasks "
+                "(Park et al. 2025, Table 2; baselines/ogbench.csv and baselines/README.md): its "
+                "algorithms trained 1M updates with its full settings, 8 seeds, 50 episodes per "
+                "task goal, the last three evaluations averaged. This suite's rows are on datasets "
+                "it makes with OGBench's recipe (or OGBench's own files when present: see the Data "
+                "table's source) and usually at a smaller budget, so the comparison is of "
+                "magnitude, not a replication.")
+# dataset_version → (the mark of its column and note, the note)
+BASELINE_SETS = {"D4RL-v2": ("†", BASELINE_NOTE), "OGBench": ("§", OGBENCH_NOTE)}
 BELOW_FULL = "‡"
 BELOW_FULL_NOTE = (f" {BELOW_FULL} marks rows not trained with the `full` preset unchanged (a "
                    "smaller budget or overridden settings), while the published runs used their "
@@ -90,12 +100,21 @@ def _slug(text: str) -> str:
 
 
 def load_baselines(path: Path = BASELINES) -> pd.DataFrame:
-    """Published scores (algo, dataset, score, score_std, dataset_version, source, citation);
-    empty when the file is not there (e.g. an installed package without the repository)."""
-    if not Path(path).exists():
+    """Published scores (algo, dataset, score, score_std, dataset_version, source, citation) from
+    one csv file or every csv file of a folder; empty when there is none (e.g. an installed
+    package without the repository)."""
+    path = Path(path)
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path] if path.exists() else []
+    if not files:
         return pd.DataFrame(columns=["algo", "dataset", "score", "score_std", "dataset_version",
                                      "source", "citation"])
-    return pd.read_csv(path)
+    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+
+
+def baseline_version(baselines: pd.DataFrame, dataset: str) -> str:
+    """The benchmark the published scores beside ``dataset`` come from (D4RL-v2 by default)."""
+    versions = baselines.loc[baselines["dataset"] == dataset, "dataset_version"].unique()
+    return str(versions[0]) if len(versions) else "D4RL-v2"
 
 
 @contextlib.contextmanager
@@ -309,8 +328,10 @@ def _score_section(dataset: str, runs: pd.DataFrame, status: pd.DataFrame,
                     if r.seeds >= MIN_SEEDS_FOR_IQM else f"— (n < {MIN_SEEDS_FOR_IQM})")
         rows.append([r.algo, r.variant, seeds, f"{r.mean:.1f}{ci}", iqm_cell, _fmt(r.mean_return),
                      published])
+    version = baseline_version(baselines, dataset)
+    mark = BASELINE_SETS.get(version, ("†", ""))[0]
     header = ["algorithm", "variant", "seeds", "normalized score, mean ± 95% CI",
-              "IQM [95% bootstrap CI]", "mean return", "published, D4RL-v2 †"]
+              "IQM [95% bootstrap CI]", "mean return", f"published, {version} {mark}"]
     chart = bar_chart(table, runs, dataset, figures / f"bars_{_slug(dataset)}.png")
     return [("h", 3, dataset), ("table", header, rows),
             ("img", chart, f"{dataset}: normalized score per algorithm")], marked
@@ -558,8 +579,10 @@ def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = 
         blocks += section
         below_full |= marked
     used = baselines.merge(scored[["algo", "dataset"]].drop_duplicates())
-    if not used.empty:
-        blocks.append(("p", BASELINE_NOTE + (BELOW_FULL_NOTE if below_full else "")))
+    notes = [BASELINE_SETS[v][1] for v in BASELINE_SETS if v in set(used["dataset_version"])]
+    if notes:
+        notes[-1] += BELOW_FULL_NOTE if below_full else ""
+        blocks += [("p", note) for note in notes]
     blocks += _aggregate_section(scored, reps, figures)
     blocks += _curve_section(scored, names, figures)
     blocks += _runtime_section(runs)

@@ -2,6 +2,7 @@
 made with OGBench's recipe, goal relabelling, success rates, and GCBC."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -385,6 +386,74 @@ def test_hiql_acts_through_its_normalized_subgoal():
     assert not np.array_equal(actions[0], actions[1])
 
 
+# -- the goal setter trained offline (gs_idm) --------------------------------------------------
+
+def _gs_idm(**fields):
+    from bench.algos.gs_idm import GoalSetterIDM, GoalSetterIDMConfig
+
+    torch.manual_seed(0)
+    spec = dataclasses.replace(_goal_spec(), obs_mean=np.array([1.0, -2.0], np.float32),
+                               obs_std=np.array([2.0, 0.5], np.float32))
+    return GoalSetterIDM(GoalSetterIDMConfig(hidden=(8,), idm_hidden=(8,), **fields), spec,
+                         torch.device("cpu"))
+
+
+def _gs_idm_batch() -> dict[str, torch.Tensor]:
+    rng = np.random.default_rng(3)
+    b = _gcivl_batch()
+    b["high_targets"] = torch.tensor(rng.normal(size=(3, 2)), dtype=torch.float32)
+    for key in ("idm_observations", "idm_goals"):
+        b[key] = torch.tensor(rng.normal(size=(3, 2)), dtype=torch.float32)
+    b["idm_actions"] = torch.tensor(rng.uniform(-1, 1, (3, 2)), dtype=torch.float32)
+    return b
+
+
+@pytest.mark.parametrize("high_alpha", [3.0, 0.0])
+def test_gs_idm_goal_setter_regresses_the_normalized_state_ahead_weighted_by_its_advantage(
+        high_alpha):
+    algo = _gs_idm(high_alpha=high_alpha)
+    b = _gs_idm_batch()
+    s, g, ahead = b["observations"], b["policy_goals"], b["high_targets"]
+    with torch.no_grad():
+        adv = (algo.values(ahead, g).mean(-1) - algo.values(s, g).mean(-1)).numpy()
+        mean = algo.goal_setter(torch.cat([s, g], -1)).numpy().astype(np.float64)
+    target = (ahead.numpy() - [1.0, -2.0]) / [2.0, 0.5]  # the subgoal in normalized units
+    weights = np.minimum(np.exp(high_alpha * adv.astype(np.float64)), 100.0)
+    if high_alpha == 0:
+        np.testing.assert_array_equal(weights, 1.0)
+    log_prob = -0.5 * ((target - mean) ** 2).sum(1) - math.log(2 * math.pi)
+    assert algo.losses(b)["goal_setter_loss"].item() == pytest.approx(
+        -(weights * log_prob).mean(), rel=1e-5)
+
+
+def test_gs_idm_idm_regresses_the_data_action_and_each_loss_reaches_only_its_network():
+    algo = _gs_idm()
+    b = _gs_idm_batch()
+    with torch.no_grad():
+        norm = lambda x: (x - torch.tensor([1.0, -2.0])) / torch.tensor([2.0, 0.5])  # noqa: E731
+        predicted = algo.idm(norm(b["idm_observations"]), norm(b["idm_goals"])).numpy()
+    out = algo.losses(b)
+    assert out["idm_loss"].item() == pytest.approx(
+        ((predicted - b["idm_actions"].numpy()) ** 2).mean(), rel=1e-5)
+    out["idm_loss"].backward(retain_graph=True)
+    assert all(p.grad is None for p in [*algo.values.parameters(), *algo.goal_setter.parameters()])
+    out["goal_setter_loss"].backward(retain_graph=True)
+    assert all(p.grad is None for p in algo.values.parameters())  # the advantage is a weight
+    assert all(p.grad is not None for p in algo.goal_setter.parameters())
+
+
+def test_gs_idm_acts_through_the_idm_towards_its_subgoal():
+    algo = _gs_idm()
+    rows = np.array([[0.0, 0.0, 5.0, 5.0], [0.0, 0.0, -5.0, 5.0]], np.float32)
+    actions, _ = algo.act(rows, None)
+    with torch.no_grad():
+        t = torch.tensor(rows)
+        s = (t[:, :2] - torch.tensor([1.0, -2.0])) / torch.tensor([2.0, 0.5])
+        expected = algo.idm(s, algo.goal_setter(t)).numpy()
+    np.testing.assert_allclose(actions, expected, rtol=1e-6, atol=1e-7)
+    assert not np.array_equal(actions[0], actions[1])
+
+
 # -- the IDMs' `task` goal source -----------------------------------------------------------
 
 @pytest.mark.parametrize("algo", ["gcsl_idm", "transformer_idm"])
@@ -520,7 +589,8 @@ def _near_goal_success(act, cells_away: int = 2, episodes: int = 20) -> float:
     return wins / episodes
 
 
-@pytest.mark.parametrize("name, floor", [("gcivl", 0.6), ("hiql", 0.6), ("gcbc", 0.1)])
+@pytest.mark.parametrize("name, floor", [("gcivl", 0.6), ("hiql", 0.6), ("gs_idm", 0.6),
+                                         ("gcbc", 0.1)])
 def test_goal_conditioned_learners_reach_near_goals_a_random_policy_does_not(navigate_20, name,
                                                                              floor):
     """1,500 updates of batch 256 with 64-64 networks on 20 recipe episodes: measured here,
@@ -531,7 +601,9 @@ def test_goal_conditioned_learners_reach_near_goals_a_random_policy_does_not(nav
     entry = registry.get(name)
     torch.manual_seed(0)
     env = gym.make("bench/pointmaze-medium-navigate-v0")
-    algo = entry.cls(entry.config_cls(hidden=(64, 64), batch_size=256), TaskSpec.from_env(env),
+    sizes = {"idm_hidden": (64, 64)} if name == "gs_idm" else {}
+    algo = entry.cls(entry.config_cls(hidden=(64, 64), batch_size=256, **sizes),
+                     TaskSpec.from_env(env),
                      torch.device("cpu"))
     sampler = Sampler(navigate_20, seed=0)
     for step in range(1500):

@@ -232,6 +232,31 @@ def test_score_rows_mark_mixed_code_and_rows_unlike_the_published_runs(tmp_path)
     assert len(notes) == 1
 
 
+def test_goal_tasks_show_ogbenchs_success_rates_under_their_own_mark_and_note(tmp_path):
+    """pointmaze navigate rows are put beside OGBench's published success rates (ogbench.csv),
+    headed and explained as OGBench's, not as D4RL-v2 scores; a hopper row in the same report
+    keeps the D4RL note."""
+    from bench.report import build_blocks
+
+    root = tmp_path / "results"
+    for seed in range(3):
+        _run(root, "pointmaze-medium-navigate", "hiql", seed, 20.0 * seed)
+        _run(root, "hopper-medium", "bc", seed, 50.0)
+    (tmp_path / "fig").mkdir()
+
+    def build(datasets):
+        blocks = build_blocks(root, tmp_path / "fig", datasets=datasets, reps=200)
+        headers = {b[1][-1] for b in blocks if b[0] == "table" and b[1][0] == "algorithm"}
+        notes = [b[1][0] for b in blocks if b[0] == "p" and b[1][:1] in "†§"]
+        return _tables_by_heading(blocks), headers, notes
+
+    rows, headers, notes = build(["pointmaze-medium-navigate"])
+    assert rows[("pointmaze-medium-navigate", "hiql")][6] == "79 (ogbench-copies) ‡"
+    assert headers == {"published, OGBench §"} and notes == ["§"]
+    rows, headers, notes = build(None)
+    assert headers == {"published, OGBench §", "published, D4RL-v2 †"} and notes == ["†", "§"]
+
+
 def test_bootstrap_intervals_are_the_same_on_every_build():
     """rliable's stratified bootstrap draws from NumPy's global generator whatever random_state
     it is given: unseeded, the same scores gave different CIs from one build to the next. The
