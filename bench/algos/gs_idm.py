@@ -44,6 +44,7 @@ from bench.algos.gcivl import (
     GoalValues,
     goal_value_step,
     implicit_value_loss,
+    paired,
     unit_gaussian_log_prob,
 )
 from bench.config import at_least, positive_sizes
@@ -105,8 +106,8 @@ class GoalSetterIDM(Algorithm):
         # Goal setter: towards the normalized state k ahead, weighted by how much nearer to g
         # it is than s.
         with torch.no_grad():
-            high_advantage = (self.values(s_ahead, g_policy).mean(-1)
-                              - self.values(s, g_policy).mean(-1))  # (B,)
+            v_ahead, v_now = paired(self.values, (s_ahead, g_policy), (s, g_policy))
+            high_advantage = v_ahead.mean(-1) - v_now.mean(-1)  # (B,)
             high_weight = torch.exp(c.high_alpha * high_advantage).clamp(max=100.0)
         mean = self.goal_setter(torch.cat([s, g_policy], -1))  # (B, obs), normalized units
         high_loss = -(high_weight * unit_gaussian_log_prob(self.normalize(s_ahead), mean)).mean()

@@ -42,9 +42,11 @@ from bench.algorithm import Algorithm
 from bench.algos.gcbc import goal_policy_mlp, require_task_goals
 from bench.algos.gcivl import (
     GoalValueConfig,
+    ValueEnsemble,
     goal_value_mlp,
     goal_value_step,
     implicit_value_loss,
+    paired,
     unit_gaussian_log_prob,
 )
 from bench.config import at_least
@@ -94,11 +96,10 @@ class RepresentedValues(nn.Module):
     def __init__(self, obs_dim: int, goal_dim: int, hidden: tuple[int, ...], rep_dim: int) -> None:
         super().__init__()
         self.phi = GoalRepresentation(obs_dim + goal_dim, hidden, rep_dim)
-        self.heads = nn.ModuleList(goal_value_mlp(obs_dim + rep_dim, hidden) for _ in range(2))
+        self.heads = ValueEnsemble(obs_dim + rep_dim, hidden)
 
     def forward(self, states: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([states, self.phi(states, goals)], -1)
-        return torch.cat([head(x) for head in self.heads], -1)
+        return self.heads.heads(torch.cat([states, self.phi(states, goals)], -1))
 
 
 @register("hiql", description="Hierarchical implicit Q-learning (Park et al. 2023), OGBench's")
@@ -141,14 +142,15 @@ class HIQL(Algorithm):
 
         with torch.no_grad():
             # Low level: towards w, with the advantage of the step s → s'.
-            low_advantage = self.values(s_next, w).mean(-1) - self.values(s, w).mean(-1)
+            v_low_next, v_low, v_high_ahead, v_high = paired(
+                self.values, (s_next, w), (s, w), (s_ahead, g_policy), (s, g_policy))
+            low_advantage = v_low_next.mean(-1) - v_low.mean(-1)
             low_weight = torch.exp(c.low_alpha * low_advantage).clamp(max=100.0)
-            z_w = self.values.phi(s, w)  # (B, rep_dim): no gradient into φ from the low level
             # High level: towards φ(s, s_ahead), with the advantage of s → s_ahead for g.
-            high_advantage = (self.values(s_ahead, g_policy).mean(-1)
-                              - self.values(s, g_policy).mean(-1))
+            high_advantage = v_high_ahead.mean(-1) - v_high.mean(-1)
             high_weight = torch.exp(c.high_alpha * high_advantage).clamp(max=100.0)
-            z_target = self.values.phi(s, s_ahead)  # (B, rep_dim)
+            # (B, rep_dim) each; no gradient into φ from the low level, φ(s, s_ahead) a target
+            z_w, z_target = paired(self.values.phi, (s, w), (s, s_ahead))
         low_mean = self.low_policy(torch.cat([s, z_w], -1))  # (B, A)
         low_loss = -(low_weight * unit_gaussian_log_prob(a, low_mean)).mean()
         high_mean = self.high_policy(torch.cat([s, g_policy], -1))  # (B, rep_dim)
