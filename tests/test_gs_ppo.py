@@ -147,6 +147,79 @@ def test_v0_closeness_reaches_the_goal_head_and_the_idm_only():
     assert all(p.requires_grad for p in algo.idm.parameters())
 
 
+# -- the research notes' conditions (issue 29) ----------------------------------------------
+
+def _params(module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _same(a: list[torch.Tensor], b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_a_random_fixed_idm_stays_at_its_initial_weights(hopper_sampler):
+    """The notes' "train with random fixed gcsl_idm": no pretraining updates, frozen."""
+    algo = _algo({}, {"idm_pretrain_updates": 0}, dataset=hopper_sampler)
+    initial = _params(algo.idm)
+    torch.manual_seed(0)
+    fresh = _params(GoalSetterPPO(algo.config, algo.spec, torch.device("cpu")).idm)
+    assert _same(initial, fresh)  # the seed's random init, nothing learned
+    metrics = algo.train_iteration()
+    algo.train_iteration()
+    assert "idm/pretrain_loss_last" not in metrics and _same(initial, algo.idm.parameters())
+
+
+def test_idm_parameters_in_ppos_optimizer_change_nothing(hopper_sampler):
+    """The notes' "give gcsl_idm parameters to the optimizer": PPO's loss never reaches the
+    IDM (it decodes under inference mode), so the run is the same number for number."""
+    runs = []
+    for in_optimizer in (False, True):
+        algo = _algo({}, {"idm_pretrain_updates": 0, "idm_in_optimizer": in_optimizer},
+                     dataset=hopper_sampler)
+        assert len(algo.optimizer.param_groups) == 1 + in_optimizer
+        idm = _params(algo.idm)
+        metrics = [algo.train_iteration(), algo.train_iteration()]
+        assert _same(idm, algo.idm.parameters())
+        runs.append((metrics, _params(algo.net)))
+    assert runs[0][0] == runs[1][0] and _same(runs[0][1], runs[1][1])
+
+
+@pytest.mark.parametrize("idm_closeness", [True, False])
+def test_v0_without_idm_closeness_leaves_the_idm_to_gcsl(idm_closeness):
+    algo = _algo({"emit_actions": True, "idm_training": "joint"},
+                 {"idm_closeness": idm_closeness, "closeness_coef": 0})
+    d = algo.spec.obs_dim
+    batch = {"obs": torch.randn(32, d), "raw_obs": torch.randn(32, d),
+             "outputs": torch.randn(32, d + 3)}
+    before = _params(algo.idm)
+    aux, stats = algo.extra_losses(batch)
+    assert _same(before, algo.idm.parameters()) == (not idm_closeness)
+    assert ("closeness/idm" in stats) == idm_closeness and aux.item() == 0.0
+
+
+def test_an_idm_trained_in_one_run_is_loaded_frozen_into_another(tmp_path):
+    """The notes' "train idm with ppo data, then save it and fix it, then train ppo goal setter
+    with fixed good idm": V0's IDM (trained on PPO's rollouts) goes into gs_ppo, which needs
+    no dataset then, reads states in V0's units and never changes it."""
+    first = tmp_path / "v0"
+    assert run_cli("run", "--algo", "gs_ppo_v0", "--env", "Hopper-v5", "--budget", "smoke",
+                   "--eval-episodes", "1", "--out", str(first)).returncode == 0
+    run = next(first.rglob("checkpoint.pt")).parent
+    trained = torch.load(run / "checkpoint.pt", weights_only=False)["algo"]["idm"]
+    algo = _algo({}, {"idm_from_run": str(run)})
+    assert algo.pretrained and not any(p.requires_grad for p in algo.idm.parameters())
+    assert all(torch.equal(trained[k], v) for k, v in algo.idm.state_dict().items())
+    algo.train_iteration()
+    assert all(torch.equal(trained[k], v) for k, v in algo.idm.state_dict().items())
+    proc = run_cli("run", "--algo", "gs_ppo", "--env", "Hopper-v5", "--budget", "smoke",
+                   "--eval-episodes", "1", "--set", f"idm_from_run={run}",
+                   "--out", str(tmp_path / "fixed"))
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("run", "--algo", "gs_ppo_joint", "--env", "Hopper-v5", "--budget", "smoke",
+                   "--set", f"idm_from_run={run}", "--out", str(tmp_path / "bad"))
+    assert proc.returncode == 2 and "idm_training=frozen" in proc.stderr
+
+
 def test_v0_evaluates_its_action_head_and_the_idm_decoding():
     algo = _algo({"emit_actions": True, "idm_training": "joint"})
     assert [c.label for c in algo.eval_conditions()] == ["act=policy", "act=idm"]

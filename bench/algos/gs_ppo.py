@@ -42,6 +42,22 @@ Variants (registered configurations of this one class):
   Evaluated two ways: ``act=policy`` (the action head: what the env saw in training) and
   ``act=idm`` (the IDM decoding the goal head: does the goal setter + IDM pair act as well?).
 
+The research notes' other conditions are settings of these variants (issue 29):
+
+- a **random fixed IDM** ("just try train with random fixed gcsl_idm"): ``gs_ppo --set
+  idm_pretrain_updates=0`` — the IDM keeps the seed's initial weights;
+- **the IDM in PPO's optimizer** ("try giving gcsl_idm parameters to the optimizer"):
+  ``idm_in_optimizer=true`` adds them as a parameter group; PPO's loss never reaches them;
+- **closeness only** (the notes' variant 1, before V0: "use ppo action, in idm train loop force
+  actions closer by mse loss"): ``gs_ppo_v0 --set closeness_coef=0`` — the IDM is pulled toward
+  PPO's actions, the goal head is not trained to match;
+- **an IDM trained on PPO's data, then fixed** ("train idm with ppo data, then save it and fix
+  it, then train ppo goal setter"): ``gs_ppo --set idm_from_run=RUN`` loads a finished goal-setter
+  run's IDM (e.g. a ``gs_ppo_v0`` run's, trained on its PPO policy's rollouts) with the state
+  scale it reads, and keeps it fixed; no dataset is needed then. "Don't force PPO and IDM close
+  in pretraining": make that run with ``--set idm_closeness=false`` (its IDM learns by GCSL on
+  the rollouts alone).
+
 Reward: the env reward, unshaped (there is no shaping option yet).
 
 A finished goal-setter run is also a goal source for any IDM (``--set goal_source=gs_ppo --set
@@ -88,6 +104,13 @@ class GoalSetterPPOConfig(PPOConfig):
     buffer_size: int = 200_000  # joint: transitions kept per env
     goal_clip: float = 5.0  # |normalized goal| the IDM sees, in dataset standard deviations
     closeness_coef: float = 1.0  # V0: weight of the closeness loss on the goal head
+    idm_closeness: bool = True  # V0: the IDM's own step toward PPO's action (False: GCSL only)
+    # A finished goal-setter run whose IDM (with its state scale) is loaded and frozen instead of
+    # pretrained: the notes' "train the IDM with PPO's data, fix it, then train the goal setter"
+    idm_from_run: str = ""
+    # Also hand the IDM's parameters to PPO's optimizer (the notes' check; the IDM never gets a
+    # gradient from PPO's loss, so this changes nothing)
+    idm_in_optimizer: bool = False
 
     UNBOUNDED_OK: ClassVar[tuple[str, ...]] = PPOConfig.UNBOUNDED_OK + ("goal_clip",)
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -97,11 +120,15 @@ class GoalSetterPPOConfig(PPOConfig):
     }
 
     def checks(self) -> list[str]:
-        return (at_least(self, 1, "max_offset", "idm_batch_size", "buffer_size")
-                + at_least(self, 0, "idm_pretrain_updates", "idm_updates_per_iteration",
-                           "closeness_coef")
-                + positive_sizes(self, "idm_hidden", "idm_state_encoder")
-                + positive(self, "goal_clip"))
+        out = (at_least(self, 1, "max_offset", "idm_batch_size", "buffer_size")
+               + at_least(self, 0, "idm_pretrain_updates", "idm_updates_per_iteration",
+                          "closeness_coef")
+               + positive_sizes(self, "idm_hidden", "idm_state_encoder")
+               + positive(self, "goal_clip"))
+        if self.idm_from_run and self.idm_training != "frozen":
+            out.append("idm_from_run loads an IDM to keep fixed: use it with gs_ppo "
+                       "(idm_training=frozen), e.g. --algo gs_ppo --set idm_from_run=RUN_DIR")
+        return out
 
 
 @dataclass
@@ -202,8 +229,20 @@ class GoalSetterPPO(PPO):
 
     def __init__(self, config: GoalSetterPPOConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
+        loaded = load_idm(config.idm_from_run) if config.idm_from_run else None
+        sizes = (tuple(config.idm_hidden), tuple(config.idm_state_encoder))
+        if loaded and (loaded["idm_hidden"], loaded["idm_state_encoder"]) != sizes:
+            raise UsageError(f"idm_from_run: its IDM has hidden layers {loaded['idm_hidden']} and "
+                             f"state encoder {loaded['idm_state_encoder']}, this run's config "
+                             f"{sizes[0]} and {sizes[1]}: set --set idm_hidden=... and "
+                             "idm_state_encoder=... to match")
         self.idm = InverseDynamicsMLP(spec.obs_dim, spec.act_dim, config.idm_hidden,
                                       config.idm_state_encoder).to(device)
+        if loaded:
+            # The loaded IDM reads states in its own run's units, and goals are proposed in them.
+            self.idm.load_state_dict(loaded["idm"])
+            self.obs_mean, self.obs_std = (self.tensor(loaded["obs_mean"]),
+                                           self.tensor(loaded["obs_std"]))
         idm_params = list(self.idm.parameters())
         # Here VICReg regularizes the IDM's state encoder (PPO's actor is left alone).
         self.idm_vicreg: VICRegHead | None = None
@@ -211,7 +250,9 @@ class GoalSetterPPO(PPO):
             self.idm_vicreg = VICRegHead(self.idm.representation_dim, config).to(device)
             idm_params += list(self.idm_vicreg.parameters())
         self.idm_optimizer = adamw(idm_params, config.idm_lr)
-        self.pretrained = False
+        if config.idm_in_optimizer:
+            self.optimizer.add_param_group({"params": list(self.idm.parameters())})
+        self.pretrained = loaded is not None  # a loaded IDM is not pretrained again
         self._vicreg_stats: dict[str, float] = {}
         self.dataset: Sampler | None = None
         self.idm_rng = np.random.default_rng(0)
@@ -225,7 +266,8 @@ class GoalSetterPPO(PPO):
 
     @classmethod
     def dataset_use(cls, config: GoalSetterPPOConfig) -> str:
-        return "required" if config.idm_training == "frozen" else "optional"
+        pretrains = config.idm_training == "frozen" and not config.idm_from_run
+        return "required" if pretrains else "optional"
 
     def attach_dataset(self, sampler: Sampler) -> None:
         self.dataset = sampler
@@ -321,7 +363,7 @@ class GoalSetterPPO(PPO):
         low, high = self.tensor(self.spec.action_low), self.tensor(self.spec.action_high)
         taken = self.unit_actions(minibatch["outputs"][:, d:].clamp(low, high)).detach()
         stats = {}
-        if self.config.idm_training != "frozen":
+        if self.config.idm_training != "frozen" and self.config.idm_closeness:
             # The IDM toward PPO's action: its own optimizer step, goals detached ...
             idm_closeness = F.mse_loss(self.decode(raw, goal_mean.detach()), taken)
             self.idm_optimizer.zero_grad(set_to_none=True)
@@ -358,15 +400,45 @@ class GoalSetterPPO(PPO):
     def state_dict(self) -> dict[str, Any]:
         # PPO's parts and state, plus the idm, idm_vicreg, idm_optimizer and buffer parts
         return {**super().state_dict(), "pretrained": self.pretrained,
-                "idm_rng": self.idm_rng.bit_generator.state}
+                "idm_rng": self.idm_rng.bit_generator.state,
+                "idm_obs_mean": self.obs_mean.cpu().numpy(),
+                "idm_obs_std": self.obs_std.cpu().numpy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.pretrained = state["pretrained"]
         self.idm_rng.bit_generator.state = state["idm_rng"]
+        if "idm_obs_mean" in state:  # (checkpoints before 2026-12-06 used the spec's)
+            self.obs_mean = self.tensor(state["idm_obs_mean"])
+            self.obs_std = self.tensor(state["idm_obs_std"])
 
 
 GOAL_SETTER_ALGOS = ("gs_ppo", "gs_ppo_joint", "gs_ppo_v0")
+
+
+def _goal_setter_checkpoint(run: str | Path, field: str) -> dict[str, Any]:
+    path = Path(run)
+    ckpt_path = path / "checkpoint.pt" if path.is_dir() else path
+    if not ckpt_path.is_file():
+        raise UsageError(f"{field}: no checkpoint at {ckpt_path}; point it at a finished "
+                         "goal-setter run (e.g. results/hopper-expert/gs_ppo/quick/seed_0), made "
+                         "with `bench run --algo gs_ppo --dataset hopper-expert`.")
+    saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if saved.get("algo_name") not in GOAL_SETTER_ALGOS:
+        raise UsageError(f"{field}: {ckpt_path} is a {saved.get('algo_name')} run, not "
+                         f"one of {', '.join(GOAL_SETTER_ALGOS)}.")
+    return saved
+
+
+def load_idm(run: str | Path) -> dict[str, Any]:
+    """A finished goal-setter run's IDM: its weights, sizes and the state scale it reads."""
+    saved = _goal_setter_checkpoint(run, "idm_from_run")
+    spec = TaskSpec.from_dict(saved["spec"])
+    state = saved["algo"]
+    return {"idm": state["idm"], "idm_hidden": tuple(saved["config"]["idm_hidden"]),
+            "idm_state_encoder": tuple(saved["config"]["idm_state_encoder"]),
+            "obs_mean": state.get("idm_obs_mean", spec.obs_mean),
+            "obs_std": state.get("idm_obs_std", spec.obs_std)}
 
 
 def load_goal_setter(run: str | Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -374,19 +446,12 @@ def load_goal_setter(run: str | Path) -> Callable[[np.ndarray], np.ndarray]:
     its policy's mean goal, clamped as its IDM saw it, mapped back through the goal scale."""
     from bench.config import config_from_dict
 
-    path = Path(run)
-    ckpt_path = path / "checkpoint.pt" if path.is_dir() else path
-    if not ckpt_path.is_file():
-        raise UsageError(f"goal_setter_run: no checkpoint at {ckpt_path}; point it at a finished "
-                         "goal-setter run (e.g. results/hopper-expert/gs_ppo/quick/seed_0), made "
-                         "with `bench run --algo gs_ppo --dataset hopper-expert`.")
-    saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    if saved.get("algo_name") not in GOAL_SETTER_ALGOS:
-        raise UsageError(f"goal_setter_run: {ckpt_path} is a {saved.get('algo_name')} run, not "
-                         f"one of {', '.join(GOAL_SETTER_ALGOS)}.")
+    saved = _goal_setter_checkpoint(run, "goal_setter_run")
     spec = TaskSpec.from_dict(saved["spec"])
     config_cls = registry.get(saved["algo_name"]).config_cls
-    algo = GoalSetterPPO(config_from_dict(config_cls, saved["config"]), spec, torch.device("cpu"))
+    # Its IDM is in the checkpoint; the run it may have been loaded from need not exist now.
+    config = config_from_dict(config_cls, {**saved["config"], "idm_from_run": ""})
+    algo = GoalSetterPPO(config, spec, torch.device("cpu"))
     algo.load_state_dict({**saved["algo"], "envs": None})
     clip = algo.config.goal_clip
 
@@ -394,7 +459,7 @@ def load_goal_setter(run: str | Path) -> Callable[[np.ndarray], np.ndarray]:
     def goals(observations: np.ndarray) -> np.ndarray:
         o = torch.as_tensor(algo._normalize_obs(np.asarray(observations, np.float32)))
         z = algo.net.actor_mean(o)[:, :spec.obs_dim].clamp(-clip, clip).numpy()
-        return (z * spec.obs_std + spec.obs_mean).astype(np.float32)
+        return (z * algo.obs_std.numpy() + algo.obs_mean.numpy()).astype(np.float32)
 
     goals.obs_dim = spec.obs_dim  # type: ignore[attr-defined]
     return goals
