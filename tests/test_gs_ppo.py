@@ -211,10 +211,14 @@ def test_an_idm_trained_in_one_run_is_loaded_frozen_into_another(tmp_path):
     assert all(torch.equal(trained[k], v) for k, v in algo.idm.state_dict().items())
     algo.train_iteration()
     assert all(torch.equal(trained[k], v) for k, v in algo.idm.state_dict().items())
+    pattern = str(run).replace("seed_0", "seed_{seed}")  # this run's seed: 0
     proc = run_cli("run", "--algo", "gs_ppo", "--env", "Hopper-v5", "--budget", "smoke",
-                   "--eval-episodes", "1", "--set", f"idm_from_run={run}",
+                   "--eval-episodes", "1", "--set", f"idm_from_run={pattern}",
                    "--out", str(tmp_path / "fixed"))
     assert proc.returncode == 0, proc.stderr
+    proc = run_cli("run", "--algo", "gs_ppo", "--env", "Hopper-v5", "--budget", "smoke",
+                   "--seed", "1", "--set", f"idm_from_run={pattern}", "--out", str(tmp_path / "no"))
+    assert proc.returncode == 2 and "seed_1" in proc.stderr  # seed 1's first run is missing
     proc = run_cli("run", "--algo", "gs_ppo_joint", "--env", "Hopper-v5", "--budget", "smoke",
                    "--set", f"idm_from_run={run}", "--out", str(tmp_path / "bad"))
     assert proc.returncode == 2 and "idm_training=frozen" in proc.stderr

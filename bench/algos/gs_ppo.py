@@ -54,7 +54,8 @@ The research notes' other conditions are settings of these variants (issue 29):
 - **an IDM trained on PPO's data, then fixed** ("train idm with ppo data, then save it and fix
   it, then train ppo goal setter"): ``gs_ppo --set idm_from_run=RUN`` loads a finished goal-setter
   run's IDM (e.g. a ``gs_ppo_v0`` run's, trained on its PPO policy's rollouts) with the state
-  scale it reads, and keeps it fixed; no dataset is needed then. "Don't force PPO and IDM close
+  scale it reads, and keeps it fixed; no dataset is needed then, and ``{seed}`` in RUN stands
+  for the run's own seed (so that one sweep line pairs seed n with seed n's first run). "Don't force PPO and IDM close
   in pretraining": make that run with ``--set idm_closeness=false`` (its IDM learns by GCSL on
   the rollouts alone).
 
@@ -106,7 +107,8 @@ class GoalSetterPPOConfig(PPOConfig):
     closeness_coef: float = 1.0  # V0: weight of the closeness loss on the goal head
     idm_closeness: bool = True  # V0: the IDM's own step toward PPO's action (False: GCSL only)
     # A finished goal-setter run whose IDM (with its state scale) is loaded and frozen instead of
-    # pretrained: the notes' "train the IDM with PPO's data, fix it, then train the goal setter"
+    # pretrained ("{seed}" in it: this run's seed): the notes' "train the IDM with PPO's data,
+    # fix it, then train the goal setter"
     idm_from_run: str = ""
     # Also hand the IDM's parameters to PPO's optimizer (the notes' check; the IDM never gets a
     # gradient from PPO's loss, so this changes nothing)
@@ -229,20 +231,8 @@ class GoalSetterPPO(PPO):
 
     def __init__(self, config: GoalSetterPPOConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
-        loaded = load_idm(config.idm_from_run) if config.idm_from_run else None
-        sizes = (tuple(config.idm_hidden), tuple(config.idm_state_encoder))
-        if loaded and (loaded["idm_hidden"], loaded["idm_state_encoder"]) != sizes:
-            raise UsageError(f"idm_from_run: its IDM has hidden layers {loaded['idm_hidden']} and "
-                             f"state encoder {loaded['idm_state_encoder']}, this run's config "
-                             f"{sizes[0]} and {sizes[1]}: set --set idm_hidden=... and "
-                             "idm_state_encoder=... to match")
         self.idm = InverseDynamicsMLP(spec.obs_dim, spec.act_dim, config.idm_hidden,
                                       config.idm_state_encoder).to(device)
-        if loaded:
-            # The loaded IDM reads states in its own run's units, and goals are proposed in them.
-            self.idm.load_state_dict(loaded["idm"])
-            self.obs_mean, self.obs_std = (self.tensor(loaded["obs_mean"]),
-                                           self.tensor(loaded["obs_std"]))
         idm_params = list(self.idm.parameters())
         # Here VICReg regularizes the IDM's state encoder (PPO's actor is left alone).
         self.idm_vicreg: VICRegHead | None = None
@@ -252,7 +242,7 @@ class GoalSetterPPO(PPO):
         self.idm_optimizer = adamw(idm_params, config.idm_lr)
         if config.idm_in_optimizer:
             self.optimizer.add_param_group({"params": list(self.idm.parameters())})
-        self.pretrained = loaded is not None  # a loaded IDM is not pretrained again
+        self.pretrained = bool(config.idm_from_run)  # a loaded IDM is not pretrained again
         self._vicreg_stats: dict[str, float] = {}
         self.dataset: Sampler | None = None
         self.idm_rng = np.random.default_rng(0)
@@ -275,6 +265,20 @@ class GoalSetterPPO(PPO):
     def setup(self, make_env, seed: int) -> None:
         super().setup(make_env, seed)
         self.idm_rng = np.random.default_rng([seed, 1])
+        if self.config.idm_from_run:
+            self._load_idm(self.config.idm_from_run.replace("{seed}", str(seed)))
+
+    def _load_idm(self, run: str) -> None:
+        loaded = load_idm(run)
+        sizes = (tuple(self.config.idm_hidden), tuple(self.config.idm_state_encoder))
+        if (loaded["idm_hidden"], loaded["idm_state_encoder"]) != sizes:
+            raise UsageError(f"idm_from_run: its IDM has hidden layers {loaded['idm_hidden']} and "
+                             f"state encoder {loaded['idm_state_encoder']}, this run's config "
+                             f"{sizes[0]} and {sizes[1]}: set --set idm_hidden=... and "
+                             "idm_state_encoder=... to match")
+        self.idm.load_state_dict(loaded["idm"])
+        # The loaded IDM reads states in its own run's units, and goals are proposed in them.
+        self.obs_mean, self.obs_std = self.tensor(loaded["obs_mean"]), self.tensor(loaded["obs_std"])
 
     # -- what the policy emits ------------------------------------------------------------
     def policy_output_dim(self) -> int:
