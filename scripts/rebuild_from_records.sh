@@ -10,7 +10,8 @@ set -euo pipefail
 reports="$(cd "$(dirname "$0")/../reports" && pwd)"
 scripts="$(cd "$(dirname "$0")" && pwd)"
 all=(quick-hopper-table quick-carracing-table quick-idm-table spine-quick-hopper-random
-     ppo-hopper-v5-1m goal-setter vicreg-report vicreg-ppo-10-seeds example-report d3rlpy-referee)
+     ppo-hopper-v5-1m goal-setter vicreg-report vicreg-ppo-10-seeds example-report d3rlpy-referee
+     quick-goal-table research-notes)
 
 tables() {  # "DATASET ..." "ALGO ..." [RESULTS_FLAG ...]: table.{md,csv} from records/
   local filters=("${@:3}") ds algo
@@ -44,6 +45,13 @@ rebuild() {  # NAME: reports/NAME's tables and report from reports/NAME/records/
         --title "The suite's offline algorithms on its four Hopper datasets (quick budget)" ;;
     quick-carracing-table)
       tables "carracing-medium carracing-expert" "dt dt_noreturn bc" ;;
+    quick-goal-table)
+      tables "pointmaze-medium-navigate pointmaze-large-navigate" \
+        "gcbc gcivl hiql gs_idm gcsl_idm transformer_idm"
+      python -m bench report --out records --to . \
+        --title "Goal-conditioned learners on the pointmaze navigate tasks (quick budget)" ;;
+    research-notes)
+      python "$scripts/research_notes_report.py" records . ;;
     quick-idm-table)
       tables "hopper-medium hopper-expert" \
         "transformer_idm transformer_idm_masked gcsl_idm dt bc" --conditions ;;
@@ -77,7 +85,9 @@ rebuild() {  # NAME: reports/NAME's tables and report from reports/NAME/records/
 
 names=("$@")
 if [ "${#names[@]}" -eq 0 ]; then
-  names=("${all[@]}")
+  for name in "${all[@]}"; do  # a report whose runs have not started has nothing to rebuild
+    [ -d "$reports/$name/records" ] && names+=("$name")
+  done
   for dir in "$reports"/*/; do  # a report folder without a recipe would silently go stale
     dir="$(basename "$dir")"
     [[ " ${all[*]} " == *" $dir "* ]] || echo "warning: reports/$dir has no recipe here" >&2

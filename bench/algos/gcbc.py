@@ -45,7 +45,7 @@ class GCBCConfig(TrainConfig):
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"num_updates": 20, "batch_size": 32, "hidden": (64, 64), "log_every": 5,
                   "checkpoint_every": 10},
-        "quick": {"num_updates": 20_000, "batch_size": 256, "log_every": 500,
+        "quick": {"num_updates": 50_000, "batch_size": 256, "hidden": (256, 256), "log_every": 500,
                   "checkpoint_every": 5_000},
     }
 

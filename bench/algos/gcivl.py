@@ -24,7 +24,8 @@ one Adam step; the target heads then move τ of the way.
 ``full`` = OGBench's settings for pointmaze navigate (``impls/hyperparameters.sh``): expectile
 0.9, α 10, γ 0.99, τ 0.005, Adam 3e-4, batch 1024, 1M updates, 512-512-512 GELU networks with
 layer norm in the value heads (not the policy), Glorot-uniform weights, the policy's mean layer
-scaled by 1e-2; no observation normalization. ``quick`` = 10k updates of batch 256.
+scaled by 1e-2; no observation normalization. ``quick`` = 50k updates of batch 256 with 256-256
+networks (13 minutes on one core; 60% success on pointmaze-medium-navigate's tasks after 30k).
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ class GoalValueConfig(TrainConfig):
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"num_updates": 20, "batch_size": 32, "hidden": (64, 64), "log_every": 5,
                   "checkpoint_every": 10},
-        "quick": {"num_updates": 10_000, "batch_size": 256, "log_every": 500,
+        "quick": {"num_updates": 50_000, "batch_size": 256, "hidden": (256, 256), "log_every": 500,
                   "checkpoint_every": 5_000},
     }
 

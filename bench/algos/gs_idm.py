@@ -26,12 +26,13 @@ Acting: the goal setter's mean subgoal, then the IDM's action towards it.
 ``full`` = HIQL's settings on pointmaze navigate (OGBench's ``impls/hyperparameters.sh``):
 expectile 0.7, β 3, subgoals 25 steps ahead, γ 0.99, τ 0.005, Adam 3e-4, batch 1024, 1M updates,
 512-512-512 GELU value and goal-setter networks; the IDM a 512-512-512 ReLU MLP (HIQL's low
-level's size). ``quick`` = GoalValueConfig's.
+level's size). ``quick`` = GCIVL's: 50k updates of batch 256 with 256-256 networks (the IDM
+256-256 too).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -61,6 +62,10 @@ class GoalSetterIDMConfig(GoalValueConfig):
     high_alpha: float = 3.0  # goal-setter AWR inverse temperature (0 = unweighted regression)
     subgoal_steps: int = 25  # subgoals: the state this many steps ahead; the IDM learns 1..this
     idm_hidden: tuple[int, ...] = (512, 512, 512)  # ReLU hidden layers of the IDM
+
+    BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {
+        name: {**budget, "idm_hidden": budget["hidden"]}
+        for name, budget in GoalValueConfig.BUDGETS.items()}
 
     def checks(self) -> list[str]:
         return (at_least(self, 1, "subgoal_steps") + at_least(self, 0, "high_alpha")

@@ -26,7 +26,7 @@ losses are summed and minimized by one Adam step; the target value (φ included)
 0.7, β_l = β_h = 3, subgoals 25 steps ahead, a 10-dimensional representation, γ 0.99, τ 0.005,
 Adam 3e-4, batch 1024, 1M updates, 512-512-512 GELU networks (layer norm in φ and the value
 heads), Glorot-uniform weights, the policies' mean layers scaled by 1e-2; no observation
-normalization. ``quick`` = 10k updates of batch 256.
+normalization. ``quick`` = GCIVL's: 50k updates of batch 256 with 256-256 networks.
 """
 from __future__ import annotations
 
