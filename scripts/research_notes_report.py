@@ -1,0 +1,151 @@
+#!/usr/bin/env python
+"""Curves and table of the research notes' goal-setter experiments (reports/research-notes/,
+its sweep.toml), from the runs under RESULTS_ROOT (its records/):
+
+- OUT_DIR/table.{md,csv}: per condition the seeds, the final evaluation (normalized, mean ± 95%
+  CI), and the training return where the notes read theirs: at 33k env steps and over the last
+  30k (raw Hopper return, mean ± 95% CI over seeds), with the IDM's GCSL loss over the first and
+  last 30k steps where it trains;
+- OUT_DIR/curves_<figure>.png: training return against env steps (normalized, mean and 95% CI
+  band over seeds), one figure per question of the notes.
+
+Conditions without finished runs are left out. scripts/rebuild_from_records.sh runs it on
+reports/research-notes/records/.
+
+Usage: scripts/research_notes_report.py RESULTS_ROOT OUT_DIR"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.curves import load_curve, normalize, plot_bands, seed_band
+from bench.results import t_interval
+
+STEPS = 300_000
+V0 = "full,total_env_steps=300000"
+NOT_FORCED = "full,closeness_coef=0.0,idm_closeness=false,total_env_steps=300000"
+# label → (source, algo, variant directory without the step count's field, figures)
+CONDITIONS = {
+    "ppo": ("Hopper-v5", "ppo", "full", ("random_idm", "closeness", "fixed_idm")),
+    "gs_ppo, IDM pretrained on hopper-expert, frozen": ("hopper-expert", "gs_ppo", "full",
+                                                        ("random_idm",)),
+    "gs_ppo, random fixed IDM": ("hopper-expert", "gs_ppo", "full,idm_pretrain_updates=0",
+                                 ("random_idm",)),
+    "gs_ppo, random fixed IDM in PPO's optimizer": (
+        "hopper-expert", "gs_ppo", "full,idm_in_optimizer=true,idm_pretrain_updates=0",
+        ("random_idm",)),
+    "gs_ppo_joint, K=10": ("Hopper-v5", "gs_ppo_joint", "full", ("joint_k",)),
+    "gs_ppo_joint, K=5": ("Hopper-v5", "gs_ppo_joint", "full,max_offset=5", ("joint_k",)),
+    "gs_ppo_v0 without the goal term (variant 1)": ("Hopper-v5", "gs_ppo_v0",
+                                                    "full,closeness_coef=0.0", ("closeness",)),
+    "gs_ppo_v0 (V0)": ("Hopper-v5", "gs_ppo_v0", "full", ("closeness", "fixed_idm")),
+    "gs_ppo_v0, IDM not forced close": ("Hopper-v5", "gs_ppo_v0",
+                                        "full,closeness_coef=0.0,idm_closeness=false",
+                                        ("fixed_idm",)),
+    "gs_ppo, V0's IDM fixed": ("Hopper-v5", "gs_ppo", f"idm_from_run:{V0}", ("fixed_idm",)),
+    "gs_ppo, not-forced IDM fixed": ("Hopper-v5", "gs_ppo", f"idm_from_run:{NOT_FORCED}",
+                                     ("fixed_idm",)),
+}
+FIGURES = {
+    "random_idm": "a random fixed IDM against PPO and a pretrained one",
+    "joint_k": "the jointly trained IDM, K = 10 against K = 5",
+    "closeness": "PPO's actions executed, the IDM pulled toward them",
+    "fixed_idm": "an IDM trained on PPO's rollouts, then fixed under a new goal setter",
+}
+# The notes: "moves quickly up to 259 at 33k steps (matches standard), but then stagnates".
+NOTES_POINT = (33_000, 259.0)
+
+
+def run_dirs(root: Path, source: str, algo: str, variant: str) -> list[Path]:
+    """Finished seeds of one condition. The step count is named ``total_env_steps=`` since
+    2026-12-06 and ``num_updates=`` in the records of reports/goal-setter copied here; an
+    ``idm_from_run:V`` variant is the gs_ppo run whose IDM came from V's runs (its directory
+    name holds that path, hashed)."""
+    base = root / source / algo
+    if variant.startswith("idm_from_run:"):
+        wanted = "idm_from_run=" + f"results/{source}/gs_ppo_v0/{variant.split(':', 1)[1]}"
+        dirs = [d for d in base.glob("*") if _variant_of(d) == wanted]
+    else:
+        names = [variant + f",{field}={STEPS}" for field in ("total_env_steps", "num_updates")]
+        dirs = [base / n for n in names]
+    return sorted(p for d in dirs for p in d.glob("seed_*") if (p / "result.json").exists())
+
+
+def _variant_of(variant_dir: Path) -> str:
+    """The idm_from_run setting a gs_ppo variant ran with, read from one of its results."""
+    for result in variant_dir.glob("seed_*/result.json"):
+        value = json.loads(result.read_text()).get("overrides", {}).get("idm_from_run", "")
+        return "idm_from_run=" + value.replace("seed_{seed}", "").rstrip("/") if value else ""
+    return ""
+
+
+def _at(steps: np.ndarray, values: np.ndarray, step: float) -> float:
+    return float(np.interp(step, steps, values)) if len(steps) else float("nan")
+
+
+def _late(steps: np.ndarray, values: np.ndarray, window: float = 30_000) -> float:
+    if not len(steps):
+        return float("nan")
+    return float(values[steps >= steps[-1] - window].mean())
+
+
+def _mean_ci(xs: list[float]) -> str:
+    xs = [x for x in xs if np.isfinite(x)]
+    if not xs:
+        return "—"
+    return f"{np.mean(xs):.1f} ± {t_interval(np.asarray(xs)):.1f}" if len(xs) > 1 \
+        else f"{xs[0]:.1f}"
+
+
+def main(root: str, out: str) -> None:
+    base, out_dir = Path(root), Path(out)
+    runs = {label: run_dirs(base, *spec[:3]) for label, spec in CONDITIONS.items()}
+    runs = {label: r for label, r in runs.items() if r}
+    rows, md = [], ["| condition | seeds | final evaluation (normalized) | training return at 33k "
+                    "(raw) | training return, last 30k (raw) | IDM GCSL loss, first / last 30k "
+                    "|", "|---|---|---|---|---|---|"]
+    bands: dict[str, dict[str, pd.DataFrame]] = {f: {} for f in FIGURES}
+    for label, paths in runs.items():
+        finals, early, late, loss_first, loss_last, curves = [], [], [], [], [], []
+        for p in paths:
+            result = json.loads((p / "result.json").read_text())
+            finals.append(result["normalized_score"])
+            s, v = load_curve(p)
+            early.append(_at(s, v, NOTES_POINT[0]))
+            late.append(_late(s, v))
+            ls, lv = load_curve(p, "idm/gcsl_loss")
+            if len(ls):
+                loss_first.append(float(lv[ls <= ls[0] + 30_000].mean()))
+                loss_last.append(_late(ls, lv))
+            curves.append((s, normalize(v, result["ref_min"], result["ref_max"])))
+        for figure in CONDITIONS[label][3]:
+            bands[figure][label] = seed_band(curves)
+        loss = (f"{np.mean(loss_first):.4f} / {np.mean(loss_last):.4f}" if loss_first else "—")
+        md.append(f"| {label} | {len(paths)} | {_mean_ci(finals)} | {_mean_ci(early)} | "
+                  f"{_mean_ci(late)} | {loss} |")
+        rows.append({"condition": label, "seeds": len(paths),
+                     "final": float(np.mean(finals)), "final_ci95": t_interval(np.asarray(finals)),
+                     "return_33k": float(np.nanmean(early)),
+                     "return_33k_ci95": t_interval(np.asarray(early)),
+                     "return_last_30k": float(np.nanmean(late)),
+                     "return_last_30k_ci95": t_interval(np.asarray(late)),
+                     "gcsl_loss_first_30k": float(np.mean(loss_first)) if loss_first else None,
+                     "gcsl_loss_last_30k": float(np.mean(loss_last)) if loss_last else None,
+                     "per_seed_final": " / ".join(f"{x:.1f}" for x in finals)})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for figure, title in FIGURES.items():
+        if bands[figure]:
+            plot_bands(bands[figure], out_dir / f"curves_{figure}.png",
+                       title=f"Hopper-v5, {title}",
+                       ylabel="normalized training return (0 = random, 100 = expert)")
+    (out_dir / "table.md").write_text("\n".join(md) + "\n")
+    pd.DataFrame(rows).to_csv(out_dir / "table.csv", index=False)
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
