@@ -142,6 +142,17 @@ def main(root: str, out: str) -> None:
             plot_bands(bands[figure], out_dir / f"curves_{figure}.png",
                        title=f"Hopper-v5, {title}",
                        ylabel="normalized training return (0 = random, 100 = expert)")
+    md += ["", "GCSL IDM on hopper-expert asked to reach the state it is in (goal_source = self), "
+           "by the goal range K it was trained on (quick budget):", "",
+           "| K (max_offset) | seeds | normalized score | per seed |", "|---|---|---|---|"]
+    for k in (5, 10, 20, 50):
+        variant = "quick,goal_source=self" + ("" if k == 10 else f",max_offset={k}")
+        scores = [json.loads((p / "result.json").read_text())["normalized_score"]
+                  for p in sorted((base / "hopper-expert" / "gcsl_idm" / variant).glob("seed_*"))
+                  if (p / "result.json").exists()]
+        if scores:
+            md.append(f"| {k} | {len(scores)} | {_mean_ci(scores)} | "
+                      f"{' / '.join(f'{x:.1f}' for x in scores)} |")
     (out_dir / "table.md").write_text("\n".join(md) + "\n")
     pd.DataFrame(rows).to_csv(out_dir / "table.csv", index=False)
     print("\n".join(md))
