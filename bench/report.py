@@ -33,10 +33,11 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from bench.data.catalog import OGBENCH_NAVIGATE
 from bench.curves import load_curve, normalize, plot_bands, seed_band
 from bench.io import atomic_write_bytes, atomic_write_json
 from bench.results import (incomplete_runs, load_results, mixed_sources, score_table,
-                           select_runs)
+                           select_runs, t_interval)
 
 # Every *.csv here: published scores, one file per benchmark (D4RL-v2 locomotion, OGBench).
 BASELINES = Path(__file__).resolve().parent.parent / "baselines"
@@ -334,7 +335,37 @@ def _score_section(dataset: str, runs: pd.DataFrame, status: pd.DataFrame,
               "IQM [95% bootstrap CI]", "mean return", f"published, {version} {mark}"]
     chart = bar_chart(table, runs, dataset, figures / f"bars_{_slug(dataset)}.png")
     return [("h", 3, dataset), ("table", header, rows),
-            ("img", chart, f"{dataset}: normalized score per algorithm")], marked
+            ("img", chart, f"{dataset}: normalized score per algorithm"),
+            *_success_by_task(runs)], marked
+
+
+def _success_by_task(runs: pd.DataFrame) -> list[Block]:
+    """On a goal task: each row's success rate per task goal (%, mean over seeds) beside the
+    overall rate with its 95% CI over seeds, from the runs' result.json ``success``."""
+    rows = []
+    for (algo, variant), g in runs.groupby(["algo", "variant"], sort=True):
+        per_task: dict[str, list[float]] = {}
+        overall = []
+        for path in g.sort_values("seed")["path"]:
+            success = json.loads((Path(path) / "result.json").read_text()).get("success")
+            if not success:
+                continue
+            overall.append(100 * success["rate"])
+            for task, rate in success["by_task"].items():
+                per_task.setdefault(task, []).append(100 * rate)
+        if overall:
+            ci = t_interval(np.asarray(overall))
+            rows.append((algo, variant, per_task,
+                         f"{np.mean(overall):.1f}" + ("" if math.isnan(ci) else f" ± {ci:.1f}")))
+    if not rows:
+        return []
+    tasks = sorted({t for _, _, per_task, _ in rows for t in per_task})
+    return [("p", "Success rate (%) per task goal, mean over seeds, and overall with its 95% CI "
+                  "over seeds: the score of a goal task is its success rate, not a normalized "
+                  "return."),
+            ("table", ["algorithm", "variant", *tasks, "overall"],
+             [[a, v, *(_fmt(float(np.mean(p[t]))) if t in p else "—" for t in tasks), o]
+              for a, v, p, o in rows])]
 
 
 def run_kinds(runs: pd.DataFrame) -> pd.Series:
@@ -551,6 +582,7 @@ def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = 
     scored = runs.dropna(subset=["normalized_score"])
     unscored = len(runs) - len(scored)
     names = sorted(scored["dataset"].unique())
+    goal_tasks = [n for n in names if n in OGBENCH_NAVIGATE]
     blocks: list[Block] = [
         ("h", 1, title),
         # No clock time: a report is a function of its records, rebuilt byte for byte.
@@ -559,7 +591,10 @@ def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = 
               + (f" ({unscored} more finished run(s) without reference scores are not in the "
                  "tables)" if unscored else "") + ". "
               "Normalized score: 0 = the random reference, 100 = the expert reference of each "
-              "dataset."),
+              "dataset."
+              + (" On the goal tasks (" + ", ".join(goal_tasks) + ") the score is instead the "
+                 "success rate in percent over the task goals (an episode scores 1 when it "
+                 "reaches its goal), not a normalized return." if goal_tasks else "")),
     ]
     if scored.empty:
         return blocks + [("p", "No finished runs with reference scores match.")] \

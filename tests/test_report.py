@@ -241,18 +241,29 @@ def test_goal_tasks_show_ogbenchs_success_rates_under_their_own_mark_and_note(tm
     root = tmp_path / "results"
     for seed in range(3):
         _run(root, "pointmaze-medium-navigate", "hiql", seed, 20.0 * seed)
+        record = root / "pointmaze-medium-navigate" / "hiql" / "quick" / f"seed_{seed}" / "result.json"
+        result = json.loads(record.read_text())
+        # seed 0 reaches no goal, seed 1 task 1 only, seed 2 tasks 1 and 2: 0, 20 and 40%
+        by_task = {f"task{k}": float(k <= seed) for k in range(1, 6)}
+        record.write_text(json.dumps({**result, "success": {"rate": seed / 5, "by_task": by_task}}))
         _run(root, "hopper-medium", "bc", seed, 50.0)
     (tmp_path / "fig").mkdir()
 
     def build(datasets):
         blocks = build_blocks(root, tmp_path / "fig", datasets=datasets, reps=200)
-        headers = {b[1][-1] for b in blocks if b[0] == "table" and b[1][0] == "algorithm"}
+        headers = {b[1][-1] for b in blocks if b[0] == "table" and b[1][-1].startswith("publ")}
         notes = [b[1][0] for b in blocks if b[0] == "p" and b[1][:1] in "†§"]
-        return _tables_by_heading(blocks), headers, notes
+        scores = [b for b in blocks if b[0] != "table" or b[1][-1].startswith("published")]
+        return _tables_by_heading(scores), headers, notes
 
     rows, headers, notes = build(["pointmaze-medium-navigate"])
     assert rows[("pointmaze-medium-navigate", "hiql")][6] == "79 (ogbench-copies) ‡"
     assert headers == {"published, OGBench §"} and notes == ["§"]
+    blocks = build_blocks(root, tmp_path / "fig", datasets=["pointmaze-medium-navigate"], reps=200)
+    per_task = next(b for b in blocks if b[0] == "table" and b[1][-1] == "overall")
+    # task 1: 0, 100, 100 → 66.7; task 2: 0, 0, 100 → 33.3; overall 0, 20, 40 → 20 ± 49.7
+    assert per_task[2] == [["hiql", "quick", "66.7", "33.3", "0.0", "0.0", "0.0", "20.0 ± 49.7"]]
+    assert "success rate in percent" in blocks[1][1]
     rows, headers, notes = build(None)
     assert headers == {"published, OGBench §", "published, D4RL-v2 †"} and notes == ["†", "§"]
 
