@@ -51,7 +51,12 @@ rebuild() {  # NAME: reports/NAME's tables and report from reports/NAME/records/
       python -m bench report --out records --to . \
         --title "Goal-conditioned learners on the pointmaze navigate tasks (quick budget)" ;;
     research-notes)
-      python "$scripts/research_notes_report.py" records . ;;
+      python "$scripts/research_notes_report.py" records . >/dev/null
+      if [ -d records/carracing-medium ]; then  # Car Racer step 2: both IDMs, every goal source
+        python -m bench results --out records --dataset carracing-medium --algo transformer_idm \
+          --algo gcsl_idm --conditions --format markdown > carracing_idms.md
+      fi
+      echo "rebuilt $PWD/{table.md,table.csv,curves_*.png}" ;;
     quick-idm-table)
       tables "hopper-medium hopper-expert" \
         "transformer_idm transformer_idm_masked gcsl_idm dt bc" --conditions ;;

@@ -49,18 +49,24 @@ CONDITIONS = {
     "gs_ppo, V0's IDM fixed": ("Hopper-v5", "gs_ppo", f"idm_from_run:{V0}", ("fixed_idm",)),
     "gs_ppo, not-forced IDM fixed": ("Hopper-v5", "gs_ppo", f"idm_from_run:{NOT_FORCED}",
                                      ("fixed_idm",)),
+    "Car Racer: ppo in the latent env": ("bench__CarRacingLatent-v0", "ppo", "full",
+                                         ("carracing",), 200_000),
+    "Car Racer: gs_ppo, IDM pretrained on carracing-medium, frozen": (
+        "carracing-medium", "gs_ppo", "full", ("carracing",), 200_000),
 }
 FIGURES = {
     "random_idm": "a random fixed IDM against PPO and a pretrained one",
     "joint_k": "the jointly trained IDM, K = 10 against K = 5",
     "closeness": "PPO's actions executed, the IDM pulled toward them",
     "fixed_idm": "an IDM trained on PPO's rollouts, then fixed under a new goal setter",
+    "carracing": "Car Racer latent env: goal setter with a frozen IDM against PPO",
 }
 # The notes: "moves quickly up to 259 at 33k steps (matches standard), but then stagnates".
 NOTES_POINT = (33_000, 259.0)
 
 
-def run_dirs(root: Path, source: str, algo: str, variant: str) -> list[Path]:
+def run_dirs(root: Path, source: str, algo: str, variant: str, _figures: tuple = (),
+             steps: int = STEPS) -> list[Path]:
     """Finished seeds of one condition. The step count is named ``total_env_steps=`` since
     2026-12-06 and ``num_updates=`` in the records of reports/goal-setter copied here; an
     ``idm_from_run:V`` variant is the gs_ppo run whose IDM came from V's runs (its directory
@@ -70,7 +76,7 @@ def run_dirs(root: Path, source: str, algo: str, variant: str) -> list[Path]:
         wanted = "idm_from_run=" + f"results/{source}/gs_ppo_v0/{variant.split(':', 1)[1]}"
         dirs = [d for d in base.glob("*") if _variant_of(d) == wanted]
     else:
-        names = [variant + f",{field}={STEPS}" for field in ("total_env_steps", "num_updates")]
+        names = [variant + f",{field}={steps}" for field in ("total_env_steps", "num_updates")]
         dirs = [base / n for n in names]
     return sorted(p for d in dirs for p in d.glob("seed_*") if (p / "result.json").exists())
 
@@ -103,7 +109,7 @@ def _mean_ci(xs: list[float]) -> str:
 
 def main(root: str, out: str) -> None:
     base, out_dir = Path(root), Path(out)
-    runs = {label: run_dirs(base, *spec[:3]) for label, spec in CONDITIONS.items()}
+    runs = {label: run_dirs(base, *spec) for label, spec in CONDITIONS.items()}
     runs = {label: r for label, r in runs.items() if r}
     rows, md = [], ["| condition | seeds | final evaluation (normalized) | training return at 33k "
                     "(raw) | training return, last 30k (raw) | IDM GCSL loss, first / last 30k "
@@ -140,7 +146,7 @@ def main(root: str, out: str) -> None:
     for figure, title in FIGURES.items():
         if bands[figure]:
             plot_bands(bands[figure], out_dir / f"curves_{figure}.png",
-                       title=f"Hopper-v5, {title}",
+                       title=title if figure == "carracing" else f"Hopper-v5, {title}",
                        ylabel="normalized training return (0 = random, 100 = expert)")
     md += ["", "GCSL IDM on hopper-expert asked to reach the state it is in (goal_source = self), "
            "by the goal range K it was trained on (quick budget):", "",
