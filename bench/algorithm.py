@@ -76,6 +76,12 @@ class Algorithm:
         return getattr(type(self).act, "row_invariant", False)
 
     @classmethod
+    def check_task(cls, config: Any, spec: TaskSpec) -> None:
+        """Refuse, with a UsageError naming what it needs, a task this algorithm cannot run (a
+        goal-conditioned learner on an env without goals): ``bench run`` asks before it writes
+        anything, so a refused run leaves no directory behind."""
+
+    @classmethod
     def dataset_use(cls, config: Any) -> str:
         """Whether an *online* algorithm reads ``--dataset``'s transitions (through
         ``attach_dataset``): "none" (it only uses the dataset's env), "optional" or "required".

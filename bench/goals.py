@@ -117,6 +117,18 @@ class GoalState:
     source: str = ""  # the goal source of this round ("" = the run's goal_source)
 
 
+def check_goal_sources(config: GoalConfig, spec: TaskSpec) -> None:
+    """Refuse the ``task`` source on an env whose episodes come without goals that are states."""
+    sources = (config.goal_source, *config.extra_goal_sources)
+    if "task" in sources and spec.goal_dim != spec.obs_dim:
+        raise UsageError(
+            "goal source task takes the goal each episode of a goal task comes with, as a "
+            "state; " + (f"{spec.env_id or 'this env'} gives no goals (use a goal task such "
+                         "as pointmaze-medium-navigate)" if not spec.goal_dim else
+                         f"{spec.env_id}'s goals have {spec.goal_dim} numbers, its states "
+                         f"{spec.obs_dim}"))
+
+
 class GoalSetter:
     """The goal source of one IDM: built from its config, fed the dataset, asked for goals."""
 
@@ -142,13 +154,7 @@ class GoalSetter:
                 self.model = GoalModel(spec.obs_dim, config.goal_hidden).to(device)
             self.optimizer = adamw(self.model.parameters(), config.goal_lr)
             self._rng = np.random.default_rng(goal_seed)
-        if "task" in sources and spec.goal_dim != spec.obs_dim:
-            raise UsageError(
-                "goal source task takes the goal each episode of a goal task comes with, as a "
-                "state; " + (f"{spec.env_id or 'this env'} gives no goals (use a goal task such "
-                             "as pointmaze-medium-navigate)" if not spec.goal_dim else
-                             f"{spec.env_id}'s goals have {spec.goal_dim} numbers, its states "
-                             f"{spec.obs_dim}"))
+        check_goal_sources(config, spec)
         self._goal_setter = None
         if "gs_ppo" in sources:  # with a goal_setter_run (GoalConfig.checks)
             from bench.algos.gs_ppo import load_goal_setter

@@ -547,10 +547,18 @@ def test_d4rl_pointmaze_trains_and_evaluates_with_its_metadatas_references(algo,
     assert result["success"] is None  # scored by return, not by task success
 
 
-def test_hiql_refuses_goals_that_are_not_states(d4rl_umaze, tmp_path):
-    with pytest.raises(UsageError, match="goals that are observations"):
-        execute(RunRequest(algo="hiql", dataset=d4rl_umaze, seed=0, budget="smoke",
-                           eval_episodes=1, out=tmp_path), log=QUIET)
+@pytest.mark.parametrize("algo, data, overrides, match", [
+    ("hiql", "d4rl_umaze", {}, "goals that are observations"),
+    ("gs_idm", "d4rl_umaze", {}, "goals that are observations"),
+    ("gcbc", "tiny_dataset", {}, "goal-conditioned"),
+    ("gcsl_idm", "tiny_dataset", {"goal_source": "task"}, "goal source task")])
+def test_runs_on_tasks_without_usable_goals_are_refused_before_writing(algo, data, overrides,
+                                                                        match, request, tmp_path):
+    with pytest.raises(UsageError, match=match):
+        execute(RunRequest(algo=algo, dataset=request.getfixturevalue(data), seed=0,
+                           budget="smoke", eval_episodes=1, out=tmp_path, overrides=overrides),
+                log=QUIET)
+    assert not any(tmp_path.iterdir())  # no run directory, no lock file
 
 
 # -- learning at CI size --------------------------------------------------------------------

@@ -90,11 +90,15 @@ class GCBC(Algorithm):
 
     def __init__(self, config: GCBCConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
-        require_task_goals("gcbc", spec)
+        self.check_task(config, spec)
         # μ(s, g): (B, obs + goal) → (B, act)
         self.policy = goal_policy_mlp(spec.obs_dim + spec.goal_dim, config.hidden,
                                       spec.act_dim).to(device)
         self.optimizer = adamw(self.policy.parameters(), config.lr)
+
+    @classmethod
+    def check_task(cls, config: GCBCConfig, spec: TaskSpec) -> None:
+        require_task_goals("gcbc", spec)
 
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
         return sampler.goal_mixture(self.config.batch_size, p_current=0.0, p_future=1.0,

@@ -219,12 +219,16 @@ class GCIVL(Algorithm):
 
     def __init__(self, config: GCIVLConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
-        require_task_goals("gcivl", spec)
+        self.check_task(config, spec)
         inputs = spec.obs_dim + spec.goal_dim
         self.values = GoalValues(inputs, config.hidden).to(device)  # (B, 2)
         self.values_target = target_copy(self.values)
         self.policy = goal_policy_mlp(inputs, config.hidden, spec.act_dim).to(device)  # μ(s, g)
         self.optimizer = adamw([*self.values.parameters(), *self.policy.parameters()], config.lr)
+
+    @classmethod
+    def check_task(cls, config: GCIVLConfig, spec: TaskSpec) -> None:
+        require_task_goals("gcivl", spec)
 
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
         return self.config.value_goals(sampler)

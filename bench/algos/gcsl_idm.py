@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from bench.algorithm import DEFAULT, Algorithm, Condition
 from bench.data.sampler import TaskSpec, Sampler
 from bench.config import at_least, positive_sizes
-from bench.goals import GoalConfig, GoalSetter, GoalState
+from bench.goals import GoalConfig, GoalSetter, GoalState, check_goal_sources
 from bench.nn.idm import InverseDynamicsMLP
 from bench.nn.layers import row_invariant_act
 from bench.nn.optim import adamw
@@ -83,6 +83,10 @@ class GCSLInverseDynamics(Algorithm):
             params += list(self.vicreg.parameters())
         self.optimizer = adamw(params, config.lr)
         self.goal_setter = GoalSetter(config, spec, device)
+
+    @classmethod
+    def check_task(cls, config: GCSLIDMConfig, spec: TaskSpec) -> None:
+        check_goal_sources(config, spec)
 
     def attach_dataset(self, sampler: Sampler) -> None:
         self.goal_setter.attach_dataset(sampler)

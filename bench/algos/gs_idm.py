@@ -80,7 +80,7 @@ class GoalSetterIDM(Algorithm):
 
     def __init__(self, config: GoalSetterIDMConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
-        require_task_goals("gs_idm", spec, goals_are_states=True)  # its subgoals are states
+        self.check_task(config, spec)
         c, obs_dim = config, spec.obs_dim
         self.values = GoalValues(obs_dim + spec.goal_dim, c.hidden).to(device)  # (B, 2)
         self.values_target = target_copy(self.values)
@@ -90,6 +90,10 @@ class GoalSetterIDM(Algorithm):
         self.idm = InverseDynamicsMLP(obs_dim, spec.act_dim, c.idm_hidden).to(device)
         self.optimizer = adamw([*self.values.parameters(), *self.goal_setter.parameters(),
                                 *self.idm.parameters()], c.lr)
+
+    @classmethod
+    def check_task(cls, config: GoalSetterIDMConfig, spec: TaskSpec) -> None:
+        require_task_goals("gs_idm", spec, goals_are_states=True)  # its subgoals are states
 
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
         c = self.config

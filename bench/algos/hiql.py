@@ -109,7 +109,7 @@ class HIQL(Algorithm):
 
     def __init__(self, config: HIQLConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
-        require_task_goals("hiql", spec, goals_are_states=True)  # its subgoals are states
+        self.check_task(config, spec)
         c, obs_dim = config, spec.obs_dim
         self.values = RepresentedValues(obs_dim, spec.goal_dim, c.hidden, c.rep_dim).to(device)
         self.values_target = target_copy(self.values)
@@ -119,6 +119,10 @@ class HIQL(Algorithm):
         self.low_policy = goal_policy_mlp(obs_dim + c.rep_dim, c.hidden, spec.act_dim).to(device)
         self.optimizer = adamw([*self.values.parameters(), *self.high_policy.parameters(),
                                 *self.low_policy.parameters()], c.lr)
+
+    @classmethod
+    def check_task(cls, config: HIQLConfig, spec: TaskSpec) -> None:
+        require_task_goals("hiql", spec, goals_are_states=True)  # its subgoals are states
 
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
         c = self.config

@@ -39,7 +39,7 @@ from torch import nn
 
 from bench.algorithm import DEFAULT, Algorithm, Condition
 from bench.data.sampler import TaskSpec, Sampler
-from bench.goals import GoalConfig, GoalSetter, GoalState
+from bench.goals import GoalConfig, GoalSetter, GoalState, check_goal_sources
 from bench.nn import FastDropout, Transformer
 from bench.nn.transformer import transformer_checks
 from bench.nn.optim import adamw
@@ -184,6 +184,10 @@ class TransformerInverseDynamics(Algorithm):
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup))
         self.goal_setter = GoalSetter(config, spec, device)
+
+    @classmethod
+    def check_task(cls, config: TransformerIDMConfig, spec: TaskSpec) -> None:
+        check_goal_sources(config, spec)
 
     def attach_dataset(self, sampler: Sampler) -> None:
         self.goal_setter.attach_dataset(sampler)

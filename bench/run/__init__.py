@@ -106,6 +106,7 @@ def execute(req: RunRequest, log=None, callbacks: Sequence[Callback] = ()) -> di
     source = DataSource.from_request(req, log)
     source.prepare(entry.kind == "offline" or entry.cls.dataset_use(config) != "none",
                    req.algo)
+    entry.cls.check_task(config, source.spec)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
