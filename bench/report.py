@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.data.catalog import OGBENCH_NAVIGATE
+from bench.data.catalog import OGBENCH_GOAL_TASKS
 from bench.curves import load_curve, normalize, plot_bands, seed_band
 from bench.io import atomic_write_bytes, atomic_write_json
 from bench.results import (incomplete_runs, load_results, mixed_sources, score_table,
@@ -582,7 +582,7 @@ def build_blocks(root: Path, figures: Path, *, datasets: Sequence[str] | None = 
     scored = runs.dropna(subset=["normalized_score"])
     unscored = len(runs) - len(scored)
     names = sorted(scored["dataset"].unique())
-    goal_tasks = [n for n in names if n in OGBENCH_NAVIGATE]
+    goal_tasks = [n for n in names if n in OGBENCH_GOAL_TASKS]
     blocks: list[Block] = [
         ("h", 1, title),
         # No clock time: a report is a function of its records, rebuilt byte for byte.

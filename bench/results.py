@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bench.data.catalog import OGBENCH_NAVIGATE
+from bench.data.catalog import OGBENCH_GOAL_TASKS
 from bench.errors import UsageError
 from bench.records import canonical_variant, parse_variant_name, read_record, setting_names
 
@@ -268,7 +268,7 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     sep = "|---" * (len(wide.columns) + 1) + "|"
     lines = [header, sep] + [f"| {idx} | " + " | ".join(row) + " |" for idx, row in wide.iterrows()]
     note = "\n\nNormalized score (0 = random, 100 = expert): mean ± 95% CI over seeds."
-    goal_tasks = sorted(set(table["dataset"]) & set(OGBENCH_NAVIGATE))
+    goal_tasks = sorted(set(table["dataset"]) & set(OGBENCH_GOAL_TASKS))
     if goal_tasks:
         note += (f" On the goal tasks ({', '.join(goal_tasks)}) the score is the success rate "
                  "in percent over the five task goals (an episode returns 1 when it reaches its "

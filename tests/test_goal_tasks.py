@@ -122,6 +122,39 @@ def test_the_made_dataset_records_its_recipe_and_scores_success(tiny_goal_datase
     assert flat.observations.shape[1] == 2 and flat.truncations.sum() == 3
 
 
+# -- cube-single-play (OGBench's manipulation play recipe) -----------------------------------
+
+def test_the_cube_recipe_seeds_each_episode_on_its_own_and_its_oracle_moves_the_cube():
+    from bench.making import ogbench_cube
+
+    both = ogbench_cube.collect_episodes("cube-single-play-v0", 3, range(0, 2))
+    second = ogbench_cube.collect_episodes("cube-single-play-v0", 3, range(1, 2))
+    for key in ("observations", "actions", "reached"):  # so worker blocks cannot matter
+        np.testing.assert_array_equal(both[key][1:], second[key])
+    assert both["observations"].shape == (2, 1001, 28) and both["actions"].shape == (2, 1000, 5)
+    assert np.abs(both["actions"]).max() <= 1.0 and not np.array_equal(*both["actions"])
+    assert (both["reached"] >= 3).all()  # the oracle finishes pick-and-place tasks
+    env = gym.make("bench/cube-single-play-v0")  # its evaluation: 200 steps, [obs, goal] rows
+    obs, _ = env.reset(seed=7)
+    assert env.spec.max_episode_steps == 200 and obs.shape == (56,)
+    assert env.get_wrapper_attr("task_id") == task_of_seed(7, 5) == 3
+
+
+def test_a_cube_dataset_is_made_with_its_recipe_and_trains_a_goal_learner(isolated_roots,
+                                                                          tmp_path):
+    make_alias(ALIASES["cube-single-play"], num_transitions=1000, seed=0, log=QUIET)
+    meta = storage.read_metadata("bench/cube/single-play-v0")
+    provenance = meta["bench_provenance"]
+    assert provenance["generator"] == "bench.making.ogbench_cube.collect"
+    assert provenance["goals_reached_per_episode"] >= 3
+    assert provenance["goal_task"] == {"env_id": "bench/cube-single-play-v0", "num_tasks": 5,
+                                       "goal": "the observation to reach (arm and cube)"}
+    result = execute(RunRequest(algo="gcbc", dataset="cube-single-play", seed=0, budget="smoke",
+                                eval_episodes=5, eval_mode="sync", out=tmp_path), log=QUIET)
+    assert set(result["success"]["by_task"]) == {f"task{k}" for k in range(1, 6)}
+    assert all(n <= 200 for n in result["conditions"]["default"]["episode_lengths"])
+
+
 def test_ogbenchs_own_file_is_converted_when_present(tmp_path, monkeypatch):
     """A file in OGBench's layout (rows to a terminal row whose action is unused) under its data
     directory is used instead of the recipe, once, with provenance `official`. The file here is a

@@ -130,12 +130,20 @@ OGBENCH_NAVIGATE = {
     "pointmaze-large-navigate": "a noisy scripted expert navigating PointMaze-large to random "
                                 "goals (OGBench's recipe)",
 }
+# OGBench's manipulation "play" datasets, made with its recipe (bench.making.ogbench_cube).
+OGBENCH_PLAY = {
+    "cube-single-play": "a noisy scripted arm (OGBench's plan oracle) moving one cube to random "
+                        "targets (OGBench's recipe)",
+}
+# Every goal task dataset: scored by success rate on its five task goals.
+OGBENCH_GOAL_TASKS = (*OGBENCH_NAVIGATE, *OGBENCH_PLAY)
 ALIASES.update({
     name: DatasetAlias(
         alias=name, env_id=f"bench/{name}-v0",
-        local_id=f"bench/pointmaze/{name.split('-', 1)[1]}-v0", official_id=None,
-        generator="ogbench-navigate", description=desc)
-    for name, desc in OGBENCH_NAVIGATE.items()
+        local_id=f"bench/{name.split('-', 1)[0]}/{name.split('-', 1)[1]}-v0", official_id=None,
+        generator="ogbench-navigate" if name in OGBENCH_NAVIGATE else "ogbench-play",
+        description=desc)
+    for name, desc in {**OGBENCH_NAVIGATE, **OGBENCH_PLAY}.items()
 })
 # A goal task's score: the success rate in percent (its episodes return 1 on success, else 0).
 SUCCESS_SOURCE = ("success rate: an episode returns 1 when it reaches its goal, else 0, so the "

@@ -26,7 +26,10 @@ import numpy as np
 
 # The OGBench tasks the suite evaluates on: its dataset names (the env is the name without the
 # dataset kind, as OGBench makes it).
-OGBENCH_TASKS = ("pointmaze-medium-navigate-v0", "pointmaze-large-navigate-v0")
+OGBENCH_TASKS = ("pointmaze-medium-navigate-v0", "pointmaze-large-navigate-v0",
+                 "cube-single-play-v0")
+# Steps an evaluation episode lasts (OGBench's own time limits: navigation 1,000, manipulation 200)
+EPISODE_LIMITS = {"pointmaze": 1000, "cube": 200}
 
 
 @contextlib.contextmanager
@@ -136,6 +139,7 @@ def register() -> None:
     for name in OGBENCH_TASKS:
         env_id = f"bench/{name}"
         if env_id not in gym.registry:
-            # OGBench's navigation episodes last 1,000 steps (its TimeLimit, inside).
+            # The same limit as OGBench's TimeLimit, inside.
             gym.register(id=env_id, entry_point="bench.envs.goal_tasks:make_ogbench_task",
-                         kwargs={"name": name}, max_episode_steps=1000)
+                         kwargs={"name": name},
+                         max_episode_steps=EPISODE_LIMITS[name.split("-", 1)[0]])

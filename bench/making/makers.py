@@ -28,7 +28,7 @@ from bench.data.staging import maker_lock, replacing, staged
 from bench.errors import DatasetError, UsageError
 from bench.evaluate import PolicyAgent, evaluate
 from bench.making.generate import UniformRandomPolicy, collect_episodes, write_dataset
-from bench.making import ogbench_maze
+from bench.making import ogbench_cube, ogbench_maze
 from bench.making.replay import load_action_record, replay
 from bench.progress import progress_bar
 from bench.provenance import package_versions
@@ -352,37 +352,54 @@ def make_action_replay(alias: DatasetAlias, *, num_transitions: int, seed: int) 
                     "NOT the D4RL or Farama dataset.")
 
 
-def make_ogbench_navigate(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
-    """OGBench's navigate dataset for ``alias``: from OGBench's own file when it is in OGBench's
-    data directory (converted once, provenance ``official``), else made with its recipe
-    (``bench.making.ogbench_maze``): ``num_transitions`` rounded up to whole 1,000-step
-    episodes."""
+# How each OGBench recipe is made and described: generator name → (module, its policy, the
+# episodes' seeding, the algorithm name written into the dataset, what the goal is).
+OGBENCH_RECIPES = {
+    "ogbench-navigate": (
+        ogbench_maze,
+        "OGBench's navigate recipe: the maze's breadth-first oracle subgoal, unit direction plus "
+        f"N(0, {ogbench_maze.NOISE_STD}²) noise clipped to [-1, 1], a new random vertex-cell goal "
+        "whenever one is reached",
+        "draws its cells and noise from numpy.random.default_rng([{seed}, e])",
+        "ogbench-navigate-oracle", "the observation to reach (x, y)"),
+    "ogbench-play": (
+        ogbench_cube,
+        "OGBench's play recipe: its CubePlanOracle (a keyframe plan for each pick-and-place with "
+        f"temporally smoothed noise {ogbench_cube.NOISE} / {ogbench_cube.NOISE_SMOOTHING}), a new "
+        "random target for the cube whenever a task is done",
+        "runs with numpy's global generator seeded with [{seed}, e] (the oracle's plans and noise)",
+        "ogbench-cube-plan-oracle", "the observation to reach (arm and cube)"),
+}
+
+
+def make_ogbench_dataset(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
+    """OGBench's dataset for ``alias`` (a navigate maze or cube play): from OGBench's own file
+    when it is in OGBench's data directory (converted once, provenance ``official``), else made
+    with its recipe (``bench.making.ogbench_maze`` / ``ogbench_cube``): ``num_transitions``
+    rounded up to whole 1,000-step episodes."""
+    recipe, policy, seeding, algorithm_name, goal = OGBENCH_RECIPES[alias.generator]
     name = f"{alias.alias}-v0"
     official = ogbench_maze.official_file(name)
     eval_env = gym.make(alias.env_id)
-    probe = ogbench_maze.collection_env(name)
+    probe = recipe.collection_env(name)
     observation_space = probe.observation_space  # the data's: the observation without the goal
     probe.close()
     if official.exists():
         observations, actions = ogbench_maze.read_official(official)
         provenance = {
             "source": "official", "generator": "bench.making.ogbench_maze.read_official",
-            "policy": "OGBench's noisy scripted navigation expert (its own file)",
+            "policy": "OGBench's scripted oracle (its own file)",
             "policy_sha256": None, "seed": None, "file": str(official),
             "file_sha256": storage.sha256_file(official)}
         first_seed, author = None, "OGBench (Park et al. 2025); converted by bench"
     else:
-        episodes = -(-num_transitions // ogbench_maze.EPISODE_STEPS)
-        data = ogbench_maze.collect(name, episodes, seed)
+        episodes = -(-num_transitions // recipe.EPISODE_STEPS)
+        data = recipe.collect(name, episodes, seed)
         observations, actions = data["observations"], data["actions"]
         provenance = {
-            "generator": "bench.making.ogbench_maze.collect",
-            "policy": "OGBench's navigate recipe: the maze's breadth-first oracle subgoal, unit "
-                      f"direction plus N(0, {ogbench_maze.NOISE_STD}²) noise clipped to [-1, 1], "
-                      "a new random vertex-cell goal whenever one is reached",
+            "generator": f"{recipe.__name__}.collect", "policy": policy,
             "policy_sha256": None, "seed": seed,
-            "episode_seeds": f"episode e resets with {seed} + e and draws its cells and noise "
-                             f"from numpy.random.default_rng([{seed}, e])",
+            "episode_seeds": f"episode e resets with {seed} + e and " + seeding.format(seed=seed),
             "requested_transitions": num_transitions,
             "goals_reached_per_episode": float(data["reached"].mean())}
         first_seed, author = seed, "bench (self-generated)"
@@ -390,13 +407,12 @@ def make_ogbench_navigate(alias: DatasetAlias, *, num_transitions: int, seed: in
                        "ogbench_version": importlib.metadata.version("ogbench"),
                        "ref_scores_source": SUCCESS_SOURCE,
                        "goal_task": {"env_id": alias.env_id, "num_tasks":
-                                     int(eval_env.unwrapped.num_tasks),
-                                     "goal": "the observation to reach (x, y)"}})
+                                     int(eval_env.unwrapped.num_tasks), "goal": goal}})
     buffers = ogbench_maze.episode_buffers(observations, actions, first_seed)
     made_here = provenance.get("source") != "official"
     return write_dataset(
         alias.local_id, buffers, eval_env, ref_min=0.0, ref_max=1.0, provenance=provenance,
-        algorithm_name="ogbench-navigate-oracle" if made_here else "ogbench-official",
+        algorithm_name=algorithm_name if made_here else "ogbench-official",
         observation_space=observation_space, author=author,
         description=(f"{'Self-generated' if made_here else 'Converted'} {alias.alias} on "
                      f"{alias.env_id}: {alias.description}. "
@@ -425,7 +441,8 @@ MAKERS: dict[str, Callable[..., dict[str, Any]]] = {
     "medium": make_with_reference_policy("medium"),
     "medium-expert": make_combined("medium", "expert"),
     "carracing-medium-expert": make_combined("medium", "expert"),
-    "ogbench-navigate": make_ogbench_navigate,
+    "ogbench-navigate": make_ogbench_dataset,
+    "ogbench-play": make_ogbench_dataset,
 }
 
 

@@ -31,6 +31,7 @@ import concurrent.futures
 import multiprocessing
 import os
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,10 +146,14 @@ def collect_episodes(dataset_name: str, seed: int, episodes: range) -> dict[str,
     return {"observations": observations, "actions": actions, "reached": reached}
 
 
-def collect(dataset_name: str, num_episodes: int, seed: int, workers: int | None = None
+def collect(dataset_name: str, num_episodes: int, seed: int, workers: int | None = None,
+            episodes_fn: Callable[[str, int, range], dict[str, np.ndarray]] | None = None
             ) -> dict[str, np.ndarray]:
     """All ``num_episodes`` episodes, in blocks over ``workers`` processes (default: the CPU
-    count, at most 8); the result does not depend on how many."""
+    count, at most 8); the result does not depend on how many. ``episodes_fn`` (a module-level
+    function, as ``collect_episodes``: this module's, the default, or another recipe's) makes a
+    block of episodes."""
+    episodes_fn = episodes_fn or collect_episodes
     workers = max(1, min(workers or os.cpu_count() or 1, 8, num_episodes))
     block = 25
     blocks = [range(a, min(a + block, num_episodes)) for a in range(0, num_episodes, block)]
@@ -156,18 +161,17 @@ def collect(dataset_name: str, num_episodes: int, seed: int, workers: int | None
     with progress_bar(total=num_episodes * EPISODE_STEPS, desc=dataset_name, unit="step") as bar:
         if workers == 1:
             for i, r in enumerate(blocks):
-                parts[i] = collect_episodes(dataset_name, seed, r)
+                parts[i] = episodes_fn(dataset_name, seed, r)
                 bar.update(len(r) * EPISODE_STEPS)
         else:
             context = multiprocessing.get_context("spawn")
             with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-                futures = {pool.submit(collect_episodes, dataset_name, seed, r): i
+                futures = {pool.submit(episodes_fn, dataset_name, seed, r): i
                            for i, r in enumerate(blocks)}
                 for future in concurrent.futures.as_completed(futures):
                     parts[futures[future]] = future.result()
                     bar.update(len(blocks[futures[future]]) * EPISODE_STEPS)
-    return {key: np.concatenate([parts[i][key] for i in range(len(blocks))])
-            for key in ("observations", "actions", "reached")}
+    return {key: np.concatenate([parts[i][key] for i in range(len(blocks))]) for key in parts[0]}
 
 
 def episode_buffers(observations: np.ndarray, actions: np.ndarray, first_seed: int | None) -> list:
