@@ -48,6 +48,7 @@ from bench.algos.gcivl import (
     paired,
     unit_gaussian_log_prob,
 )
+from bench.algos.hiql import high_level_targets
 from bench.config import at_least, positive_sizes
 from bench.data.sampler import Sampler, TaskSpec
 from bench.nn.idm import InverseDynamicsMLP
@@ -98,10 +99,8 @@ class GoalSetterIDM(Algorithm):
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
         c = self.config
         batch = c.value_goals(sampler)
-        idx, offsets = batch["transitions"], batch["policy_offsets"]
-        high_steps = np.where(offsets < 0, c.subgoal_steps, np.minimum(c.subgoal_steps, offsets))
         pairs = sampler.goal_pairs(c.batch_size, c.subgoal_steps)
-        return {**batch, "high_targets": sampler.states_ahead(idx, high_steps),
+        return {**batch, "high_targets": high_level_targets(sampler, batch, c.subgoal_steps),
                 "idm_observations": pairs["observations"], "idm_actions": pairs["actions"],
                 "idm_goals": pairs["goals"]}
 

@@ -85,6 +85,16 @@ class GoalRepresentation(nn.Module):
         return length_normalize(self.net(torch.cat([states, goals], -1)))
 
 
+def high_level_targets(sampler: Sampler, batch: dict[str, np.ndarray],
+                       subgoal_steps: int) -> np.ndarray:
+    """The high level's targets for ``value_goals``' batch: the state min(``subgoal_steps``,
+    steps to the policy goal) ahead (a random goal: ``subgoal_steps`` ahead, as the low
+    level's)."""
+    offsets = batch["policy_offsets"]
+    steps = np.where(offsets < 0, subgoal_steps, np.minimum(subgoal_steps, offsets))
+    return sampler.states_ahead(batch["transitions"], steps)
+
+
 def length_normalize(z: torch.Tensor) -> torch.Tensor:
     """z rescaled to length √dim (OGBench's ``LengthNormalize``)."""
     return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True) * math.sqrt(z.shape[-1])
@@ -127,12 +137,8 @@ class HIQL(Algorithm):
     def sample(self, sampler: Sampler) -> dict[str, np.ndarray]:
         c = self.config
         batch = c.value_goals(sampler)
-        idx, offsets = batch["transitions"], batch["policy_offsets"]
-        # The high level's target: the state min(subgoal_steps, steps to the goal) ahead (a
-        # random goal: subgoal_steps ahead, as for the low level).
-        high_steps = np.where(offsets < 0, c.subgoal_steps, np.minimum(c.subgoal_steps, offsets))
-        return {**batch, "low_subgoals": sampler.states_ahead(idx, c.subgoal_steps),
-                "high_targets": sampler.states_ahead(idx, high_steps)}
+        return {**batch, "low_subgoals": sampler.states_ahead(batch["transitions"], c.subgoal_steps),
+                "high_targets": high_level_targets(sampler, batch, c.subgoal_steps)}
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.config
