@@ -159,6 +159,21 @@ def main(root: str, out: str) -> None:
         if scores:
             md.append(f"| {k} | {len(scores)} | {_mean_ci(scores)} | "
                       f"{' / '.join(f'{x:.1f}' for x in scores)} |")
+    curve_runs = sorted(p for p in (base / "hopper-expert" / "gcsl_idm" /
+                                    "quick,eval_every=1000,goal_source=self").glob("seed_*")
+                        if (p / "result.json").exists())
+    if curve_runs:
+        curves = [load_curve(p, "eval/normalized_score") for p in curve_runs]
+        plot_bands({"gcsl_idm, goal = the current state": seed_band(curves)},
+                   out_dir / "curves_gcsl_self.png", xlabel="updates",
+                   title="hopper-expert: the GCSL IDM asked to stay where it is, along training",
+                   ylabel="normalized score (10 episodes)")
+        points = (1000, 2000, 5000, 10_000, 19_000)
+        md += ["", "Its self-goal score along training (K = 10, an evaluation every 1,000 "
+               "updates):", "", "| updates | " + " | ".join(f"{p:,}" for p in points) + " |",
+               "|---" * (len(points) + 1) + "|",
+               "| normalized score | " + " | ".join(
+                   _mean_ci([_at(st, v, p) for st, v in curves]) for p in points) + " |"]
     (out_dir / "table.md").write_text("\n".join(md) + "\n")
     pd.DataFrame(rows).to_csv(out_dir / "table.csv", index=False)
     print("\n".join(md))
