@@ -113,9 +113,12 @@ def load_baselines(path: Path = BASELINES) -> pd.DataFrame:
 
 
 def baseline_version(baselines: pd.DataFrame, dataset: str) -> str:
-    """The benchmark the published scores beside ``dataset`` come from (D4RL-v2 by default)."""
+    """The benchmark the published scores beside ``dataset`` come from (where none are: OGBench
+    for a goal task, else D4RL-v2)."""
     versions = baselines.loc[baselines["dataset"] == dataset, "dataset_version"].unique()
-    return str(versions[0]) if len(versions) else "D4RL-v2"
+    if len(versions):
+        return str(versions[0])
+    return "OGBench" if dataset in OGBENCH_GOAL_TASKS else "D4RL-v2"
 
 
 @contextlib.contextmanager

@@ -142,7 +142,7 @@ def test_tiny_dataset_verifies(tiny_car_dataset):
 # The research notes' Car Racer plan: steps 2 (the transformer IDM and a GCSL IDM trained on the
 # latent data, evaluated as policies) and 3-4 (a goal-setter PPO in the latent env, its IDM
 # pretrained on the data and frozen).
-@pytest.mark.parametrize("algo", ["dt", "gcsl_idm", "transformer_idm", "gs_ppo"])
+@pytest.mark.parametrize("algo", ["dt", "gcsl_idm", "transformer_idm", "gs_ppo", "ppo"])
 def test_algorithms_run_on_the_latent_dataset(tmp_path, tiny_car_dataset, algo):
     proc = run_cli("run", "--algo", algo, "--dataset", tiny_car_dataset, "--budget", "smoke",
                    "--eval-episodes", "2", "--out", str(tmp_path))

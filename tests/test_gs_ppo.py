@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 
 import gymnasium as gym
 import numpy as np
@@ -222,6 +223,12 @@ def test_an_idm_trained_in_one_run_is_loaded_frozen_into_another(tmp_path):
     proc = run_cli("run", "--algo", "gs_ppo_joint", "--env", "Hopper-v5", "--budget", "smoke",
                    "--set", f"idm_from_run={run}", "--out", str(tmp_path / "bad"))
     assert proc.returncode == 2 and "idm_training=frozen" in proc.stderr
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(run, unfinished)
+    (unfinished / "result.json").unlink()  # a run stopped (or still training) at a checkpoint
+    proc = run_cli("run", "--algo", "gs_ppo", "--env", "Hopper-v5", "--budget", "smoke",
+                   "--set", f"idm_from_run={unfinished}", "--out", str(tmp_path / "early"))
+    assert proc.returncode == 2 and "has not finished" in proc.stderr
 
 
 def test_v0_evaluates_its_action_head_and_the_idm_decoding():

@@ -55,7 +55,8 @@ The research notes' other conditions are settings of these variants (issue 29):
   it, then train ppo goal setter"): ``gs_ppo --set idm_from_run=RUN`` loads a finished goal-setter
   run's IDM (e.g. a ``gs_ppo_v0`` run's, trained on its PPO policy's rollouts) with the state
   scale it reads, and keeps it fixed; no dataset is needed then, and ``{seed}`` in RUN stands
-  for the run's own seed (so that one sweep line pairs seed n with seed n's first run). "Don't force PPO and IDM close
+  for the run's own seed (so that one sweep line pairs seed n with seed n's first run). RUN must
+  have finished, and stay where it is until this run has (a resume loads it again first). "Don't force PPO and IDM close
   in pretraining": make that run with ``--set idm_closeness=false`` (its IDM learns by GCSL on
   the rollouts alone).
 
@@ -427,6 +428,10 @@ def _goal_setter_checkpoint(run: str | Path, field: str) -> dict[str, Any]:
         raise UsageError(f"{field}: no checkpoint at {ckpt_path}; point it at a finished "
                          "goal-setter run (e.g. results/hopper-expert/gs_ppo/quick/seed_0), made "
                          "with `bench run --algo gs_ppo --dataset hopper-expert`.")
+    if not (ckpt_path.parent / "result.json").is_file():
+        raise UsageError(f"{field}: {ckpt_path.parent} has not finished (no result.json): a "
+                         "checkpoint of a run still training, or of one that stopped, is not its "
+                         "trained goal setter; finish it first (bench run ... --resume).")
     saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     if saved.get("algo_name") not in GOAL_SETTER_ALGOS:
         raise UsageError(f"{field}: {ckpt_path} is a {saved.get('algo_name')} run, not "

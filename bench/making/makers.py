@@ -353,7 +353,8 @@ def make_action_replay(alias: DatasetAlias, *, num_transitions: int, seed: int) 
 
 
 # How each OGBench recipe is made and described: generator name → (module, its policy, the
-# episodes' seeding, the algorithm name written into the dataset, what the goal is).
+# episodes' seeding, the algorithm name written into the dataset, what the goal is, the policy
+# behind OGBench's own file).
 OGBENCH_RECIPES = {
     "ogbench-navigate": (
         ogbench_maze,
@@ -361,14 +362,16 @@ OGBENCH_RECIPES = {
         f"N(0, {ogbench_maze.NOISE_STD}²) noise clipped to [-1, 1], a new random vertex-cell goal "
         "whenever one is reached",
         "draws its cells and noise from numpy.random.default_rng([{seed}, e])",
-        "ogbench-navigate-oracle", "the observation to reach (x, y)"),
+        "ogbench-navigate-oracle", "the observation to reach (x, y)",
+        "OGBench's noisy scripted navigation expert (its own file)"),
     "ogbench-play": (
         ogbench_cube,
         "OGBench's play recipe: its CubePlanOracle (a keyframe plan for each pick-and-place with "
         f"temporally smoothed noise {ogbench_cube.NOISE} / {ogbench_cube.NOISE_SMOOTHING}), a new "
         "random target for the cube whenever a task is done",
         "runs with numpy's global generator seeded with [{seed}, e] (the oracle's plans and noise)",
-        "ogbench-cube-plan-oracle", "the observation to reach (arm and cube)"),
+        "ogbench-cube-plan-oracle", "the observation to reach (arm and cube)",
+        "OGBench's scripted cube plan oracle (its own file)"),
 }
 
 
@@ -377,7 +380,7 @@ def make_ogbench_dataset(alias: DatasetAlias, *, num_transitions: int, seed: int
     when it is in OGBench's data directory (converted once, provenance ``official``), else made
     with its recipe (``bench.making.ogbench_maze`` / ``ogbench_cube``): ``num_transitions``
     rounded up to whole 1,000-step episodes."""
-    recipe, policy, seeding, algorithm_name, goal = OGBENCH_RECIPES[alias.generator]
+    recipe, policy, seeding, algorithm_name, goal, official_policy = OGBENCH_RECIPES[alias.generator]
     name = f"{alias.alias}-v0"
     official = ogbench_maze.official_file(name)
     eval_env = gym.make(alias.env_id)
@@ -388,7 +391,7 @@ def make_ogbench_dataset(alias: DatasetAlias, *, num_transitions: int, seed: int
         observations, actions = ogbench_maze.read_official(official)
         provenance = {
             "source": "official", "generator": "bench.making.ogbench_maze.read_official",
-            "policy": "OGBench's scripted oracle (its own file)",
+            "policy": official_policy,
             "policy_sha256": None, "seed": None, "file": str(official),
             "file_sha256": storage.sha256_file(official)}
         first_seed, author = None, "OGBench (Park et al. 2025); converted by bench"
