@@ -8,7 +8,8 @@
 #      made first, finished runs skipped, interrupted ones resumed (stop it and run it again at
 #      will); a failed run leaves its error.json and the others go on;
 #   3. the records (*.json, *.jsonl) of every finished run of the sweep are copied into
-#      reports/NAME/records/<dataset>/<algo>/<variant>/seed_<n>/;
+#      reports/NAME/records/<dataset>/<algo>/<variant>/seed_<n>/ (scripts/save_records.sh, which
+#      also does this alone, e.g. for the runs a stopped sweep finished);
 #   4. scripts/rebuild_from_records.sh NAME writes the tables and report from those records.
 # To reuse another report's runs (one run directory is one run), copy their records into
 # RESULTS_ROOT first. DRY_RUN=1 does step 1 and lists what the sweep would do with each run.
@@ -40,14 +41,6 @@ fi
 status=0
 python -m bench sweep "$sweep" --out "$root" --jobs "${JOBS:-2}" || status=$?
 
-saved=0
-while IFS=$'\t' read -r what run _; do
-  [ "$what" = finished ] || continue
-  dest="$report/records/${run#"$root"/}"
-  mkdir -p "$dest"
-  cp "$run"/*.json* "$dest/"
-  saved=$((saved + 1))
-done < <(python -m bench sweep "$sweep" --out "$root" --dry-run)
-echo "saved the records of $saved finished run(s) into reports/$name/records"
+"$scripts/save_records.sh" "$name" "$root"
 "$scripts/rebuild_from_records.sh" "$name"
 exit "$status"
