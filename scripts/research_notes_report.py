@@ -62,7 +62,7 @@ FIGURES = {
     "carracing": "Car Racer latent env: goal setter with a frozen IDM against PPO",
 }
 # The notes: "moves quickly up to 259 at 33k steps (matches standard), but then stagnates".
-NOTES_POINT = (33_000, 259.0)
+NOTES_STEP = 33_000
 
 
 def run_dirs(root: Path, source: str, algo: str, variant: str, _figures: tuple = (),
@@ -122,7 +122,7 @@ def main(root: str, out: str) -> None:
             finals.append(float("nan") if result["normalized_score"] is None
                           else result["normalized_score"])
             s, v = load_curve(p)
-            early.append(_at(s, v, NOTES_POINT[0]))
+            early.append(_at(s, v, NOTES_STEP))
             late.append(_late(s, v))
             ls, lv = load_curve(p, "idm/gcsl_loss")
             if len(ls):

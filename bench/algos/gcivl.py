@@ -143,7 +143,7 @@ class ValueEnsemble(nn.Module):
             self.norm_weights.append(nn.Parameter(torch.ones(n, 1, width)))
             self.norm_biases.append(nn.Parameter(torch.zeros(n, 1, width)))
 
-    def heads(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.expand(len(self.weights[0]), *x.shape)  # (n, R, in)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             h = torch.baddbmm(b, h, w)  # (n, R, fan_out)
@@ -157,7 +157,7 @@ class GoalValues(ValueEnsemble):
     """``n`` value heads V_k(s, g): (B, obs), (B, goal) → (B, n)."""
 
     def forward(self, states: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
-        return self.heads(torch.cat([states, goals], -1))
+        return super().forward(torch.cat([states, goals], -1))
 
 
 def paired(values: nn.Module, *pairs: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:

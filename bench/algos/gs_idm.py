@@ -131,14 +131,10 @@ class GoalSetterIDM(Algorithm):
     def update(self, batch: dict[str, np.ndarray], step: int) -> dict[str, float]:
         return goal_value_step(self, batch, ("value_loss", "goal_setter_loss", "idm_loss"))
 
-    def subgoals(self, rows: torch.Tensor) -> torch.Tensor:
-        """Rows [observation, goal] → the goal setter's mean subgoals, normalized (B, obs)."""
-        return self.goal_setter(rows)
-
     @row_invariant_act
     def act(self, observations: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         """Rows [observation, goal] (a goal task's): the goal setter's mean subgoal, then the
         IDM's action towards it."""
         rows = self.tensor(observations)
         s = self.normalize(rows[:, :self.spec.obs_dim])
-        return self.env_actions(self.idm(s, self.subgoals(rows))), state
+        return self.env_actions(self.idm(s, self.goal_setter(rows))), state

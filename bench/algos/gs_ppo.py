@@ -56,9 +56,9 @@ The research notes' other conditions are settings of these variants (issue 29):
   run's IDM (e.g. a ``gs_ppo_v0`` run's, trained on its PPO policy's rollouts) with the state
   scale it reads, and keeps it fixed; no dataset is needed then, and ``{seed}`` in RUN stands
   for the run's own seed (so that one sweep line pairs seed n with seed n's first run). RUN must
-  have finished, and stay where it is until this run has (a resume loads it again first). "Don't force PPO and IDM close
-  in pretraining": make that run with ``--set idm_closeness=false`` (its IDM learns by GCSL on
-  the rollouts alone).
+  have finished, and stay where it is until this run has (a resume loads it again first).
+  "Don't force PPO and IDM close in pretraining": make that run with ``--set
+  idm_closeness=false`` (its IDM learns by GCSL on the rollouts alone).
 
 Reward: the env reward, unshaped (there is no shaping option yet).
 

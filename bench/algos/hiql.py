@@ -109,7 +109,7 @@ class RepresentedValues(nn.Module):
         self.heads = ValueEnsemble(obs_dim + rep_dim, hidden)
 
     def forward(self, states: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
-        return self.heads.heads(torch.cat([states, self.phi(states, goals)], -1))
+        return self.heads(torch.cat([states, self.phi(states, goals)], -1))
 
 
 @register("hiql", description="Hierarchical implicit Q-learning (Park et al. 2023), OGBench's")

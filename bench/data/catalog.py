@@ -31,7 +31,6 @@ def d4rl_source(family: str) -> str:
     return f"D4RL {family} reference returns (Fu et al. 2020), random {low} / expert {high}"
 
 
-
 class BadReferenceScores(DatasetError):
     """Reference returns that cannot normalize a score; ``problem`` says why, a phrase."""
 

@@ -32,16 +32,11 @@ NOISE = 0.1  # the plan's noise level (OGBench's --noise)
 NOISE_SMOOTHING = 0.5  # its temporal smoothing (--noise_smoothing)
 
 
-def env_name(dataset_name: str) -> str:
-    """OGBench's env id for a dataset name: ``cube-single-play-v0`` → ``cube-single-v0``."""
-    parts = dataset_name.split("-")
-    return "-".join(parts[:2] + parts[-1:])
-
-
 def collection_env(dataset_name: str) -> gym.Env:
     import ogbench  # noqa: F401  (registers OGBench's envs with gymnasium)
 
-    return gym.make(env_name(dataset_name), terminate_at_goal=False, mode="data_collection",
+    return gym.make(ogbench_maze.env_name(dataset_name), terminate_at_goal=False,
+                    mode="data_collection",
                     max_episode_steps=EPISODE_STEPS + 1)
 
 

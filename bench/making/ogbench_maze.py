@@ -48,7 +48,8 @@ NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1))
 
 
 def env_name(dataset_name: str) -> str:
-    """OGBench's env id for a dataset name: ``pointmaze-medium-navigate-v0`` → ``pointmaze-medium-v0``."""
+    """OGBench's env id for a dataset name: ``pointmaze-medium-navigate-v0`` →
+    ``pointmaze-medium-v0``, ``cube-single-play-v0`` → ``cube-single-v0``."""
     parts = dataset_name.split("-")
     return "-".join(parts[:2] + parts[-1:])
 
