@@ -388,9 +388,12 @@ def run_local(requests: list[RunRequest], jobs: int,
               on_done: Callable[[Outcome], None]) -> None:
     threads = 1 if jobs > 1 else None
     queue = iter(requests)
-    # spawn, not fork: the parent has imported torch, and a forked OpenMP runtime can hang.
+    # spawn, not fork: the parent has imported torch, and a forked OpenMP runtime can hang. One
+    # run per worker process: nothing a run leaves in its process reaches the next (torch.compile
+    # keeps a version of a loss per setting it saw, and past 8 it runs the loss eagerly).
     with worker_environment(threads), \
-            ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                max_tasks_per_child=1) as pool:
         # At most `jobs` runs are handed to the pool at a time: the pool would otherwise queue
         # more in its workers, and those still start after a Ctrl-C.
         running: dict[Future, RunRequest] = {}

@@ -169,7 +169,8 @@ def test_iql_expectile_loss_is_half_the_mse_at_one_half_and_asymmetric_above():
 
 def _iql(flat_lengths=(3, 5, 2), **overrides) -> IQL:
     torch.manual_seed(0)
-    algo = IQL(IQLConfig(hidden=(8, 8), batch_size=B, **overrides), _spec(), CPU)
+    algo = IQL(IQLConfig(hidden=(8, 8), batch_size=B, compile_losses=False, **overrides), _spec(),
+               CPU)
     flat = make_flat(list(flat_lengths), obs_dim=OBS, act_dim=ACT)
     algo.attach_dataset(Sampler(flat))
     return algo
@@ -195,7 +196,8 @@ def test_iql_refuses_to_scale_rewards_by_an_empty_return_range():
     with pytest.raises(BenchError, match="normalize_reward=false"):
         _iql((4,))  # one episode: max − min = 0
     with pytest.raises(RuntimeError, match="attach_dataset"):
-        IQL(IQLConfig(hidden=(8,), batch_size=B), _spec(), CPU).update(_batch(), 0)
+        IQL(IQLConfig(hidden=(8,), batch_size=B, compile_losses=False), _spec(), CPU).update(
+            _batch(), 0)
 
 
 def test_iql_value_loss_is_the_expectile_of_the_smaller_target_q():

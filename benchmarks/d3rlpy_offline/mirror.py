@@ -36,7 +36,9 @@ import numpy as np
 ALGOS = ("td3_bc", "iql", "cql")
 
 # Fields of every offline config that only the run loop reads (num_updates is fit's n_steps).
-RUN_LOOP_FIELDS = {"num_updates", "log_every", "checkpoint_every", "eval_every", "snapshot_every"}
+# How bench runs, not what it computes (compile_losses: the same losses, compiled by torch.compile).
+RUN_LOOP_FIELDS = {"num_updates", "log_every", "checkpoint_every", "eval_every", "snapshot_every",
+                   "compile_losses"}
 
 # bench's IQL constants that are not config fields (bench/algos/iql.py).
 IQL_MAX_WEIGHT = 100.0  # EXP_ADV_MAX: exp(β·A) is clipped here
