@@ -57,6 +57,8 @@ from bench.run import (RunRequest, check_env_id, check_loggers, check_results_ro
 SWEEP_KEYS = {"algo", "dataset", "env", "seed", "budget", "set", "eval_episodes", "eval_mode",
               "device", "logger", "wandb_project"}
 BACKENDS = ("local", "ray")
+# A fresh worker process per run (below); Python 3.10's pool cannot, and reuses its workers.
+ONE_RUN_PER_WORKER = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
 STATUSES = ("done", "resumed", "skipped", "failed", "busy")
 
 
@@ -393,7 +395,7 @@ def run_local(requests: list[RunRequest], jobs: int,
     # keeps a version of a loss per setting it saw, and past 8 it runs the loss eagerly).
     with worker_environment(threads), \
             ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                                max_tasks_per_child=1) as pool:
+                                **ONE_RUN_PER_WORKER) as pool:
         # At most `jobs` runs are handed to the pool at a time: the pool would otherwise queue
         # more in its workers, and those still start after a Ctrl-C.
         running: dict[Future, RunRequest] = {}
@@ -454,7 +456,7 @@ def run_ray(requests: list[RunRequest], jobs: int, address: str | None,
         ray.init(**init)
     try:
         # One CPU per run: Ray then runs as many at a time as the cluster has CPUs.
-        remote = ray.remote(num_cpus=1, max_retries=0)(run_one)
+        remote = ray.remote(num_cpus=1, max_retries=0, max_calls=1)(run_one)
         refs = {remote.remote(r, 1): r for r in requests}
         pending = list(refs)
         try:

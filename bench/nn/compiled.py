@@ -21,30 +21,33 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch._functorch import config as functorch_config
 
 
 class CompiledLosses:
-    """``fn`` (a function of tensors, its other arguments Python constants) compiled on first
-    call when ``enabled``; if compiling fails (no C++ compiler on the machine, an unsupported
-    op), a one-line warning and ``fn`` itself from then on — the same maths, eagerly."""
+    """``fn`` (a function of tensors, its other arguments Python constants) compiled when
+    ``enabled``. If a compiled call fails (no C++ compiler on the machine, an unsupported op),
+    a one-line warning and ``fn`` itself from then on — the same maths, eagerly. The backward
+    pass is compiled with the forward (torch's default defers it to the first ``backward()``,
+    outside this guard), so a failure of either shows here, at whichever call first compiles:
+    the first, or a later one that needs a new version (CQL's after its behaviour-cloning
+    phase)."""
 
     def __init__(self, fn: Callable[..., Any], enabled: bool, name: str) -> None:
         self.fn, self.name = fn, name
         # dynamic=False: a run's batch shape never changes, and static shapes fuse best.
         self._call = torch.compile(fn, dynamic=False) if enabled else fn
-        self._tried = not enabled
 
     def __call__(self, *args: Any) -> Any:
-        if self._tried:
-            return self._call(*args)
+        if self._call is self.fn:
+            return self.fn(*args)
         try:
-            out = self._call(*args)
+            with functorch_config.patch(force_non_lazy_backward_lowering=True):
+                return self._call(*args)
         except Exception as exc:  # noqa: BLE001 - any compile failure falls back to eager
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            print(f"[bench] could not compile {self.name}'s losses ({type(exc).__name__}: "
+            print(f"[bench] the compiled {self.name} losses failed ({type(exc).__name__}: "
                   f"{first_line[:200]}); running them eagerly (--set compile_losses=false "
-                  "skips the attempt)", file=sys.stderr)
+                  "skips compiling)", file=sys.stderr)
             self._call = self.fn
-            out = self.fn(*args)
-        self._tried = True
-        return out
+            return self.fn(*args)
