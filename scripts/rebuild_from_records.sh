@@ -11,7 +11,7 @@ reports="$(cd "$(dirname "$0")/../reports" && pwd)"
 scripts="$(cd "$(dirname "$0")" && pwd)"
 all=(quick-hopper-table quick-carracing-table quick-idm-table spine-quick-hopper-random
      ppo-hopper-v5-1m goal-setter vicreg-report vicreg-ppo-10-seeds example-report d3rlpy-referee
-     quick-goal-table research-notes)
+     quick-goal-table research-notes quick-locomotion-table)
 
 tables() {  # "DATASET ..." "ALGO ..." [RESULTS_FLAG ...]: table.{md,csv} from records/
   local filters=("${@:3}") ds algo
@@ -45,6 +45,16 @@ rebuild() {  # NAME: reports/NAME's tables and report from reports/NAME/records/
         --title "The suite's offline algorithms on its four Hopper datasets (quick budget)" ;;
     quick-carracing-table)
       tables "carracing-medium carracing-expert" "dt dt_noreturn bc" ;;
+    quick-locomotion-table)
+      local family level sets=""
+      for family in hopper walker2d halfcheetah; do
+        for level in random medium medium-replay medium-expert expert; do
+          sets+="$family-$level "
+        done
+      done
+      tables "$sets" "bc td3_bc iql gcsl_idm cql dt"
+      python -m bench report --out records --to . --variant quick \
+        --title "The offline algorithms on the 15 D4RL-style locomotion datasets (quick budget)" ;;
     quick-goal-table)
       tables "pointmaze-medium-navigate pointmaze-large-navigate" \
         "gcbc gcivl hiql gs_idm gcsl_idm transformer_idm"
