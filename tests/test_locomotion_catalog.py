@@ -51,3 +51,37 @@ def test_datasets_that_need_missing_sac_policies_name_the_script_that_makes_them
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     with pytest.raises(DatasetError, match="scripts/train_reference.sh halfcheetah"):
         make_alias(ALIASES[f"halfcheetah-{kind}"], log=lambda m: None)
+
+
+def test_blocked_making_gives_the_same_episodes_on_one_core_or_two():
+    """Walker2d's and HalfCheetah's datasets are made in two blocks side by side: block b's
+    episodes reset from seed + b * 10^8 + n with its own policy seed, block 0's first in the
+    file; the episodes are the same whether one worker makes both blocks or two do."""
+    import functools
+
+    import gymnasium as gym
+    import numpy as np
+
+    from bench.making.generate import BLOCK_SEED_STRIDE, UniformRandomPolicy, collect_blocks
+
+    assert ALIASES["walker2d-expert"].making_blocks == 2
+    assert ALIASES["halfcheetah-random"].making_blocks == 2
+    assert ALIASES["hopper-expert"].making_blocks == 1  # as its datasets were made
+    make_env = functools.partial(gym.make, "Walker2d-v5")
+    space = make_env().action_space
+    make_policy = functools.partial(UniformRandomPolicy, space.low, space.high)
+    made = {workers: collect_blocks(make_env, make_policy, num_transitions=400, seed=7,
+                                    blocks=2, desc="test", workers=workers)
+            for workers in (1, 2)}
+    one, two = made[1], made[2]
+    assert [e.seed for e in one] == [e.seed for e in two]
+    assert one[0].seed == 7 and BLOCK_SEED_STRIDE + 7 in [e.seed for e in one]
+    seeds = [e.seed for e in one]
+    assert seeds == sorted(seeds) and [e.id for e in one] == list(range(len(one)))
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a.observations, b.observations)
+        np.testing.assert_array_equal(a.actions, b.actions)
+    # Each block collects its share (200 steps) of whole episodes.
+    block_steps = [sum(len(e.actions) for e in one if (e.seed >= BLOCK_SEED_STRIDE) == b)
+                   for b in (False, True)]
+    assert all(200 <= n < 200 + 1000 for n in block_steps), block_steps

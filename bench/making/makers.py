@@ -7,6 +7,7 @@ writes a Minari dataset whose metadata says exactly how it was made.
 """
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import sys
@@ -27,7 +28,8 @@ from bench.data.sampler import TaskSpec
 from bench.data.staging import maker_lock, replacing, staged
 from bench.errors import DatasetError, UsageError
 from bench.evaluate import PolicyAgent, evaluate
-from bench.making.generate import UniformRandomPolicy, collect_episodes, write_dataset
+from bench.making.generate import (BLOCK_SEED_STRIDE, UniformRandomPolicy, collect_blocks,
+                                   collect_episodes, write_dataset)
 from bench.making import ogbench_cube, ogbench_maze
 from bench.making.replay import load_action_record, replay
 from bench.progress import progress_bar
@@ -52,14 +54,47 @@ def _family_reference_scores(alias: DatasetAlias) -> tuple[float, float, dict[st
                               "ref_scores_source": source}
 
 
+def _reference_policy(family: str, which: str, seed: int) -> Any:
+    """The family's ``which`` reference policy, stochastic, seeded (picklable by name)."""
+    return load_reference_policy(family, which, seed=seed)[0]
+
+
+def _collect(alias: DatasetAlias, make_policy: Callable[[int], Any], *, num_transitions: int,
+             seed: int) -> list:
+    """The episodes of a policy-made locomotion dataset: in ``alias.making_blocks`` blocks side
+    by side (``collect_blocks``), or in one pass with the policy ``make_policy(seed)``."""
+    make_env = functools.partial(gym.make, alias.env_id, **alias.env_kwargs)
+    if alias.making_blocks > 1:
+        return collect_blocks(make_env, make_policy, num_transitions=num_transitions, seed=seed,
+                              blocks=alias.making_blocks, desc=alias.alias)
+    return collect_episodes(make_env, make_policy(seed), num_transitions=num_transitions,
+                            seed=seed, desc=alias.alias)
+
+
+def _episode_seeds(alias: DatasetAlias, seed: int) -> dict[str, Any]:
+    """How a policy-made dataset's episodes were seeded, for its provenance."""
+    dropped = ("episodes still running when the size was reached are left out, so a few long "
+               "ones in the last batch are missing")
+    if alias.making_blocks == 1:
+        return {"episode_seeds": f"{seed} + n for the n-th episode started (each episode's own "
+                                 f"in its `seed` attribute; {dropped})"}
+    blocks, stride = alias.making_blocks, BLOCK_SEED_STRIDE
+    return {"blocks": blocks,
+            "episode_seeds": f"{blocks} blocks, one after the other in the file, each of an equal "
+                             f"share of the size: block b's policy is seeded {seed} + b * "
+                             f"{stride} and its n-th episode resets from {seed} + b * {stride} + n "
+                             f"(each episode's own in its `seed` attribute; in each block "
+                             f"{dropped})"}
+
+
 def make_random(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
     def make_env() -> gym.Env:
         return gym.make(alias.env_id, **alias.env_kwargs)
 
     env = make_env()
     low, high = env.action_space.low, env.action_space.high
-    buffers = collect_episodes(make_env, UniformRandomPolicy(low, high, seed=seed),
-                               num_transitions=num_transitions, seed=seed, desc=alias.alias)
+    buffers = _collect(alias, functools.partial(UniformRandomPolicy, low, high),
+                       num_transitions=num_transitions, seed=seed)
     family_refs = _family_reference_scores(alias)
     ref_seed = seed + REF_SEED_OFFSET
     if family_refs is not None:
@@ -84,7 +119,7 @@ def make_random(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict
         "policy": "uniform random actions in the action box",
         "policy_sha256": None,
         "seed": seed,
-        "episode_seeds": f"{seed} + n for the n-th episode started (each episode's own in its `seed` attribute; episodes still running when the size was reached are left out, so a few long ones in the last batch are missing)",
+        **_episode_seeds(alias, seed),
         "requested_transitions": num_transitions,
         "alias": alias.alias,
         **ref_sources,
@@ -112,14 +147,14 @@ def make_with_reference_policy(which: str) -> Callable[..., dict[str, Any]]:
         def make_env() -> gym.Env:
             return gym.make(alias.env_id, **alias.env_kwargs)
 
-        buffers = collect_episodes(make_env, policy, num_transitions=num_transitions, seed=seed,
-                                   desc=alias.alias)
+        buffers = _collect(alias, functools.partial(_reference_policy, family, which),
+                           num_transitions=num_transitions, seed=seed)
         provenance = {
             "generator": f"bench.data.makers.make_with_reference_policy({which!r})",
             "policy": f"{family} {which} reference policy ({entry['file']}, {trainer} snapshot "
                       f"{entry['snapshot']}), acting stochastically",
-            "policy_sha256": entry["sha256"], "seed": seed,
-            "episode_seeds": f"{seed} + n for the n-th episode started (each episode's own in its `seed` attribute; episodes still running when the size was reached are left out, so a few long ones in the last batch are missing)", "requested_transitions": num_transitions,
+            "policy_sha256": entry["sha256"], "seed": seed, **_episode_seeds(alias, seed),
+            "requested_transitions": num_transitions,
             "alias": alias.alias, "ref_scores_source": ref_source,
         }
         return write_dataset(
