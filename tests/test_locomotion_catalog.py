@@ -85,3 +85,29 @@ def test_blocked_making_gives_the_same_episodes_on_one_core_or_two():
     block_steps = [sum(len(e.actions) for e in one if (e.seed >= BLOCK_SEED_STRIDE) == b)
                    for b in (False, True)]
     assert all(200 <= n < 200 + 1000 for n in block_steps), block_steps
+
+
+def _random_policy_failing_in_block_1(low, high, seed):
+    from bench.making.generate import BLOCK_SEED_STRIDE, UniformRandomPolicy
+
+    if seed >= BLOCK_SEED_STRIDE:
+        raise RuntimeError("block 1 cannot make its policy")
+    return UniformRandomPolicy(low, high, seed)
+
+
+def test_a_failing_block_stops_the_collection_with_its_error():
+    """Block 1 fails at once while block 0 has 200k short random Walker2d episodes' worth of
+    steps to go: the collection raises block 1's error, without waiting for block 0 (whose
+    progress reports, unread, once filled the pipe and hung the worker at exit)."""
+    import functools
+
+    import gymnasium as gym
+
+    from bench.making.generate import collect_blocks
+
+    make_env = functools.partial(gym.make, "Walker2d-v5")
+    space = make_env().action_space
+    with pytest.raises(RuntimeError, match="block 1 cannot make its policy"):
+        collect_blocks(make_env, functools.partial(_random_policy_failing_in_block_1, space.low,
+                                                   space.high),
+                       num_transitions=400_000, seed=0, blocks=2, desc="test", workers=2)

@@ -216,25 +216,37 @@ def collect_blocks(make_env: Callable[[], gym.Env], make_policy: Callable[[int],
     workers = max(1, min(workers or os.cpu_count() or 1, blocks))
     parts: dict[int, list] = {}
     with progress_bar(total=num_transitions, desc=desc, unit="step") as bar:
+        def advance(steps: int) -> None:
+            bar.update(min(steps, bar.total - bar.n))
+
         if workers == 1:
             for b in range(blocks):
-                parts[b] = _collect_block(make_env, make_policy, shares[b], block_seeds[b], None)
-                bar.update(min(shares[b], bar.total - bar.n))
+                parts[b] = collect_episodes(make_env, make_policy(block_seeds[b]),
+                                            num_transitions=shares[b], seed=block_seeds[b],
+                                            on_steps=advance)
         else:
             context = multiprocessing.get_context("spawn")
             progress = context.Queue()
-            with concurrent.futures.ProcessPoolExecutor(
-                    workers, mp_context=context, initializer=_set_progress_queue,
-                    initargs=(progress,)) as pool:
+            pool = concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=context, initializer=_set_progress_queue, initargs=(progress,))
+            try:
                 futures = {pool.submit(_collect_block, make_env, make_policy, shares[b],
-                                       block_seeds[b], True): b for b in range(blocks)}
+                                       block_seeds[b]): b for b in range(blocks)}
                 pending = set(futures)
                 while pending:
                     done, pending = concurrent.futures.wait(pending, timeout=0.5)
                     while not progress.empty():
-                        bar.update(min(progress.get(), bar.total - bar.n))
+                        advance(progress.get())
                     for future in done:
                         parts[futures[future]] = future.result()
+            except BaseException:
+                # A failed block, Ctrl-C or SIGTERM (which reaches this process alone): stop the
+                # other blocks now rather than wait minutes for them to finish their share.
+                for process in list((getattr(pool, "_processes", None) or {}).values()):
+                    process.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
     episodes = [buf for b in range(blocks) for buf in parts[b]]
     return [dataclasses.replace(buf, id=new_id) for new_id, buf in enumerate(episodes)]
 
@@ -244,14 +256,17 @@ _progress_queue: Any = None  # a blocked collection's worker reports its steps h
 
 def _set_progress_queue(queue: Any) -> None:
     global _progress_queue
+    # Progress counts may be lost, but a worker must never wait at exit for a full pipe that the
+    # parent no longer reads (after another block failed: thousands of short episodes' counts).
+    queue.cancel_join_thread()
     _progress_queue = queue
 
 
 def _collect_block(make_env: Callable[[], gym.Env], make_policy: Callable[[int], BatchPolicy],
-                   num_transitions: int, seed: int, report: bool | None) -> list:
-    on_steps = _progress_queue.put if report and _progress_queue is not None else None
+                   num_transitions: int, seed: int) -> list:
+    """One block of ``collect_blocks``, in a worker process."""
     return collect_episodes(make_env, make_policy(seed), num_transitions=num_transitions,
-                            seed=seed, on_steps=on_steps)
+                            seed=seed, on_steps=_progress_queue.put)
 
 
 def write_dataset(
