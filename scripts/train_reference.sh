@@ -10,6 +10,7 @@
 #   python -m bench.reference pick RUN --env ENV --out assets/FAMILY
 # which writes expert.pt, medium.pt, medium_replay.npz and reference.json (see assets/README.md).
 # PICK=0 trains only; PICK_NOW=1 picks from the snapshots so far without training further.
+# A family whose policies are committed is refused unless REPICK=1 (they make its datasets).
 set -euo pipefail
 family="${1:?usage: scripts/train_reference.sh walker2d|halfcheetah [RESULTS_ROOT]}"
 case "$family" in
@@ -23,6 +24,14 @@ overrides=(--set total_env_steps=2000000 --set snapshot_every=10000 --set record
            --set eval_every=100000)
 run_dir="$root/$env_id/sac/full,eval_every=100000,record_steps=1000000,snapshot_every=10000,total_env_steps=2000000/seed_0"
 
+card="$repo/assets/$family/reference.json"
+if [ -f "$card" ] && [ -z "${REPICK:-}" ]; then
+  # The committed policies make the family's datasets: picking again would change every one of
+  # them (and the runs that recorded their checksums).
+  echo "train_reference.sh: $family's reference policies are already committed ($card); REPICK=1" \
+       "trains on and picks them again, replacing them" >&2
+  exit 2
+fi
 if [ -z "${PICK_NOW:-}" ]; then
   resume=()
   [ -f "$run_dir/checkpoint.pt" ] && resume=(--resume)
