@@ -59,11 +59,16 @@ def _reference_policy(family: str, which: str, seed: int) -> Any:
     return load_reference_policy(family, which, seed=seed)[0]
 
 
+def _env_factory(alias: DatasetAlias) -> Callable[[], gym.Env]:
+    """``alias``'s env, made by a picklable factory (blocked making spawns its workers)."""
+    return functools.partial(gym.make, alias.env_id, **alias.env_kwargs)
+
+
 def _collect(alias: DatasetAlias, make_policy: Callable[[int], Any], *, num_transitions: int,
              seed: int) -> list:
     """The episodes of a policy-made locomotion dataset: in ``alias.making_blocks`` blocks side
     by side (``collect_blocks``), or in one pass with the policy ``make_policy(seed)``."""
-    make_env = functools.partial(gym.make, alias.env_id, **alias.env_kwargs)
+    make_env = _env_factory(alias)
     if alias.making_blocks > 1:
         return collect_blocks(make_env, make_policy, num_transitions=num_transitions, seed=seed,
                               blocks=alias.making_blocks, desc=alias.alias)
@@ -88,9 +93,7 @@ def _episode_seeds(alias: DatasetAlias, seed: int) -> dict[str, Any]:
 
 
 def make_random(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
-    def make_env() -> gym.Env:
-        return gym.make(alias.env_id, **alias.env_kwargs)
-
+    make_env = _env_factory(alias)
     env = make_env()
     low, high = env.action_space.low, env.action_space.high
     buffers = _collect(alias, functools.partial(UniformRandomPolicy, low, high),
@@ -138,15 +141,13 @@ def make_with_reference_policy(which: str) -> Callable[..., dict[str, Any]]:
     def make(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
 
         family = family_of(alias.env_id)
-        policy, card = load_reference_policy(family, which, seed=seed)
+        # The card; loading the policy here checks its file's sha256 before any block starts.
+        card = load_reference_policy(family, which, seed=seed)[1]
         ref_min, ref_max, ref_source = card_scores(card)
         entry = card[which]
         algo = card.get("training", {}).get("algo", "ppo")
         trainer = {"ppo": "PPO", "sac": "SAC"}.get(algo, algo)
-
-        def make_env() -> gym.Env:
-            return gym.make(alias.env_id, **alias.env_kwargs)
-
+        make_env = _env_factory(alias)
         buffers = _collect(alias, functools.partial(_reference_policy, family, which),
                            num_transitions=num_transitions, seed=seed)
         provenance = {
