@@ -49,6 +49,7 @@ from bench.environ import environ
 from bench.io import atomic_write_json
 from bench.locks import file_lock
 from bench.making.makers import make_on_first_use
+from bench.processes import terminate_workers
 from bench.progress import progress_bar
 from bench.records import canonical_request_overrides
 from bench.run import (RunRequest, check_env_id, check_loggers, check_results_root,
@@ -414,9 +415,8 @@ def run_local(requests: list[RunRequest], jobs: int,
         except Terminated:
             # SIGTERM reaches this process alone, where Ctrl-C reaches the workers too: stop the
             # runs in flight as Ctrl-C would (each keeps its last checkpoint), or leaving the
-            # pool would wait for them to finish. The pool has no public way to do it.
-            for process in list((getattr(pool, "_processes", None) or {}).values()):
-                process.terminate()
+            # pool would wait for them to finish.
+            terminate_workers(pool)
             raise
 
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from bench.data import storage
 from bench.provenance import package_versions
 from bench.perf import torch_threads
+from bench.processes import terminate_workers
 from bench.progress import progress_bar
 
 
@@ -242,8 +243,7 @@ def collect_blocks(make_env: Callable[[], gym.Env], make_policy: Callable[[int],
             except BaseException:
                 # A failed block, Ctrl-C or SIGTERM (which reaches this process alone): stop the
                 # other blocks now rather than wait minutes for them to finish their share.
-                for process in list((getattr(pool, "_processes", None) or {}).values()):
-                    process.terminate()
+                terminate_workers(pool)
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
             pool.shutdown()
