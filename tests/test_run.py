@@ -57,7 +57,7 @@ def test_same_seed_twice_gives_identical_numbers(tiny_dataset, tmp_path):
     assert _metrics(run_dir(_req(tiny_dataset, tmp_path / "a"))) == \
         _metrics(run_dir(_req(tiny_dataset, tmp_path / "b")))
     assert a["episode_returns"] == b["episode_returns"]
-    c = execute(_req(tiny_dataset, tmp_path / "c", seed=4), log=lambda m: None)
+    execute(_req(tiny_dataset, tmp_path / "c", seed=4), log=lambda m: None)
     assert _metrics(run_dir(_req(tiny_dataset, tmp_path / "c", seed=4))) != \
         _metrics(run_dir(_req(tiny_dataset, tmp_path / "a")))
 
