@@ -556,7 +556,26 @@ def _runtime_section(runs: pd.DataFrame) -> list[Block]:
                   "evaluation episodes; times in seconds. Wall time covers the last session only "
                   "(less than the total for a resumed run)."),
             ("table", ["dataset", "algorithm", "variant", "seeds", "updates/s", "env steps/s",
-                       "eval env steps/s", "train s", "eval s", "wall s"], rows)]
+                       "eval env steps/s", "train s", "eval s", "wall s"], rows),
+            *_compute_totals(runs)]
+
+
+def _compute_totals(runs: pd.DataFrame) -> list[Block]:
+    """What the table cost per algorithm: its runs' training and evaluation time summed (over
+    every session of a resumed run), in hours of one run's processes."""
+    rows = []
+    for (algo, variant), g in runs.groupby(["algo", "variant"], sort=True):
+        train = g["train_seconds"].astype(float).sum() / 3600
+        evaluation = g["eval_seconds"].astype(float).sum() / 3600
+        rows.append([algo, variant, _fmt(train + evaluation, 2), _fmt(train, 2),
+                     _fmt(evaluation, 2), str(len(g)), str(g["dataset"].nunique()),
+                     _fmt(60 * (train + evaluation) / len(g))])
+    return [("p", "Time per algorithm: the training and evaluation seconds of all its runs, "
+                  "summed (every session of a resumed run counts), in hours; a run is one "
+                  "process, so on a machine running two at a time the table's wall time is "
+                  "about half the total."),
+            ("table", ["algorithm", "variant", "total h", "train h", "eval h", "runs",
+                       "datasets", "per run, min"], rows)]
 
 
 def _status_section(status: pd.DataFrame) -> list[Block]:

@@ -65,7 +65,7 @@ def test_per_dataset_table_values(report):
         "| bc | quick | 3 | 20.0 ± 24.8 | — (n < 5) | 200.0 | "
         "52.9 (dt-paper), 53.51 (corl) ‡ |")
     # dt: seeds 0 and 2 (seed 1 failed): mean 50, t(0.975, 1) · 14.14 / √2 = 127.1.
-    assert _row(md, "| dt | quick |") == (
+    assert _row(md, "| dt | quick | 2 (missing 1) |") == (
         "| dt | quick | 2 (missing 1) | 50.0 ± 127.1 | — (n < 5) | 500.0 | "
         "67.6 (dt-paper), 65.1 (corl), 60.4 (d3rlpy-benchmarks) ‡ |")
     # hopper-random has no published row.
@@ -88,6 +88,10 @@ def test_aggregates_failures_and_runtime(report):
     # updates/s 100, eval env steps/s 200 steps / 2 s, train 10 s, eval 2 s, wall 13 s.
     assert _row(md, "| hopper-medium | bc | quick | 3 |") == (
         "| hopper-medium | bc | quick | 3 | 100.0 | — | 100.0 | 10.0 | 2.0 | 13.0 |")
+    # bc's six runs: 6 · 10 s training (0.017 h), 6 · 2 s evaluation (0.003 h), 12 s a run;
+    # dt's two (the failed third has no timings).
+    assert _row(md, "| bc | quick | 0.02 |") == "| bc | quick | 0.02 | 0.02 | 0.00 | 6 | 2 | 0.2 |"
+    assert _row(md, "| dt | quick | 0.01 |") == "| dt | quick | 0.01 | 0.01 | 0.00 | 2 | 1 | 0.2 |"
 
 
 def test_data_files_are_listed_and_mixed_draws_flagged(report):
