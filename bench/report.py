@@ -288,12 +288,30 @@ def curve_bands(runs: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
                     steps, values = np.empty(0), np.empty(0)
                 if metric == "train/episode_return":
                     values = normalize(values, _num(r.ref_min), _num(r.ref_max))
+                elif metric == "eval/normalized_score" and len(steps):
+                    steps, values = _with_final_evaluation(Path(r.path), steps, values)
                 curves.append((steps, values))
             band = seed_band(curves)
             if not band.empty:
                 out.setdefault(metric, {})[_label(algo, variant)] = band
                 break
     return out
+
+
+def _with_final_evaluation(run: Path, steps: np.ndarray, values: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluations during training and, as the last point, the final one of result.json:
+    the same condition, episodes and seed (bench.run), at the run's last update, which the
+    evaluations during training stop short of."""
+    try:
+        result = json.loads((run / "result.json").read_text())
+        final_step = float(result["timings"]["steps"])
+        final_score = float(result["normalized_score"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return steps, values
+    if not (final_step > steps[-1] and math.isfinite(final_score)):
+        return steps, values
+    return np.append(steps, final_step), np.append(values, final_score)
 
 
 def _num(x: Any) -> float | None:
@@ -477,11 +495,16 @@ def _curve_section(runs: pd.DataFrame, datasets: list[str], figures: Path) -> li
     for dataset in datasets:
         for metric, bands in curve_bands(runs[runs["dataset"] == dataset]).items():
             ylabel, caption = CURVE_METRICS[metric]
+            if metric == "eval/normalized_score" and dataset in OGBENCH_GOAL_TASKS:
+                ylabel = "success rate, %"
             xlabel = "env steps" if metric == "train/episode_return" else "updates (or env steps)"
             path = plot_bands(bands, figures / f"curve_{_slug(dataset)}_{_slug(metric)}.png",
                               title=f"{dataset}: {metric}", ylabel=ylabel, xlabel=xlabel)
             blocks += [("img", path, f"{dataset}: {ylabel}"),
-                       ("p", f"{dataset}, `{metric}` ({caption}): mean ± 95% CI over seeds.")]
+                       ("p", f"{dataset}, `{metric}` ({caption}"
+                             + (", ending with the final evaluation"
+                                if metric == "eval/normalized_score" else "")
+                             + "): mean ± 95% CI over seeds.")]
     if len(blocks) == 1:
         blocks.append(("p", "No run logged a curve (metrics.jsonl)."))
     return blocks

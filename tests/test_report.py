@@ -431,3 +431,26 @@ def test_data_section_tells_different_datasets_from_draws_of_one_recipe(tmp_path
     assert "**Different data behind one name:** runs of `hopper-expert`" in text
     assert "**Mixed data:** runs of `hopper-medium`" in text
     assert "`hopper-expert`" not in text.split("**Mixed data:**")[1]
+
+
+def test_evaluation_curves_end_with_the_final_evaluation(tmp_path):
+    """Evaluations during training stop before the last update; the final one (result.json) is
+    the curve's last point. A run without evaluations during training gets no curve from it."""
+    from bench.report import curve_bands
+    from bench.results import load_results
+
+    for seed, final in ((0, 30.0), (1, 50.0)):
+        _run(tmp_path, "hopper-medium", "bc", seed, final)
+        d = tmp_path / "hopper-medium" / "bc" / "quick" / f"seed_{seed}"
+        (d / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": s, "eval/normalized_score": v}) + "\n"
+            for s, v in ((10, 10.0), (20, 20.0))))
+        result = json.loads((d / "result.json").read_text())
+        result["timings"]["steps"] = 30
+        (d / "result.json").write_text(json.dumps(result))
+    _run(tmp_path, "hopper-medium", "dt", 0, 70.0)  # its metrics.jsonl logs only a loss
+    bands = curve_bands(load_results(tmp_path, timings=True))
+    band = bands["eval/normalized_score"]["bc [quick]"]
+    assert band["step"].iloc[-1] == 30 and band["mean"].iloc[-1] == pytest.approx(40.0)
+    assert band["mean"].iloc[0] == pytest.approx(10.0)
+    assert "dt [quick]" not in bands["eval/normalized_score"]
