@@ -289,7 +289,8 @@ def curve_bands(runs: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
                 if metric == "train/episode_return":
                     values = normalize(values, _num(r.ref_min), _num(r.ref_max))
                 elif metric == "eval/normalized_score" and len(steps):
-                    steps, values = _with_final_evaluation(Path(r.path), steps, values)
+                    steps, values = _with_final_evaluation(steps, values, _num(r.steps),
+                                                           _num(r.normalized_score))
                 curves.append((steps, values))
             band = seed_band(curves)
             if not band.empty:
@@ -298,18 +299,12 @@ def curve_bands(runs: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
     return out
 
 
-def _with_final_evaluation(run: Path, steps: np.ndarray, values: np.ndarray
-                           ) -> tuple[np.ndarray, np.ndarray]:
-    """The evaluations during training and, as the last point, the final one of result.json:
-    the same condition, episodes and seed (bench.run), at the run's last update, which the
-    evaluations during training stop short of."""
-    try:
-        result = json.loads((run / "result.json").read_text())
-        final_step = float(result["timings"]["steps"])
-        final_score = float(result["normalized_score"])
-    except (OSError, ValueError, TypeError, KeyError):
-        return steps, values
-    if not (final_step > steps[-1] and math.isfinite(final_score)):
+def _with_final_evaluation(steps: np.ndarray, values: np.ndarray, final_step: float | None,
+                           final_score: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluations during training and, as the last point, the run's final one (its
+    result.json's score: the same condition, episodes and seed, bench.run), at the last update,
+    which the evaluations during training stop short of."""
+    if final_step is None or final_score is None or not final_step > steps[-1]:
         return steps, values
     return np.append(steps, final_step), np.append(values, final_score)
 

@@ -23,7 +23,7 @@ from bench.data.catalog import OGBENCH_GOAL_TASKS
 from bench.errors import UsageError
 from bench.records import canonical_variant, parse_variant_name, read_record, setting_names
 
-TIMING_COLUMNS = ["kind", "overrides", "train_seconds", "eval_seconds",
+TIMING_COLUMNS = ["kind", "overrides", "steps", "train_seconds", "eval_seconds",
                   "wall_seconds", "updates_per_s", "env_steps_per_s", "eval_env_steps_per_s"]
 
 
@@ -131,6 +131,7 @@ def _timing_fields(r: dict[str, Any]) -> dict[str, Any]:
     eval_seconds = t.get("eval_seconds")
     return {
         "kind": r.get("kind"), "overrides": r.get("overrides") or {},
+        "steps": t.get("steps"),  # updates (offline) or env steps (online) the run trained
         "train_seconds": t.get("train_seconds"), "eval_seconds": eval_seconds,
         # Only the last session's wall time is recorded: a resumed run shows less than it took.
         "wall_seconds": t.get("wall_seconds_this_session"),
