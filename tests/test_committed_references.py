@@ -9,7 +9,8 @@ from bench.policies import file_sha256, load_policy
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 # family: (env id, observation size, action size) of every family with committed policies
-FAMILIES = {"hopper": ("Hopper-v5", 11, 3), "walker2d": ("Walker2d-v5", 17, 6)}
+FAMILIES = {"hopper": ("Hopper-v5", 11, 3), "walker2d": ("Walker2d-v5", 17, 6),
+            "halfcheetah": ("HalfCheetah-v5", 17, 6)}
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -33,11 +34,12 @@ def test_reference_policies_match_their_card(family):
         assert file_sha256(ASSETS / family / entry["file"]) == entry["sha256"]
 
 
-def test_walker2d_expert_meets_the_issues_bar():
-    """Issue 27: the Walker2d expert returns at least 4,000 (D4RL's: 4,592), over the card's
-    100 stochastic episodes."""
-    card = json.loads((ASSETS / "walker2d" / "reference.json").read_text())
-    assert card["expert"]["mean_return"] >= 4000
+@pytest.mark.parametrize("family, bar", [("walker2d", 4000), ("halfcheetah", 9000)])
+def test_sac_experts_meet_the_issues_bar(family, bar):
+    """Issue 27: the Walker2d expert returns at least 4,000 (D4RL's: 4,592) and the HalfCheetah
+    one at least 9,000 (D4RL's: 12,135), over the card's 100 stochastic episodes."""
+    card = json.loads((ASSETS / family / "reference.json").read_text())
+    assert card["expert"]["mean_return"] >= bar
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
