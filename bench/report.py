@@ -44,7 +44,8 @@ BASELINES = Path(__file__).resolve().parent.parent / "baselines"
 # Curve metrics in order of preference; a run is plotted with the first one it logged.
 # metric → (axis label, caption)
 CURVE_METRICS = {
-    "eval/normalized_score": ("normalized score", "evaluations during training"),
+    "eval/normalized_score": ("normalized score", "evaluations during training, ending with "
+                                                  "the final evaluation"),
     "train/episode_return": ("normalized training return", "returns of the training episodes"),
     "loss": ("training loss", "each algorithm's own loss: compare shapes, not levels across "
                               "algorithms"),
@@ -496,10 +497,7 @@ def _curve_section(runs: pd.DataFrame, datasets: list[str], figures: Path) -> li
             path = plot_bands(bands, figures / f"curve_{_slug(dataset)}_{_slug(metric)}.png",
                               title=f"{dataset}: {metric}", ylabel=ylabel, xlabel=xlabel)
             blocks += [("img", path, f"{dataset}: {ylabel}"),
-                       ("p", f"{dataset}, `{metric}` ({caption}"
-                             + (", ending with the final evaluation"
-                                if metric == "eval/normalized_score" else "")
-                             + "): mean ± 95% CI over seeds.")]
+                       ("p", f"{dataset}, `{metric}` ({caption}): mean ± 95% CI over seeds.")]
     if len(blocks) == 1:
         blocks.append(("p", "No run logged a curve (metrics.jsonl)."))
     return blocks
