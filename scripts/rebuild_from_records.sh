@@ -11,7 +11,7 @@ reports="$(cd "$(dirname "$0")/../reports" && pwd)"
 scripts="$(cd "$(dirname "$0")" && pwd)"
 all=(quick-hopper-table quick-carracing-table quick-idm-table spine-quick-hopper-random
      ppo-hopper-v5-1m goal-setter vicreg-report vicreg-ppo-10-seeds example-report d3rlpy-referee
-     quick-goal-table research-notes quick-locomotion-table)
+     quick-goal-table research-notes quick-locomotion-table full-hopper-medium)
 
 tables() {  # "DATASET ..." "ALGO ..." [RESULTS_FLAG ...]: table.{md,csv} from records/
   local filters=("${@:3}") ds algo
@@ -43,6 +43,10 @@ rebuild() {  # NAME: reports/NAME's tables and report from reports/NAME/records/
         "dt dt_noreturn bc td3_bc iql cql gcsl_idm"
       python -m bench report --out records --to . --variant quick \
         --title "The suite's offline algorithms on its four Hopper datasets (quick budget)" ;;
+    full-hopper-medium)
+      tables "hopper-medium" "td3_bc iql"
+      python -m bench report --out records --to . \
+        --title "TD3+BC and IQL at the full budget (1M updates) on the suite's hopper-medium" ;;
     quick-carracing-table)
       tables "carracing-medium carracing-expert" "dt dt_noreturn bc" ;;
     quick-locomotion-table)
