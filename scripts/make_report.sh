@@ -4,6 +4,8 @@
 #      there is left as it is), so that the sweep counts it as finished and a fresh machine makes
 #      only what is missing. Records hold no checkpoint: a restored run is reported, never
 #      resumed or re-evaluated;
+#   1b. every run carried unfinished in reports/NAME/unfinished/ (scripts/carry_unfinished.sh)
+#      is copied there too, checkpoint included, where the root has no further copy of it;
 #   2. `bench sweep reports/NAME/sweep.toml --out RESULTS_ROOT --jobs JOBS`: missing datasets are
 #      made first, finished runs skipped, interrupted ones resumed (stop it and run it again at
 #      will); a failed run leaves its error.json and the others go on;
@@ -34,6 +36,21 @@ if [ -d "$report/records" ]; then
   done < <(find "$report/records" -path "*/seed_*/result.json")
 fi
 echo "restored $restored finished run(s) from reports/$name/records into $root"
+# 1b. unfinished runs carried from another machine (scripts/carry_unfinished.sh) resume from their
+# checkpoint, unless this root already has the run further on
+carried=0
+if [ -d "$report/unfinished" ]; then
+  while read -r ckpt; do
+    run="$(dirname "$ckpt")"
+    dest="$root/${run#"$report/unfinished/"}"
+    [ -f "$dest/result.json" ] || [ -f "$dest/checkpoint.pt" ] && continue
+    mkdir -p "$dest"
+    cp "$run"/*.json* "$dest/"
+    cp "$ckpt" "$dest/checkpoint.pt.partial" && mv "$dest/checkpoint.pt.partial" "$dest/checkpoint.pt"
+    carried=$((carried + 1))
+  done < <(find "$report/unfinished" -path "*/seed_*/checkpoint.pt")
+  echo "restored $carried unfinished run(s) from reports/$name/unfinished into $root"
+fi
 if [ -n "${DRY_RUN:-}" ]; then
   exec python -m bench sweep "$sweep" --out "$root" --dry-run
 fi

@@ -15,6 +15,8 @@ while IFS=$'\t' read -r what run _; do
   dest="$report/records/${run#"$root"/}"
   mkdir -p "$dest"
   cp "$run"/*.json* "$dest/"
+  rm -rf "$report/unfinished/${run#"$root"/}"  # its carried checkpoint (carry_unfinished.sh)
   saved=$((saved + 1))
 done < <(python -m bench sweep "$report/sweep.toml" --out "$root" --dry-run)
+find "$report/unfinished" -depth -type d -empty -delete 2>/dev/null || true
 echo "saved the records of $saved finished run(s) into reports/$name/records"

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import multiprocessing as mp
 
@@ -49,6 +50,24 @@ def test_resume_after_a_kill_ends_like_an_uninterrupted_run(tiny_dataset, tmp_pa
     assert len(updates) == 12 - 4
     assert _metrics(killed_dir) == _metrics(run_dir(_req(tiny_dataset, tmp_path / "a", algo=algo)))
     assert resumed["episode_returns"] == full["episode_returns"]
+
+
+def test_a_checkpoint_made_on_other_data_is_not_resumed(tiny_dataset, tmp_path):
+    # A run carried to another machine, whose self-made dataset came out with another checksum.
+    req = _req(tiny_dataset, tmp_path, algo="bc")
+    with pytest.raises(SimulatedKill):
+        execute(req, log=lambda m: None, callbacks=kill_after(7))
+    directory = run_dir(req)
+    provenance = json.loads((directory / "dataset.json").read_text())
+    checkpoint = (directory / "checkpoint.pt").read_bytes()
+    (directory / "dataset.json").write_text(json.dumps({**provenance, "sha256": "0" * 64}))
+    with pytest.raises(UsageError, match="sha256 000000000000.*Move the run directory away"):
+        execute(dataclasses.replace(req, resume=True), log=lambda m: None)
+    assert (directory / "checkpoint.pt").read_bytes() == checkpoint  # nothing on disk is lost
+    assert not (directory / "result.json").exists()
+    # With the checksum it was trained on, the same run resumes and finishes.
+    (directory / "dataset.json").write_text(json.dumps(provenance))
+    assert execute(dataclasses.replace(req, resume=True), log=lambda m: None)["seed"] == 3
 
 
 def test_same_seed_twice_gives_identical_numbers(tiny_dataset, tmp_path):

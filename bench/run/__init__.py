@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import math
 import os
 import platform
@@ -148,6 +149,8 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
 
     progress = Progress(step=0, total=config.total_units)
     if ckpt_path.exists():  # --resume (execute() refused otherwise)
+        check_same_data(directory, source)
+
         def restore(saved: dict[str, Any]) -> None:
             algo.load_state_dict(saved["algo"])
             if sampler is not None:
@@ -267,6 +270,23 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
     atomic_write_json(directory / "result.json", result)
     loggers.finish(result)  # after result.json: a logger's failure cannot lose the result
     return result
+
+
+def check_same_data(directory: Path, source: DataSource) -> None:
+    """Refuse to resume a checkpoint trained on other data than the dataset here (a run carried
+    to another machine whose self-made dataset came out different): its rest would train on a
+    mixture. A run without a dataset, or from before dataset.json kept a checksum, passes."""
+    if source.dataset is None or not (directory / "dataset.json").is_file():
+        return
+    try:
+        trained_on = json.loads((directory / "dataset.json").read_text()).get("sha256")
+    except (OSError, ValueError):
+        return  # written atomically, so unreadable only if edited by hand: the checkpoint decides
+    if trained_on and trained_on != source.dataset.sha256:
+        raise UsageError(
+            f"{directory} was trained on {source.name} with sha256 {trained_on[:12]}…, but the "
+            f"dataset here has {source.dataset.sha256[:12]}…: resuming would mix the two. Move "
+            "the run directory away to start it over, or resume it where its dataset was made.")
 
 
 def write_run_records(req: RunRequest, entry: registry.AlgoEntry, config: Any,
