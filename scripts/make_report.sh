@@ -5,7 +5,8 @@
 #      only what is missing. Records hold no checkpoint: a restored run is reported, never
 #      resumed or re-evaluated;
 #   1b. every run carried unfinished in reports/NAME/unfinished/ (scripts/carry_unfinished.sh)
-#      is copied there too, checkpoint included, where the root has no further copy of it;
+#      is copied there too, checkpoint included, unless the root has it finished or its own
+#      checkpoint at least as far;
 #   2. `bench sweep reports/NAME/sweep.toml --out RESULTS_ROOT --jobs JOBS`: missing datasets are
 #      made first, finished runs skipped, interrupted ones resumed (stop it and run it again at
 #      will); a failed run leaves its error.json and the others go on;
@@ -14,7 +15,7 @@
 #      also does this alone, e.g. for the runs a stopped sweep finished);
 #   4. scripts/rebuild_from_records.sh NAME writes the tables and report from those records.
 # To reuse another report's runs (one run directory is one run), copy their records into
-# RESULTS_ROOT first. DRY_RUN=1 does step 1 and lists what the sweep would do with each run.
+# RESULTS_ROOT first. DRY_RUN=1 does step 1 (not 1b) and lists what the sweep would do with each run.
 # Usage: scripts/make_report.sh NAME [RESULTS_ROOT]   (JOBS=N runs N at a time, default 2)
 set -euo pipefail
 name="${1:?usage: scripts/make_report.sh NAME [RESULTS_ROOT]}"
@@ -37,18 +38,24 @@ if [ -d "$report/records" ]; then
 fi
 echo "restored $restored finished run(s) from reports/$name/records into $root"
 # 1b. unfinished runs carried from another machine (scripts/carry_unfinished.sh) resume from their
-# checkpoint, unless this root already has the run further on
+# checkpoint, unless this root has the run finished or checkpointed at least as far
 carried=0
-if [ -d "$report/unfinished" ]; then
+if [ -d "$report/unfinished" ] && [ -z "${DRY_RUN:-}" ]; then
   while read -r ckpt; do
     run="$(dirname "$ckpt")"
     dest="$root/${run#"$report/unfinished/"}"
-    [ -f "$dest/result.json" ] || [ -f "$dest/checkpoint.pt" ] && continue
+    [ -f "$dest/result.json" ] && continue
+    if [ -f "$dest/checkpoint.pt" ]; then
+      further="$(python -c 'import sys, torch
+steps = [torch.load(p, map_location="cpu", weights_only=False)["step"] for p in sys.argv[1:]]
+print(int(steps[0] > steps[1]))' "$ckpt" "$dest/checkpoint.pt")"
+      [ "$further" = 1 ] || continue  # (its records, metrics included, are replaced below)
+    fi
     mkdir -p "$dest"
     cp "$run"/*.json* "$dest/"
     cp "$ckpt" "$dest/checkpoint.pt.partial" && mv "$dest/checkpoint.pt.partial" "$dest/checkpoint.pt"
     carried=$((carried + 1))
-  done < <(find "$report/unfinished" -path "*/seed_*/checkpoint.pt")
+  done < <(find "$report/unfinished" -path "*/seed_*/checkpoint.pt" ! -path "*.partial/*")
   echo "restored $carried unfinished run(s) from reports/$name/unfinished into $root"
 fi
 if [ -n "${DRY_RUN:-}" ]; then

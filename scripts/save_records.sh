@@ -9,6 +9,7 @@ name="${1:?usage: scripts/save_records.sh NAME [RESULTS_ROOT]}"
 root="$(realpath -m "${2:-results}")"
 report="$(cd "$(dirname "$0")/../reports" && pwd)/$name"
 [ -f "$report/sweep.toml" ] || { echo "save_records.sh: no sweep file $report/sweep.toml" >&2; exit 2; }
+listing="$(python -m bench sweep "$report/sweep.toml" --out "$root" --dry-run)"  # fails loudly
 saved=0
 while IFS=$'\t' read -r what run _; do
   [ "$what" = finished ] || continue
@@ -17,6 +18,6 @@ while IFS=$'\t' read -r what run _; do
   cp "$run"/*.json* "$dest/"
   rm -rf "$report/unfinished/${run#"$root"/}"  # its carried checkpoint (carry_unfinished.sh)
   saved=$((saved + 1))
-done < <(python -m bench sweep "$report/sweep.toml" --out "$root" --dry-run)
+done <<< "$listing"
 find "$report/unfinished" -depth -type d -empty -delete 2>/dev/null || true
 echo "saved the records of $saved finished run(s) into reports/$name/records"

@@ -286,7 +286,8 @@ def check_same_data(directory: Path, source: DataSource) -> None:
         raise UsageError(
             f"{directory} was trained on {source.name} with sha256 {trained_on[:12]}…, but the "
             f"dataset here has {source.dataset.sha256[:12]}…: resuming would mix the two. Move "
-            "the run directory away to start it over, or resume it where its dataset was made.")
+            "the run directory away (and a copy carried in reports/*/unfinished/) to start it "
+            "over, or resume it where its dataset was made.")
 
 
 def write_run_records(req: RunRequest, entry: registry.AlgoEntry, config: Any,
