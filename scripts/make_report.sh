@@ -3,7 +3,7 @@
 #   1. every run recorded in reports/NAME/records/ is copied into RESULTS_ROOT (a run already
 #      there is left as it is), so that the sweep counts it as finished and a fresh machine makes
 #      only what is missing. Records hold no checkpoint: a restored run is reported, never
-#      resumed or re-evaluated;
+#      resumed or re-evaluated (one whose checkpoint other runs load keeps it: save_records.sh);
 #   1b. every run carried unfinished in reports/NAME/unfinished/ (scripts/carry_unfinished.sh)
 #      is copied there too, checkpoint included, unless the root has it finished or its own
 #      checkpoint at least as far;
@@ -32,6 +32,9 @@ if [ -d "$report/records" ]; then
     dest="$root/${run#"$report/records/"}"
     [ -f "$dest/result.json" ] && continue
     mkdir -p "$dest"
+    # a checkpoint is kept only where other runs load it (save_records.sh); before result.json,
+    # so that a run counts as finished only once it is whole
+    [ -f "$run/checkpoint.pt" ] && cp "$run/checkpoint.pt" "$dest/"
     cp "$run"/*.json* "$dest/"
     restored=$((restored + 1))
   done < <(find "$report/records" -path "*/seed_*/result.json")

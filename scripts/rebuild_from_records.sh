@@ -66,7 +66,8 @@ rebuild() {  # NAME: reports/NAME's tables and report from reports/NAME/records/
         --title "Goal-conditioned learners on the pointmaze navigate tasks (quick budget)" ;;
     research-notes)
       python "$scripts/research_notes_report.py" records . >/dev/null
-      if [ -d records/carracing-medium ]; then  # Car Racer step 2: both IDMs, every goal source
+      # Car Racer step 2: both IDMs, every goal source (once either has run)
+      if compgen -G "records/carracing-medium/*idm" >/dev/null; then
         python -m bench results --out records --dataset carracing-medium --algo transformer_idm \
           --algo gcsl_idm --conditions --format markdown > carracing_idms.md
       fi

@@ -209,6 +209,31 @@ def test_gcsl_idm_recovers_actions_on_a_toy_system():
     assert err < 0.01 * test.actions.var(), err
 
 
+def test_gcsl_idm_reads_raw_states_only_when_normalization_is_off():
+    flat = _toy_flat(episodes=4)
+    flat.observations[:] = flat.observations * 7.0 + 30.0  # a scale normalization would remove
+    spec = _spec(flat)
+    states = torch.as_tensor(flat.observations[:5])
+    goals = torch.as_tensor(flat.observations[1:6])
+    seen = {}
+    for normalize in (True, False):
+        torch.manual_seed(0)
+        algo = GCSLInverseDynamics(GCSLIDMConfig(normalize_states=normalize, goal_source="self",
+                                                 hidden=(8,)), spec, CPU)
+        inputs = []
+        algo.policy.register_forward_pre_hook(lambda module, args: inputs.append(args))
+        algo.predict(states, goals)
+        algo.update(algo.sample(Sampler(flat, seed=0)), 0)
+        seen[normalize] = inputs
+    mean, std = torch.as_tensor(spec.obs_mean), torch.as_tensor(spec.obs_std)
+    torch.testing.assert_close(seen[True][0][0], (states - mean) / std)
+    torch.testing.assert_close(seen[True][0][1], (goals - mean) / std)
+    torch.testing.assert_close(seen[False][0][0], states)
+    torch.testing.assert_close(seen[False][0][1], goals)
+    # Training reads states the same way: raw ones sit near 30, normalized ones near 0.
+    assert seen[False][1][0].mean() > 20 and seen[True][1][0].abs().mean() < 3
+
+
 @pytest.mark.parametrize("masked, mask_current_state", [(False, True), (True, True), (True, False)],
                          ids=["causal", "masked", "masked-current-state-visible"])
 def test_transformer_idm_recovers_the_action_that_reaches_the_goal(masked, mask_current_state):

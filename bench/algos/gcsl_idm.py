@@ -4,8 +4,9 @@ Goal-conditioned supervised learning (Ghosh et al. 2019) relabels every logged a
 the trajectory actually reached later: whatever a_t was meant to do, it is a good action for
 getting from s_t towards s_{t+k}. Here k is uniform in 1..K (``max_offset``, default 10: long
 enough that the goal says where to go, short enough that one action still matters for it), never
-crossing the episode's end. Both states are normalized with the dataset statistics; the action is
-regressed in [-1, 1] (tanh) with MSE.
+crossing the episode's end. Both states are normalized with the dataset statistics
+(``normalize_states=false`` feeds them raw, as the research notes' first GCSL IDM did); the action
+is regressed in [-1, 1] (tanh) with MSE.
 
 At evaluation a goal source (``bench.goals``) names the state to reach ``goal_offset`` steps
 ahead (default 5, inside the trained range): ``dataset`` (nearest good dataset state, its
@@ -40,6 +41,7 @@ class GCSLIDMConfig(GoalConfig):
     hidden: tuple[int, ...] = (256, 256)  # hidden layers of the ReLU MLP
     state_encoder: tuple[int, ...] = ()  # () = one MLP on [s, g]; sizes = a shared encoder φ
     max_offset: int = 10  # K: relabelled goals are 1..K steps ahead
+    normalize_states: bool = True  # false: the IDM reads raw states and goals (no dataset scaling)
     log_every: int = 1000  # write a metrics line every N updates
     checkpoint_every: int = 50_000  # atomic checkpoint every N updates
 
@@ -96,15 +98,19 @@ class GCSLInverseDynamics(Algorithm):
         return {"pairs": sampler.goal_pairs(self.config.batch_size, self.config.max_offset),
                 "goal_model": self.goal_setter.sample(sampler)}
 
+    def scale(self, states: torch.Tensor) -> torch.Tensor:
+        """Raw-unit states as the IDM reads them: normalized, unless ``normalize_states`` is off."""
+        return self.normalize(states) if self.config.normalize_states else states
+
     def predict(self, states: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         """Normalized actions in [-1, 1] for raw-unit states and goals."""
-        return self.policy(self.normalize(states), self.normalize(goals))
+        return self.policy(self.scale(states), self.scale(goals))
 
     def update(self, batch: dict[str, Any], step: int) -> dict[str, float]:
         pairs = batch["pairs"]
         target = self.unit_actions(pairs["actions"])
-        states = self.normalize(self.tensor(pairs["observations"]))
-        goals = self.normalize(self.tensor(pairs["goals"]))
+        states = self.scale(self.tensor(pairs["observations"]))
+        goals = self.scale(self.tensor(pairs["goals"]))
         mse = F.mse_loss(self.policy(states, goals), target)
         loss, stats = mse, {}
         if self.vicreg is not None:
