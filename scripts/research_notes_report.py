@@ -78,7 +78,15 @@ def run_dirs(root: Path, source: str, algo: str, variant: str, _figures: tuple =
     else:
         names = [variant + f",{field}={steps}" for field in ("total_env_steps", "num_updates")]
         dirs = [base / n for n in names]
-    return sorted(p for d in dirs for p in d.glob("seed_*") if (p / "result.json").exists())
+    seeds = [p for d in dirs for p in sorted(d.glob("seed_*")) if (p / "result.json").exists()]
+    # One data file per condition: runs on another file of the same dataset (made on another
+    # machine) are left out, keeping the file with the most runs (the newer name on a tie).
+    by_file: dict[str, list[Path]] = {}
+    for p in seeds:
+        sha = json.loads((p / "result.json").read_text()).get("dataset_sha256") or ""
+        by_file.setdefault(sha, []).append(p)
+    kept = max(by_file.values(), key=len, default=[])
+    return sorted(kept)
 
 
 def _variant_of(variant_dir: Path) -> str:
@@ -161,21 +169,30 @@ def main(root: str, out: str) -> None:
         if scores:
             md.append(f"| {k} | {len(scores)} | {_mean_ci(scores)} | "
                       f"{' / '.join(f'{x:.1f}' for x in scores)} |")
-    curve_runs = sorted(p for p in (base / "hopper-expert" / "gcsl_idm" /
-                                    "quick,eval_every=1000,goal_source=self").glob("seed_*")
-                        if (p / "result.json").exists())
-    if curve_runs:
-        curves = [load_curve(p, "eval/normalized_score") for p in curve_runs]
-        plot_bands({"gcsl_idm, goal = the current state": seed_band(curves)},
+    # Along training (K = 10, an evaluation every 1,000 updates), with the dataset's state scaling
+    # and without it (normalize_states=false, as the notes' first IDM read states).
+    along = {"normalized states": "quick,eval_every=1000,goal_source=self",
+             "raw states": "quick,eval_every=1000,goal_source=self,normalize_states=false"}
+    curves_by = {}
+    for label, variant in along.items():
+        seeds = sorted(p for p in (base / "hopper-expert" / "gcsl_idm" / variant).glob("seed_*")
+                       if (p / "result.json").exists())
+        if seeds:
+            curves_by[label] = [load_curve(p, "eval/normalized_score") for p in seeds]
+    if curves_by:
+        plot_bands({f"gcsl_idm, goal = the current state, {label}": seed_band(curves)
+                    for label, curves in curves_by.items()},
                    out_dir / "curves_gcsl_self.png", xlabel="updates",
                    title="hopper-expert: the GCSL IDM asked to stay where it is, along training",
                    ylabel="normalized score (10 episodes)")
         points = (1000, 2000, 5000, 10_000, 19_000)
         md += ["", "Its self-goal score along training (K = 10, an evaluation every 1,000 "
-               "updates):", "", "| updates | " + " | ".join(f"{p:,}" for p in points) + " |",
-               "|---" * (len(points) + 1) + "|",
-               "| normalized score | " + " | ".join(
-                   _mean_ci([_at(st, v, p) for st, v in curves]) for p in points) + " |"]
+               "updates; mean ± 95% CI over seeds):", "",
+               "| states | seeds | " + " | ".join(f"{p:,} updates" for p in points) + " |",
+               "|---" * (len(points) + 2) + "|"]
+        for label, curves in curves_by.items():
+            md.append(f"| {label} | {len(curves)} | " + " | ".join(
+                _mean_ci([_at(st, v, p) for st, v in curves]) for p in points) + " |")
     (out_dir / "table.md").write_text("\n".join(md) + "\n")
     pd.DataFrame(rows).to_csv(out_dir / "table.csv", index=False)
     print("\n".join(md))
