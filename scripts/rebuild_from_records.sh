@@ -66,12 +66,15 @@ rebuild() {  # NAME: reports/NAME's tables and report from reports/NAME/records/
         --title "Goal-conditioned learners on the pointmaze navigate tasks (quick budget)" ;;
     research-notes)
       python "$scripts/research_notes_report.py" records . >/dev/null
+      # §1 and §3's offline rows: DT with and without returns on Car Racer, DT on hopper-expert
+      python -m bench results --out records --dataset carracing-medium --dataset carracing-expert \
+        --dataset hopper-expert --algo dt --algo dt_noreturn --format markdown > dt_rows.md
       # Car Racer step 2: both IDMs, every goal source (once either has run)
       if compgen -G "records/carracing-medium/*idm" >/dev/null; then
         python -m bench results --out records --dataset carracing-medium --algo transformer_idm \
           --algo gcsl_idm --conditions --format markdown > carracing_idms.md
       fi
-      echo "rebuilt $PWD/{table.md,table.csv,curves_*.png}" ;;
+      echo "rebuilt $PWD/{table.md,table.csv,dt_rows.md,curves_*.png}" ;;
     quick-idm-table)
       tables "hopper-medium hopper-expert" \
         "transformer_idm transformer_idm_masked gcsl_idm dt bc" --conditions ;;

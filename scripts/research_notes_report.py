@@ -49,6 +49,10 @@ CONDITIONS = {
     "gs_ppo, V0's IDM fixed": ("Hopper-v5", "gs_ppo", f"idm_from_run:{V0}", ("fixed_idm",)),
     "gs_ppo, not-forced IDM fixed": ("Hopper-v5", "gs_ppo", f"idm_from_run:{NOT_FORCED}",
                                      ("fixed_idm",)),
+    "gs_ppo_vicreg (joint IDM, VICReg on its state encoder)": (
+        "Hopper-v5", "gs_ppo_vicreg", "full", ("vicreg",)),
+    "gs_ppo_joint, the same 256-unit IDM encoder, no VICReg": (
+        "Hopper-v5", "gs_ppo_joint", "full,idm_state_encoder=256", ("vicreg",)),
     "Car Racer: ppo in the latent env": ("carracing-medium", "ppo", "full", ("carracing",),
                                          200_000),
     "Car Racer: gs_ppo, IDM pretrained on carracing-medium, frozen": (
@@ -60,6 +64,7 @@ FIGURES = {
     "closeness": "PPO's actions executed, the IDM pulled toward them",
     "fixed_idm": "an IDM trained on PPO's rollouts, then fixed under a new goal setter",
     "carracing": "Car Racer latent env: goal setter with a frozen IDM against PPO",
+    "vicreg": "the joint IDM with temporal VICReg on its state encoder, and without",
 }
 # The notes: "moves quickly up to 259 at 33k steps (matches standard), but then stagnates".
 NOTES_STEP = 33_000
