@@ -3,14 +3,15 @@
 #   1. every run recorded in reports/NAME/records/ is copied into RESULTS_ROOT (a run already
 #      there is left as it is), so that the sweep counts it as finished and a fresh machine makes
 #      only what is missing. Records hold no checkpoint: a restored run is reported, never
-#      resumed or re-evaluated (one whose checkpoint other runs load keeps it: save_records.sh);
+#      resumed or re-evaluated (one whose IDM other runs load keeps that part: save_records.sh);
 #   1b. every run carried unfinished in reports/NAME/unfinished/ (scripts/carry_unfinished.sh)
 #      is copied there too, checkpoint included, unless the root has it finished or its own
 #      checkpoint at least as far;
 #   2. `bench sweep reports/NAME/sweep.toml --out RESULTS_ROOT --jobs JOBS`: missing datasets are
 #      made first, finished runs skipped, interrupted ones resumed (stop it and run it again at
 #      will); a failed run leaves its error.json and the others go on;
-#   3. the records (*.json, *.jsonl) of every finished run of the sweep are copied into
+#   3. the records (*.json, *.jsonl; and the IDM of a run that others load) of every finished run
+#      of the sweep are copied into
 #      reports/NAME/records/<dataset>/<algo>/<variant>/seed_<n>/ (scripts/save_records.sh, which
 #      also does this alone, e.g. for the runs a stopped sweep finished);
 #   4. scripts/rebuild_from_records.sh NAME writes the tables and report from those records.
@@ -32,9 +33,11 @@ if [ -d "$report/records" ]; then
     dest="$root/${run#"$report/records/"}"
     [ -f "$dest/result.json" ] && continue
     mkdir -p "$dest"
-    # a checkpoint is kept only where other runs load it (save_records.sh); before result.json,
-    # so that a run counts as finished only once it is whole
-    [ -f "$run/checkpoint.pt" ] && cp "$run/checkpoint.pt" "$dest/"
+    # a checkpoint is kept only where other runs load its IDM (save_records.sh); copied whole
+    # before result.json, so that a run counts as finished only once it is whole
+    if [ -f "$run/checkpoint.pt" ]; then
+      cp "$run/checkpoint.pt" "$dest/checkpoint.pt.partial" && mv "$dest/checkpoint.pt.partial" "$dest/checkpoint.pt"
+    fi
     cp "$run"/*.json* "$dest/"
     restored=$((restored + 1))
   done < <(find "$report/records" -path "*/seed_*/result.json")

@@ -17,6 +17,7 @@ from bench.algos.gs_ppo import GoalSetterPPO, GoalSetterPPOConfig, ReplayBuffer
 from bench.config import make_config
 from bench.data import Sampler
 from bench.data.sampler import TaskSpec
+from bench.errors import UsageError
 from conftest import run_cli
 
 make_hopper = functools.partial(gym.make, "Hopper-v5", max_episode_steps=60)
@@ -229,6 +230,31 @@ def test_an_idm_trained_in_one_run_is_loaded_frozen_into_another(tmp_path):
     proc = run_cli("run", "--algo", "gs_ppo", "--env", "Hopper-v5", "--budget", "smoke",
                    "--set", f"idm_from_run={unfinished}", "--out", str(tmp_path / "early"))
     assert proc.returncode == 2 and "has not finished" in proc.stderr
+
+
+def test_the_idm_kept_with_records_loads_as_the_whole_checkpoint_does(tmp_path):
+    """scripts/save_records.sh keeps only idm_only(checkpoint) of a run that idm_from_run names
+    (a joint IDM's replay buffer is ≈ 20 MB): a run loading it is the run loading the whole."""
+    from bench.algos.gs_ppo import idm_only, load_goal_setter
+
+    assert run_cli("run", "--algo", "gs_ppo_v0", "--env", "Hopper-v5", "--budget", "smoke",
+                   "--eval-episodes", "1", "--out", str(tmp_path / "v0")).returncode == 0
+    run = next((tmp_path / "v0").rglob("checkpoint.pt")).parent
+    kept = tmp_path / "records" / "seed_0"
+    kept.mkdir(parents=True)
+    shutil.copy(run / "result.json", kept)
+    torch.save(idm_only(torch.load(run / "checkpoint.pt", weights_only=False)), kept / "checkpoint.pt")
+    assert (kept / "checkpoint.pt").stat().st_size < (run / "checkpoint.pt").stat().st_size / 2
+    scores = []
+    for source in (run, kept):
+        out = tmp_path / f"fixed-{source.parent.name}"
+        proc = run_cli("run", "--algo", "gs_ppo", "--env", "Hopper-v5", "--budget", "smoke",
+                       "--eval-episodes", "1", "--set", f"idm_from_run={source}", "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        scores.append(json.loads(next(out.rglob("result.json")).read_text())["episode_returns"])
+    assert scores[0] == scores[1]
+    with pytest.raises(UsageError, match="holds only"):
+        load_goal_setter(kept)
 
 
 def test_v0_evaluates_its_action_head_and_the_idm_decoding():

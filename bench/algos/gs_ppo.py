@@ -436,7 +436,20 @@ def _goal_setter_checkpoint(run: str | Path, field: str) -> dict[str, Any]:
     if saved.get("algo_name") not in GOAL_SETTER_ALGOS:
         raise UsageError(f"{field}: {ckpt_path} is a {saved.get('algo_name')} run, not "
                          f"one of {', '.join(GOAL_SETTER_ALGOS)}.")
+    if saved.get("idm_only") and field != "idm_from_run":
+        raise UsageError(f"{field}: {ckpt_path} holds only that run's IDM (kept with a report's "
+                         "records for idm_from_run); run it again to get its goal setter.")
     return saved
+
+
+def idm_only(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """What ``load_idm`` reads of a goal-setter checkpoint (its IDM, sizes and state scale,
+    tens of kB) without the policy, optimizers and replay buffer (≈ 20 MB with a joint IDM's
+    200k-step buffer): what scripts/save_records.sh keeps of a run an ``idm_from_run`` names."""
+    state = checkpoint["algo"]
+    return {"algo_name": checkpoint["algo_name"], "spec": checkpoint["spec"],
+            "config": checkpoint["config"], "step": checkpoint.get("step"), "idm_only": True,
+            "algo": {k: state[k] for k in ("idm", "idm_obs_mean", "idm_obs_std") if k in state}}
 
 
 def load_idm(run: str | Path) -> dict[str, Any]:
