@@ -231,7 +231,8 @@ def test_gcsl_idm_reads_raw_states_only_when_normalization_is_off():
     torch.testing.assert_close(seen[False][0][0], states)
     torch.testing.assert_close(seen[False][0][1], goals)
     # Training reads states the same way: raw ones sit near 30, normalized ones near 0.
-    assert seen[False][1][0].mean() > 20 and seen[True][1][0].abs().mean() < 3
+    for i in (0, 1):  # the states and the goals of the training pairs
+        assert seen[False][1][i].mean() > 20 and seen[True][1][i].abs().mean() < 3
 
 
 @pytest.mark.parametrize("masked, mask_current_state", [(False, True), (True, True), (True, False)],
