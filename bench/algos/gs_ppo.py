@@ -444,7 +444,7 @@ def _goal_setter_checkpoint(run: str | Path, field: str) -> dict[str, Any]:
 
 def idm_only(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """What ``load_idm`` reads of a goal-setter checkpoint (its IDM, sizes and state scale,
-    tens of kB) without the policy, optimizers and replay buffer (≈ 20 MB with a joint IDM's
+    ≈ 0.3 MB) without the policy, optimizers and replay buffer (≈ 20 MB with a joint IDM's
     200k-step buffer): what scripts/save_records.sh keeps of a run an ``idm_from_run`` names."""
     state = checkpoint["algo"]
     return {"algo_name": checkpoint["algo_name"], "spec": checkpoint["spec"],
