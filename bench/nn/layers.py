@@ -212,11 +212,7 @@ class QEnsemble(nn.Module):
         """(B, obs), (B, act) → (B, n): every member's Q-value."""
         x = torch.cat([states, actions], dim=-1)
         h = x.expand(len(self.weights[0]), *x.shape)  # (n, B, obs + act)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(b, h, w)  # (n, B, fan_out)
-            if i < len(self.weights) - 1:
-                h = torch.relu(h)
-        return h.squeeze(-1).T
+        return _ensemble_layers(h, list(self.weights), list(self.biases)).T
 
     def frozen(self, states: torch.Tensor, actions: torch.Tensor,
                member: int | None = None) -> torch.Tensor:
@@ -225,17 +221,27 @@ class QEnsemble(nn.Module):
         one ``member``. (Not ``torch.func.functional_call``, which swaps the module's parameters
         in place and so cannot run beside another forward of it.) Computing one member without
         the weight gradients halves the cost of TD3+BC's actor step."""
+        x = torch.cat([states, actions], dim=-1)
         if member is None:
-            h = torch.cat([states, actions], dim=-1).expand(len(self.weights[0]), -1, -1)
-            for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-                h = torch.baddbmm(b.detach(), h, w.detach())  # (n, B, fan_out)
-                h = torch.relu(h) if i < len(self.weights) - 1 else h
-            return h.squeeze(-1).T
-        h = torch.cat([states, actions], dim=-1)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.addmm(b[member].detach(), h, w[member].detach())  # (B, fan_out)
-            h = torch.relu(h) if i < len(self.weights) - 1 else h
-        return h.squeeze(-1)
+            h = x.expand(len(self.weights[0]), *x.shape)  # (n, B, obs + act)
+            return _ensemble_layers(h, [w.detach() for w in self.weights],
+                                    [b.detach() for b in self.biases]).T
+        h = x[None]  # (1, B, obs + act)
+        return _ensemble_layers(h, [w[member:member + 1].detach() for w in self.weights],
+                                [b[member:member + 1].detach() for b in self.biases])[0]
+
+
+def _ensemble_layers(h: torch.Tensor, weights: list[torch.Tensor],
+                     biases: list[torch.Tensor]) -> torch.Tensor:
+    """A ReLU MLP ensemble on (n, B, in) inputs → (n, B): batched products, then the last
+    layer's single output as a product-and-sum over the hidden units. Done as a batched product,
+    that layer is a GEMV that MKL runs slowly (its forward and backward took 0.35 ms of a 4 ms
+    TD3+BC update at batch 256, and 12 ms at CQL's 7,936 rows, where Inductor fuses the
+    product-and-sum with the ReLU into one pass: 2 ms)."""
+    for w, b in zip(weights[:-1], biases[:-1]):
+        h = torch.relu(torch.baddbmm(b, h, w))  # (n, B, fan_out)
+    w, b = weights[-1], biases[-1]  # (n, hidden, 1), (n, 1, 1)
+    return (h * w.transpose(1, 2)).sum(-1) + b[..., 0]  # (n, B)
 
 
 class ScalarEmbedding(nn.Linear):
