@@ -55,6 +55,9 @@ class Algorithm:
     # True for goal-conditioned algorithms that act on a goal task's [observation, goal] rows
     # (TaskSpec.goal_dim); the others are given the observation part (bench.run).
     uses_task_goals: ClassVar[bool] = False
+    # The metrics.jsonl key of the loss ``bench report`` draws as a run's training curve where
+    # the run logged no evaluations (the critics' TD loss for actor-critic methods).
+    training_loss: ClassVar[str] = "loss"
 
     def __init__(self, config: Any, spec: TaskSpec, device: torch.device) -> None:
         self.config = config

@@ -345,18 +345,30 @@ def _require_results_root(root: Path) -> None:
                          "were written to (default ./results).")
 
 
-def _unmatched_filters(loaded: Any, args: argparse.Namespace, root: Path) -> None:
-    """Name each --dataset / --algo / --variant value that no run under ``root`` has, with the
-    close ones that exist (a typo otherwise showed an empty table and nothing else)."""
+def _unmatched_filters(loaded: Any, args: argparse.Namespace, root: Path,
+                       refuse_empty: bool = False) -> None:
+    """Name each --dataset / --algo / --variant value that no finished run under ``root`` has,
+    with the close ones that exist (a typo otherwise showed an empty table and nothing else): a
+    note on stderr, or with ``refuse_empty`` a usage error when the filters select no run at all
+    (``bench report`` would write an empty report)."""
+    from bench.results import select_runs
+
+    problems = []
     for column, wanted in (("dataset", args.dataset), ("algo", args.algo),
                            ("variant", args.variant)):
         present = sorted(set(loaded[column])) if column in loaded else []
         for name in wanted or []:
             if name not in present:
                 close = close_matches(name, present)
-                print(f"[bench] no finished run under {root} has {column} {name!r}"
-                      + (f"; did you mean: {', '.join(close)}?" if close else "."),
-                      file=sys.stderr)
+                problems.append(f"{column} {name!r}" + (f"; did you mean: {', '.join(close)}?"
+                                                        if close else ""))
+    if refuse_empty and problems and select_runs(loaded, args.dataset, args.algo,
+                                                 args.variant).empty:
+        raise UsageError(f"no finished run under {root} has {' / '.join(problems)} (nothing "
+                         "selected; `bench results` lists what is there).")
+    for problem in problems:
+        print(f"[bench] no finished run under {root} has {problem}"
+              + ("" if problem.endswith("?") else "."), file=sys.stderr)
 
 
 def cmd_results(args: argparse.Namespace) -> int:
@@ -413,6 +425,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report import build_report
 
     _require_results_root(args.out)
+    if args.dataset or args.algo or args.variant:
+        from bench.results import load_results
+        _unmatched_filters(load_results(args.out), args, args.out, refuse_empty=True)
     paths = build_report(args.out, args.to, datasets=args.dataset, algos=args.algo,
                          variants=args.variant, title=args.title, reps=args.reps)
     print(f"wrote {paths.markdown} and {paths.html}")

@@ -97,8 +97,11 @@ class RunConfig:
                                           if "checks" in vars(klass)
                                           for problem in klass.checks(self)]
         if problems:
+            fields = {f.name for f in dataclasses.fields(self)}
+            named = dict.fromkeys(p.split()[0] for p in problems if p.split()[0] in fields)
+            fix = " ".join(f"--set {name}=VALUE" for name in named) or "--set KEY=VALUE"
             raise UsageError(f"invalid {type(self).__name__}: {'; '.join(problems)} (on the "
-                             "command line: --set KEY=VALUE).")
+                             f"command line: {fix}).")
 
 
 @dataclasses.dataclass
@@ -176,9 +179,19 @@ def positive(config: Any, *names: str) -> list[str]:
 
 
 def positive_sizes(config: Any, *names: str) -> list[str]:
-    """A problem for each layer-size tuple in ``names`` holding a size below 1."""
-    return [f"{name} must hold sizes >= 1, got {getattr(config, name)!r}" for name in names
-            if any(size < 1 for size in getattr(config, name))]
+    """A problem for each layer-size tuple in ``names`` holding a size below 1, or holding none
+    where the field's default holds some (``--set hidden=`` would train a linear model; a field
+    whose default is ``()``, an optional encoder, may be empty)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    problems = []
+    for name in names:
+        sizes = getattr(config, name)
+        if any(size < 1 for size in sizes):
+            problems.append(f"{name} must hold sizes >= 1, got {sizes!r}")
+        elif not sizes and defaults.get(name) != ():
+            problems.append(f"{name} must hold at least one layer size (e.g. {name}=256,256), "
+                            f"got none")
+    return problems
 
 
 def make_config(
@@ -208,6 +221,27 @@ def current_names(cls: type, overrides: dict[str, str]) -> dict[str, str]:
             if k in fields or k not in formerly or formerly[k] is not None}
 
 
+# Names CORL and d3rlpy give fields of the suite's configs: a user typing one is told the
+# suite's name, since the closest spelling can be another field (CORL's iql_tau, IQL's
+# expectile, is nearest to tau, the target networks' rate). Only offered where the config has
+# the field named.
+OTHER_LIBRARIES_NAMES: dict[str, tuple[str, str]] = {
+    "discount": ("CORL", "gamma"),
+    "iql_tau": ("CORL", "expectile"),
+    "iql_deterministic": ("CORL", "deterministic_actor"),
+    "policy_freq": ("CORL", "policy_every"),
+    "max_timesteps": ("CORL", "num_updates"),
+    "soft_target_update_rate": ("CORL", "tau"),
+    "n_steps": ("d3rlpy", "num_updates"),
+    "weight_temp": ("d3rlpy", "beta"),
+    "conservative_weight": ("d3rlpy", "cql_alpha"),
+    "n_action_samples": ("d3rlpy", "cql_n_actions"),
+    "target_smoothing_sigma": ("d3rlpy", "policy_noise"),
+    "target_smoothing_clip": ("d3rlpy", "noise_clip"),
+    "update_actor_interval": ("d3rlpy", "policy_every"),
+}
+
+
 def parse_overrides_for(cls: type, overrides: dict[str, str] | None,
                         fixed: dict[str, Any] | None = None) -> dict[str, Any]:
     """The values of ``--set`` overrides for config class ``cls``: a usage error for a key the
@@ -221,6 +255,10 @@ def parse_overrides_for(cls: type, overrides: dict[str, str] | None,
             now = (f"it is {formerly[key]} now (--set {formerly[key]}={raw})" if formerly[key]
                    else "it had no effect and is gone")
             raise UsageError(f"{cls.__name__} has no field {key!r}: {now}.")
+        if key not in fields and OTHER_LIBRARIES_NAMES.get(key, ("", ""))[1] in fields:
+            library, ours = OTHER_LIBRARIES_NAMES[key]
+            raise UsageError(f"{cls.__name__} has no field {key!r}: {library}'s {key} is {ours} "
+                             f"here (--set {ours}={raw}).")
         if key not in fields:
             raise unknown_name(f"config key for {cls.__name__}", key, fields)
         if fixed and key in fixed:

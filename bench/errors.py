@@ -42,8 +42,14 @@ class Terminated(KeyboardInterrupt):
 
 
 def close_matches(name: str, known: Iterable[str]) -> list[str]:
-    """Up to three of ``known`` that look like ``name`` (for "did you mean" hints)."""
-    return difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
+    """Up to three of ``known`` that look like ``name`` (for "did you mean" hints), the ones
+    equal to it but for case first (``TD3_BC`` → ``td3_bc``)."""
+    known = sorted(known)
+    same_but_case = [k for k in known if k.lower() == name.lower()]
+    by_lower = {k.lower(): k for k in known}
+    close = [by_lower[k] for k in difflib.get_close_matches(name.lower(), list(by_lower), n=3,
+                                                            cutoff=0.5)]
+    return list(dict.fromkeys(same_but_case + close))[:3]
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> UsageError:

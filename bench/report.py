@@ -279,10 +279,11 @@ def curve_bands(runs: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
     out: dict[str, dict[str, pd.DataFrame]] = {}
     for (algo, variant), g in runs.groupby(["algo", "variant"], sort=True):
         for metric in CURVE_METRICS:
+            key = training_loss_key(algo) if metric == "loss" else metric
             curves = []
             for r in g.itertuples():
                 try:
-                    steps, values = load_curve(r.path, metric)
+                    steps, values = load_curve(r.path, key)
                 except (OSError, ValueError, TypeError, KeyError):
                     # binary or mangled metrics.jsonl (UnicodeDecodeError is a ValueError): no
                     # curve, like a run copied without the file; its score still counts
@@ -295,9 +296,22 @@ def curve_bands(runs: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
                 curves.append((steps, values))
             band = seed_band(curves)
             if not band.empty:
-                out.setdefault(metric, {})[_label(algo, variant)] = band
+                label = _label(algo, variant) + (f" ({key})" if key != metric else "")
+                out.setdefault(metric, {})[label] = band
                 break
     return out
+
+
+def training_loss_key(algo: str) -> str:
+    """The metrics key of ``algo``'s training loss (``Algorithm.training_loss``; "loss" for an
+    algorithm not installed here)."""
+    from bench import registry
+    from bench.errors import UsageError
+
+    try:
+        return registry.get(algo).cls.training_loss
+    except UsageError:
+        return "loss"
 
 
 def _with_final_evaluation(steps: np.ndarray, values: np.ndarray, final_step: float | None,

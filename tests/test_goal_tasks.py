@@ -269,6 +269,31 @@ def test_a_run_on_a_goal_task_reports_success_per_task(tiny_goal_dataset, tmp_pa
     assert "the score is the success rate in percent" in text and "gcbc" in text
 
 
+@pytest.mark.parametrize("algo", ["sac", "ppo"])
+def test_an_online_learner_is_refused_a_goal_task_before_anything_is_written(
+        tiny_goal_dataset, tmp_path, algo):
+    """Its networks are sized for the observation, the env shows [observation, goal]: it crashed
+    inside training (sac's replay buffer, ppo's observation statistics) after making its run
+    directory."""
+    notes = []
+    with pytest.raises(UsageError, match=f"{algo} learns online .* goal tasks.*gcbc"):
+        execute(RunRequest(algo=algo, dataset=None, env="bench/pointmaze-medium-navigate-v0",
+                           seed=0, budget="smoke", out=tmp_path), log=notes.append)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_goal_blind_offline_learner_is_told_it_will_not_see_the_goals(tiny_goal_dataset,
+                                                                          tmp_path):
+    notes = []
+    execute(RunRequest(algo="bc", dataset=tiny_goal_dataset, seed=0, budget="smoke",
+                       eval_episodes=2, eval_mode="sync", out=tmp_path), log=notes.append)
+    assert any("bc does not condition on goals" in str(n) for n in notes)
+    notes.clear()
+    execute(RunRequest(algo="gcbc", dataset=tiny_goal_dataset, seed=0, budget="smoke",
+                       eval_episodes=2, eval_mode="sync", out=tmp_path), log=notes.append)
+    assert not any("does not condition on goals" in str(n) for n in notes)
+
+
 # -- GCIVL ----------------------------------------------------------------------------------
 
 def _gcivl(**fields):

@@ -27,6 +27,23 @@ def test_registered_algorithms_and_variants():
 def test_unknown_algorithm_suggests_close_names():
     with pytest.raises(UsageError, match="Did you mean: dt"):
         registry.get("dtt")
+    with pytest.raises(UsageError, match="Did you mean: td3_bc"):  # case first
+        registry.get("TD3_BC")
+
+
+def test_another_librarys_name_is_only_offered_where_the_config_has_the_field():
+    entry = registry.get("bc")  # no expectile: the usual unknown-key message
+    with pytest.raises(UsageError, match="unknown config key for BCConfig 'iql_tau'"):
+        make_config(entry.config_cls, "quick", {"iql_tau": "0.7"})
+
+
+def test_an_optional_encoder_may_be_empty_where_hidden_layers_may_not():
+    entry = registry.get("gcsl_idm")
+    config = make_config(entry.config_cls, "quick", {"state_encoder": ""}, entry.defaults,
+                         entry.presets)
+    assert config.state_encoder == ()
+    with pytest.raises(UsageError, match="hidden must hold at least one layer size"):
+        make_config(entry.config_cls, "quick", {"hidden": ""}, entry.defaults, entry.presets)
 
 
 def test_registering_a_different_class_under_a_taken_name_fails():
@@ -101,6 +118,20 @@ def test_bad_overrides_are_usage_errors(pair, message):
     ("gcsl_idm", {"goal_reward_scale": "-1"}, "goal_reward_scale must be > 0"),
     ("dt_vicreg", {"vicreg_var": "-1"}, "vicreg_var must be >= 0"),
     ("gs_ppo_v0", {"closeness_coef": "inf"}, "closeness_coef must be a finite number, got inf"),
+    # Found by a user's-eye review: an empty size list trained linear networks; sac trained
+    # nothing when it was to wait past its whole budget; the fix names the fields
+    ("td3_bc", {"hidden": ""}, "hidden must hold at least one layer size"),
+    ("cql", {"q_hidden": ""}, "q_hidden must hold at least one layer size"),
+    ("sac", {"learning_starts": "50000"},
+     "learning_starts (50000) must be below total_env_steps (50000)"),
+    ("sac", {"buffer_size": "16", "batch_size": "32"}, "buffer_size (16) must hold at least one"),
+    ("td3_bc", {"gamma": "2", "tau": "0"},
+     "(on the command line: --set gamma=VALUE --set tau=VALUE)"),
+    # CORL's and d3rlpy's names are pointed to the suite's (CORL's iql_tau is nearest to tau,
+    # the target networks' rate, which the spelling hint used to suggest)
+    ("iql", {"iql_tau": "0.7"}, "CORL's iql_tau is expectile here (--set expectile=0.7)"),
+    ("td3_bc", {"discount": "0.9"}, "CORL's discount is gamma here (--set gamma=0.9)"),
+    ("cql", {"conservative_weight": "5"}, "d3rlpy's conservative_weight is cql_alpha here"),
 ])
 def test_configs_refuse_values_they_cannot_use(algo, overrides, message):
     entry = registry.get(algo)

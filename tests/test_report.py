@@ -454,3 +454,31 @@ def test_evaluation_curves_end_with_the_final_evaluation(tmp_path):
     assert band["step"].iloc[-1] == 30 and band["mean"].iloc[-1] == pytest.approx(40.0)
     assert band["mean"].iloc[0] == pytest.approx(10.0)
     assert "dt [quick]" not in bands["eval/normalized_score"]
+
+
+def test_an_actor_critic_without_evaluations_is_drawn_by_its_critics_loss(tmp_path):
+    """td3_bc logs `critic` and `actor`, no `loss`: its training curve is its critics' loss
+    (Algorithm.training_loss), labelled so; an algorithm not installed here falls back to `loss`."""
+    from bench.report import curve_bands, training_loss_key
+    from bench.results import load_results
+
+    for seed in (0, 1):
+        _run(tmp_path, "hopper-medium", "td3_bc", seed, 30.0)
+        d = tmp_path / "hopper-medium" / "td3_bc" / "quick" / f"seed_{seed}"
+        (d / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": s, "critic": 5.0 / s, "actor": -1.0}) + "\n" for s in (10, 20)))
+    bands = curve_bands(load_results(tmp_path, timings=True))
+    band = bands["loss"]["td3_bc [quick] (critic)"]
+    assert band["mean"].iloc[0] == pytest.approx(0.5) and band["mean"].iloc[-1] == pytest.approx(0.25)
+    assert training_loss_key("cql") == "td" and training_loss_key("not-installed") == "loss"
+
+
+def test_a_report_whose_filters_select_nothing_is_refused(tmp_path):
+    _run(tmp_path, "hopper-medium", "td3_bc", 0, 30.0)
+    typo = run_cli("report", "--out", str(tmp_path), "--algo", "td3bc",
+                   "--to", str(tmp_path / "rep"))
+    assert typo.returncode == 2 and "has algo 'td3bc'; did you mean: td3_bc?" in typo.stderr
+    assert not (tmp_path / "rep").exists()
+    partial = run_cli("report", "--out", str(tmp_path), "--algo", "td3_bc", "dt",
+                      "--to", str(tmp_path / "rep"))
+    assert partial.returncode == 0 and "has algo 'dt'" in partial.stderr

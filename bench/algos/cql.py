@@ -151,6 +151,7 @@ class Draws:
 @register("cql", description="Conservative Q-Learning (Kumar et al. 2020), SAC-based, as CORL")
 class CQL(Algorithm):
     Config = CQLConfig
+    training_loss = "td"
 
     def __init__(self, config: CQLConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)

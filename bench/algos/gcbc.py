@@ -86,6 +86,7 @@ def require_task_goals(name: str, spec: TaskSpec, goals_are_states: bool = False
 @register("gcbc", description="Goal-conditioned behaviour cloning (OGBench's GCBC)")
 class GCBC(Algorithm):
     Config = GCBCConfig
+    training_loss = "actor_loss"
     uses_task_goals = True
 
     def __init__(self, config: GCBCConfig, spec: TaskSpec, device: torch.device) -> None:

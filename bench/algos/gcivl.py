@@ -215,6 +215,7 @@ def unit_gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor) -> torch.T
 @register("gcivl", description="Goal-conditioned implicit V-learning (OGBench's GCIVL)")
 class GCIVL(Algorithm):
     Config = GCIVLConfig
+    training_loss = "value_loss"
     uses_task_goals = True
 
     def __init__(self, config: GCIVLConfig, spec: TaskSpec, device: torch.device) -> None:

@@ -77,6 +77,7 @@ class GoalSetterIDMConfig(GoalValueConfig):
                                 "decoding through a GCSL IDM")
 class GoalSetterIDM(Algorithm):
     Config = GoalSetterIDMConfig
+    training_loss = "value_loss"
     uses_task_goals = True
 
     def __init__(self, config: GoalSetterIDMConfig, spec: TaskSpec, device: torch.device) -> None:

@@ -115,6 +115,7 @@ class RepresentedValues(nn.Module):
 @register("hiql", description="Hierarchical implicit Q-learning (Park et al. 2023), OGBench's")
 class HIQL(Algorithm):
     Config = HIQLConfig
+    training_loss = "value_loss"
     uses_task_goals = True
 
     def __init__(self, config: HIQLConfig, spec: TaskSpec, device: torch.device) -> None:

@@ -44,7 +44,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 from bench.algorithm import Algorithm
 from bench.config import TRANSITION_BUDGETS, TrainConfig, at_least, positive_sizes
 from bench.data.sampler import Sampler, TaskSpec
-from bench.errors import BenchError
+from bench.errors import UsageError
 from bench.nn.compiled import CompiledLosses
 from bench.nn.layers import MLP, QEnsemble, row_invariant_act
 from bench.nn.optim import adamw, soft_update, target_copy
@@ -107,6 +107,7 @@ class GaussianActor(nn.Module):
 @register("iql", description="Implicit Q-Learning (Kostrikov et al. 2022): expectile V, AWR actor")
 class IQL(Algorithm):
     Config = IQLConfig
+    training_loss = "critic"
 
     def __init__(self, config: IQLConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)
@@ -130,7 +131,7 @@ class IQL(Algorithm):
         returns = sampler.flat.episode_returns  # (E,) undiscounted, one per episode
         span = float(np.max(returns) - np.min(returns))
         if not span > 0:
-            raise BenchError(f"IQL scales rewards by 1000 / (max - min episode return), but every "
+            raise UsageError(f"IQL scales rewards by 1000 / (max - min episode return), but every "
                              f"episode of this dataset returns {float(returns[0]):g}; pass --set "
                              "normalize_reward=false.")
         self.reward_scale = REWARD_SCALE_STEPS / span

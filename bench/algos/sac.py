@@ -112,6 +112,12 @@ class SACConfig(OnlineTrainConfig):
         problems = at_least(self, 1, "buffer_size", "batch_size")
         problems += at_least(self, 0, "learning_starts", "record_steps")
         problems += positive_sizes(self, "hidden") + positive(self, "init_alpha")
+        if self.learning_starts >= self.total_env_steps:
+            problems.append(f"learning_starts ({self.learning_starts}) must be below "
+                            f"total_env_steps ({self.total_env_steps}), or nothing is trained")
+        if self.buffer_size < self.batch_size:
+            problems.append(f"buffer_size ({self.buffer_size}) must hold at least one batch "
+                            f"(batch_size {self.batch_size})")
         if not 0 < self.tau <= 1:
             problems.append(f"tau must be in (0, 1], got {self.tau!r}")
         if not 0 <= self.gamma <= 1:

@@ -68,6 +68,7 @@ class TD3BCConfig(TrainConfig):
 @register("td3_bc", description="TD3+BC (Fujimoto & Gu 2021): TD3 with a BC term on the actor")
 class TD3BC(Algorithm):
     Config = TD3BCConfig
+    training_loss = "critic"
 
     def __init__(self, config: TD3BCConfig, spec: TaskSpec, device: torch.device) -> None:
         super().__init__(config, spec, device)

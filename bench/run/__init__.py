@@ -108,6 +108,7 @@ def execute(req: RunRequest, log=None, callbacks: Sequence[Callback] = ()) -> di
     source.prepare(entry.kind == "offline" or entry.cls.dataset_use(config) != "none",
                    req.algo)
     entry.cls.check_task(config, source.spec)
+    check_goal_task(req, entry, config, source, log)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -125,6 +126,29 @@ def execute(req: RunRequest, log=None, callbacks: Sequence[Callback] = ()) -> di
                                        callbacks, loggers)
         finally:
             loggers.close()
+
+
+def check_goal_task(req: RunRequest, entry: registry.AlgoEntry, config: Any,
+                    source: DataSource, log) -> None:
+    """Refuse an online algorithm on a goal task (it would train on the [observation, goal] rows
+    its networks were not sized for); tell an offline one that does not take goals that it will
+    not see them; tell an online one given a dataset it does not read what the dataset is for."""
+    goal_blind = entry.cls.uses_task_goals is False  # a class flag; a property where it depends
+    if source.spec.goal_dim and goal_blind:
+        takers = sorted(name for name, e in registry.all_algorithms().items()
+                        if e.cls.uses_task_goals is not False and e.kind == "offline")
+        if entry.kind == "online":
+            raise UsageError(f"{req.algo} learns online from the env's reward and cannot take "
+                             f"{source.name}'s goal tasks (its env shows [observation, goal]); "
+                             f"use a goal-conditioned algorithm: {', '.join(takers)}.")
+        log(f"[bench] {req.algo} does not condition on goals: it learns from and acts on the "
+            f"observation part of {source.name}, so it cannot tell its tasks apart "
+            f"(goal-conditioned: {', '.join(takers)}).")
+    if entry.kind == "online" and source.dataset is not None \
+            and entry.cls.dataset_use(config) == "none":
+        log(f"[bench] {req.algo} learns online and reads none of {source.name}'s data: the dataset "
+            f"gives the env ({source.spec.env_id}) and the reference scores "
+            f"(its results are filed under {source.name}).")
 
 
 def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
@@ -161,8 +185,11 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
         progress.window = saved["window"]
         checkpoint.trim_metrics(metrics_path, progress.step)
         log(f"[bench] resuming {directory} from step {progress.step}")
-    elif metrics_path.exists():
-        metrics_path.unlink()  # a run that died before its first checkpoint starts over
+    else:
+        if req.resume:
+            log(f"[bench] --resume: {directory} has no checkpoint yet; starting at step 0")
+        if metrics_path.exists():
+            metrics_path.unlink()  # a run that died before its first checkpoint starts over
     start_step = progress.step
     write_run_records(req, entry, config, device, directory, source)
     loggers.open(req.loggers, directory, first_step=start_step, wandb_project=req.wandb_project,
