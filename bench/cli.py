@@ -84,7 +84,7 @@ def _add_logger_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_datasets(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("datasets", help="list, inspect, make or verify datasets")
-    dsub = p.add_subparsers(dest="datasets_cmd", required=True)
+    dsub = p.add_subparsers(dest="datasets_cmd", required=True, metavar="{list,info,make,verify}")
     dsub.add_parser("list", help="aliases, where each resolves, whether it is present")
     info = dsub.add_parser("info", help="metadata and provenance of a dataset")
     info.add_argument("name")
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     sub.add_parser("list", help="algorithms and datasets")
     algos = sub.add_parser("algos", help="an algorithm's config: fields, values per budget, help")
-    asub = algos.add_subparsers(dest="algos_cmd", required=True)
+    asub = algos.add_subparsers(dest="algos_cmd", required=True, metavar="{show}")
     show = asub.add_parser("show", help="every config field of NAME with its type, its value at "
                                         "each budget and its help line")
     show.add_argument("name", help="algorithm (see `bench list`)")
@@ -188,7 +188,7 @@ def _shown(value: Any, spec: str) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.config import parse_overrides
     from bench.records import canonical_request_overrides
-    from bench.run import RunRequest, execute, parse_logger_names
+    from bench.run import RunRequest, execute, parse_logger_names, run_dir
 
     # Canonical from here on (lr=1e-3 → lr=0.001): one spelling per setting, one run directory.
     overrides = canonical_request_overrides(args.algo, parse_overrides(args.overrides),
@@ -209,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"[{result.get('condition', 'default')}]: "
               f"return {_shown(result.get('mean_return'), '.1f')}, normalized score {score_txt} "
               f"({_shown(timings.get('train_seconds'), '.0f')}s training, "
-              f"{_shown(timings.get('eval_seconds'), '.0f')}s evaluation)")
+              f"{_shown(timings.get('eval_seconds'), '.0f')}s evaluation) in {run_dir(req)}")
     return 0
 
 

@@ -49,9 +49,9 @@ class RunConfig:
     or env steps (``OnlineTrainConfig``). Each algorithm's config derives from one of the two."""
 
     log_every: int = 500  # write a metrics line every N units (updates; env steps online)
-    checkpoint_every: int = 5_000  # atomic checkpoint every N units
-    eval_every: int = 0  # evaluate during training every N units (0: only at the end)
-    snapshot_every: int = 0  # write a standalone policy file every N units (0: never)
+    checkpoint_every: int = 5_000  # atomic checkpoint every N units (updates; env steps online)
+    eval_every: int = 0  # evaluate every N updates (env steps online) during training; 0: only at the end
+    snapshot_every: int = 0  # write a standalone policy file every N updates (env steps online); 0: never
 
     BUDGETS: ClassVar[dict[str, dict[str, Any]]] = {}
     # Float fields that are bounds, where inf means "no bound" (--set grad_clip=inf); every other

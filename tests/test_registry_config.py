@@ -219,7 +219,7 @@ def test_algos_show_lists_every_field_with_its_budget_values_and_help():
     smoke, quick, full = (make_config(DTConfig, b).num_updates for b in ("smoke", "quick", "full"))
     assert rows["num_updates"].split()[2:5] == [str(smoke), str(quick), str(full)]
     assert rows["num_updates"].endswith("gradient steps")
-    assert rows["eval_every"].endswith("(0: only at the end)")  # inherited from TrainConfig
+    assert rows["eval_every"].endswith("during training; 0: only at the end")  # inherited from TrainConfig
     assert rows["activation"].endswith("the DT authors' gym code uses ReLU")
     fixed = run_cli("algos", "show", "dt_noreturn")
     assert "fixed by this variant: use_returns=False" in fixed.stdout
