@@ -85,6 +85,17 @@ class Algorithm:
         anything, so a refused run leaves no directory behind."""
 
     @classmethod
+    def check_data(cls, config: Any, flat: Any) -> None:
+        """Refuse, with a UsageError naming the fix, data this config cannot train on (``flat``:
+        the dataset's arrays, ``bench.data.FlatDataset``); asked before anything is written."""
+
+    @classmethod
+    def takes_task_goals(cls, config: Any) -> bool:
+        """Whether, with ``config``, the algorithm acts on a goal task's [observation, goal] rows
+        (``uses_task_goals``, asked before the algorithm is built)."""
+        return bool(cls.uses_task_goals)
+
+    @classmethod
     def dataset_use(cls, config: Any) -> str:
         """Whether an *online* algorithm reads ``--dataset``'s transitions (through
         ``attach_dataset``): "none" (it only uses the dataset's env), "optional" or "required".

@@ -199,6 +199,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                          eval_episodes=args.eval_episodes, eval_mode=args.eval_mode,
                          loggers=parse_logger_names(args.logger or []),
                          wandb_project=args.wandb_project)
+        if args.resume and not (run_dir(req) / "checkpoint.pt").exists() \
+                and not (run_dir(req) / "result.json").exists():
+            print(f"[bench] --resume: {run_dir(req)} has no checkpoint; starting at step 0",
+                  file=sys.stderr)
         result = execute(req)
         score = result["normalized_score"]
         score_txt = "n/a (no reference scores)" if score is None else f"{score:.1f}"
@@ -362,10 +366,11 @@ def _unmatched_filters(loaded: Any, args: argparse.Namespace, root: Path,
                 close = close_matches(name, present)
                 problems.append(f"{column} {name!r}" + (f"; did you mean: {', '.join(close)}?"
                                                         if close else ""))
-    if refuse_empty and problems and select_runs(loaded, args.dataset, args.algo,
-                                                 args.variant).empty:
-        raise UsageError(f"no finished run under {root} has {' / '.join(problems)} (nothing "
-                         "selected; `bench results` lists what is there).")
+    if refuse_empty and select_runs(loaded, args.dataset, args.algo, args.variant).empty:
+        what = (f"has {' / '.join(problems)}" if problems else
+                "matches --dataset, --algo and --variant together")
+        raise UsageError(f"no finished run under {root} {what} (nothing selected; `bench "
+                         "results` lists what is there).")
     for problem in problems:
         print(f"[bench] no finished run under {root} has {problem}"
               + ("" if problem.endswith("?") else "."), file=sys.stderr)

@@ -182,7 +182,9 @@ def positive_sizes(config: Any, *names: str) -> list[str]:
     """A problem for each layer-size tuple in ``names`` holding a size below 1, or holding none
     where the field's default holds some (``--set hidden=`` would train a linear model; a field
     whose default is ``()``, an optional encoder, may be empty)."""
-    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    defaults = {f.name: f.default_factory() if f.default is dataclasses.MISSING
+                and f.default_factory is not dataclasses.MISSING else f.default
+                for f in dataclasses.fields(config)}
     problems = []
     for name in names:
         sizes = getattr(config, name)

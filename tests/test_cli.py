@@ -80,6 +80,15 @@ def test_repeated_flags_add_up(tiny_dataset, tmp_path):
     assert "/bc/smoke/seed_0" in dry.stdout and "/dt/smoke/seed_0" in dry.stdout
 
 
+def test_resume_with_nothing_to_resume_says_it_starts_afresh(tiny_dataset, tmp_path):
+    args = ("run", "--algo", "bc", "--dataset", tiny_dataset, "--budget", "smoke",
+            "--out", str(tmp_path), "--eval-episodes", "1", "--resume")
+    first = run_cli(*args)
+    assert first.returncode == 0 and "has no checkpoint; starting at step 0" in first.stderr
+    assert "in " + str(tmp_path) in first.stdout  # the last line names the run directory
+    assert "no checkpoint" not in run_cli(*args).stderr  # finished: its result is shown
+
+
 def test_a_finished_run_says_when_it_was_evaluated_differently(tiny_dataset, tmp_path):
     args = ("run", "--algo", "bc", "--dataset", tiny_dataset, "--budget", "smoke",
             "--out", str(tmp_path))

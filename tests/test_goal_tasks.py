@@ -292,6 +292,14 @@ def test_a_goal_blind_offline_learner_is_told_it_will_not_see_the_goals(tiny_goa
     execute(RunRequest(algo="gcbc", dataset=tiny_goal_dataset, seed=0, budget="smoke",
                        eval_episodes=2, eval_mode="sync", out=tmp_path), log=notes.append)
     assert not any("does not condition on goals" in str(n) for n in notes)
+    # The IDMs take a goal task's goals only from their `task` goal source.
+    from bench import registry
+    from bench.config import make_config
+
+    idm = registry.get("gcsl_idm")
+    default = make_config(idm.config_cls, "smoke", {}, idm.defaults, idm.presets)
+    task = make_config(idm.config_cls, "smoke", {"goal_source": "task"}, idm.defaults, idm.presets)
+    assert not idm.cls.takes_task_goals(default) and idm.cls.takes_task_goals(task)
 
 
 # -- GCIVL ----------------------------------------------------------------------------------

@@ -100,8 +100,8 @@ def test_bad_overrides_are_usage_errors(pair, message):
     ("transformer_idm", {"goal_offset": "50"}, "goal_offset must be in 1..context_len"),
     ("gcsl_idm", {"goal_offset": "20", "max_offset": "10"}, "must be at most max_offset"),
     ("gcsl_idm", {"extra_goal_sources": "gs_ppo"}, "gs_ppo needs a trained goal setter"),
-    ("dt_vicreg", {"vicreg_projector": ""}, "vicreg_projector needs at least one size"),
-    ("ppo_vicreg", {"hidden": ""}, "hidden needs a size"),
+    ("dt_vicreg", {"vicreg_projector": ""}, "vicreg_projector must hold at least one layer size"),
+    ("ppo_vicreg", {"hidden": ""}, "hidden must hold at least one layer size"),
     # NaN fails every comparison, so range checks alone would let it through
     ("dt", {"lr": "nan"}, "lr must be a finite number, got nan"),
     ("dt", {"target_returns": "3600,nan"}, "target_returns must hold finite numbers"),

@@ -482,3 +482,8 @@ def test_a_report_whose_filters_select_nothing_is_refused(tmp_path):
     partial = run_cli("report", "--out", str(tmp_path), "--algo", "td3_bc", "dt",
                       "--to", str(tmp_path / "rep"))
     assert partial.returncode == 0 and "has algo 'dt'" in partial.stderr
+    _run(tmp_path, "hopper-random", "bc", 0, 3.0)  # each name has runs, the two together none
+    neither = run_cli("report", "--out", str(tmp_path), "--algo", "bc", "--dataset",
+                      "hopper-medium", "--to", str(tmp_path / "rep2"))
+    assert neither.returncode == 2 and "together" in neither.stderr
+    assert not (tmp_path / "rep2").exists()

@@ -366,12 +366,10 @@ def test_exported_policy_acts_as_sac_does_and_samples_tanh_gaussians():
 
 def test_a_dataset_given_to_sac_is_said_to_name_only_its_env(tiny_dataset, tmp_path):
     """sac reads no transitions: given --dataset it trains in the dataset's env with its
-    reference scores, and says so (a review found it silently filed beside the offline rows);
-    --resume with nothing to resume says that it starts afresh."""
+    reference scores, and says so (a review found it silently filed beside the offline rows)."""
     notes: list[str] = []
     execute(RunRequest(algo="sac", dataset=tiny_dataset, seed=0, budget="smoke", eval_episodes=1,
-                       eval_mode="sync", resume=True, out=tmp_path), log=notes.append)
+                       eval_mode="sync", out=tmp_path), log=notes.append)
     said = " | ".join(map(str, notes))
     assert f"sac learns online and reads none of {tiny_dataset}'s data" in said
     assert "(Hopper-v5)" in said
-    assert "--resume: " in said and "has no checkpoint yet; starting at step 0" in said

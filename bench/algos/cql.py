@@ -174,14 +174,17 @@ class CQL(Algorithm):
         self.reward_factor = 1.0  # normalize_reward's factor, set from the data (attach_dataset)
         self.compiled_losses = CompiledLosses(self.losses, c.compile_losses, "cql")
 
+    @classmethod
+    def check_data(cls, config: CQLConfig, flat: Any) -> None:
+        if config.normalize_reward and not np.ptp(flat.episode_returns) > 0:
+            raise UsageError("normalize_reward needs episodes with different returns; this "
+                             "dataset's are all equal (--set normalize_reward=false).")
+
     def attach_dataset(self, sampler: Sampler) -> None:
         if self.config.normalize_reward:
+            self.check_data(self.config, sampler.flat)
             returns = sampler.flat.episode_returns
-            span = float(np.max(returns) - np.min(returns))
-            if not span > 0:
-                raise UsageError("normalize_reward needs episodes with different returns; this "
-                                 "dataset's are all equal (--set normalize_reward=false).")
-            self.reward_factor = self.spec.max_episode_steps / span
+            self.reward_factor = self.spec.max_episode_steps / float(np.max(returns) - np.min(returns))
 
     # -- losses ---------------------------------------------------------------------------
 

@@ -136,6 +136,10 @@ class GCSLInverseDynamics(Algorithm):
     def uses_task_goals(self) -> bool:  # type: ignore[override]
         return self.goal_setter.uses_task_goals
 
+    @classmethod
+    def takes_task_goals(cls, config: Any) -> bool:
+        return "task" in (config.goal_source, *config.extra_goal_sources)
+
     @row_invariant_act
     def act(self, observations: np.ndarray, state: GoalState) -> tuple[np.ndarray, GoalState]:
         observations, task_goals = self.goal_setter.split(observations)

@@ -125,16 +125,20 @@ class IQL(Algorithm):
         # before a resumed run loads its state).
         self.reward_scale: float | None = None if config.normalize_reward else 1.0
 
-    def attach_dataset(self, sampler: Sampler) -> None:
-        if not self.config.normalize_reward:
-            return
-        returns = sampler.flat.episode_returns  # (E,) undiscounted, one per episode
-        span = float(np.max(returns) - np.min(returns))
-        if not span > 0:
+    @classmethod
+    def check_data(cls, config: IQLConfig, flat: Any) -> None:
+        returns = flat.episode_returns  # (E,) undiscounted, one per episode
+        if config.normalize_reward and not np.ptp(returns) > 0:
             raise UsageError(f"IQL scales rewards by 1000 / (max - min episode return), but every "
                              f"episode of this dataset returns {float(returns[0]):g}; pass --set "
                              "normalize_reward=false.")
-        self.reward_scale = REWARD_SCALE_STEPS / span
+
+    def attach_dataset(self, sampler: Sampler) -> None:
+        if not self.config.normalize_reward:
+            return
+        self.check_data(self.config, sampler.flat)
+        returns = sampler.flat.episode_returns
+        self.reward_scale = REWARD_SCALE_STEPS / float(np.max(returns) - np.min(returns))
 
     def losses(self, s: torch.Tensor, a: torch.Tensor, r: torch.Tensor, s_next: torch.Tensor,
                terminals: torch.Tensor) -> dict[str, torch.Tensor]:

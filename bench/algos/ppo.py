@@ -90,10 +90,8 @@ class PPOConfig(OnlineTrainConfig):
 
 @dataclass
 class PPOVICRegConfig(PPOConfig, VICRegFields):
-    def checks(self) -> list[str]:
-        if self.vicreg_weight > 0 and not self.hidden:
-            return ["VICReg regularizes the actor's last hidden layer: hidden needs a size"]
-        return []
+    """PPO's fields and VICReg's, which regularizes the actor's last hidden layer (PPOConfig
+    refuses an empty ``hidden``)."""
 
 
 class RunningMeanStd:

@@ -236,6 +236,10 @@ class TransformerInverseDynamics(Algorithm):
     def uses_task_goals(self) -> bool:  # type: ignore[override]
         return self.goal_setter.uses_task_goals
 
+    @classmethod
+    def takes_task_goals(cls, config: Any) -> bool:
+        return "task" in (config.goal_source, *config.extra_goal_sources)
+
     @torch.inference_mode()
     def act(self, observations: np.ndarray, state: _History) -> tuple[np.ndarray, _History]:
         if self.net.training:

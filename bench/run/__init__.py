@@ -108,6 +108,8 @@ def execute(req: RunRequest, log=None, callbacks: Sequence[Callback] = ()) -> di
     source.prepare(entry.kind == "offline" or entry.cls.dataset_use(config) != "none",
                    req.algo)
     entry.cls.check_task(config, source.spec)
+    if source.flat is not None:
+        entry.cls.check_data(config, source.flat)
     check_goal_task(req, entry, config, source, log)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -133,9 +135,10 @@ def check_goal_task(req: RunRequest, entry: registry.AlgoEntry, config: Any,
     """Refuse an online algorithm on a goal task (it would train on the [observation, goal] rows
     its networks were not sized for); tell an offline one that does not take goals that it will
     not see them; tell an online one given a dataset it does not read what the dataset is for."""
-    goal_blind = entry.cls.uses_task_goals is False  # a class flag; a property where it depends
-    if source.spec.goal_dim and goal_blind:
-        takers = sorted(name for name, e in registry.all_algorithms().items()
+    if source.spec.goal_dim and not entry.cls.takes_task_goals(config):
+        # Goal-conditioned throughout, or (the IDMs) with the `task` goal source.
+        takers = sorted(name if e.cls.uses_task_goals is True else f"{name} (goal_source=task)"
+                        for name, e in registry.all_algorithms().items()
                         if e.cls.uses_task_goals is not False and e.kind == "offline")
         if entry.kind == "online":
             raise UsageError(f"{req.algo} learns online from the env's reward and cannot take "
@@ -185,11 +188,8 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
         progress.window = saved["window"]
         checkpoint.trim_metrics(metrics_path, progress.step)
         log(f"[bench] resuming {directory} from step {progress.step}")
-    else:
-        if req.resume:
-            log(f"[bench] --resume: {directory} has no checkpoint yet; starting at step 0")
-        if metrics_path.exists():
-            metrics_path.unlink()  # a run that died before its first checkpoint starts over
+    elif metrics_path.exists():
+        metrics_path.unlink()  # a run that died before its first checkpoint starts over
     start_step = progress.step
     write_run_records(req, entry, config, device, directory, source)
     loggers.open(req.loggers, directory, first_step=start_step, wandb_project=req.wandb_project,
