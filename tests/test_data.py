@@ -279,3 +279,13 @@ def test_combining_parts_of_different_encoders_is_refused(monkeypatch):
     alias = ALIASES["carracing-medium-expert"]
     with pytest.raises(DatasetError, match="different Car Racer encoders"):
         makers.MAKERS[alias.generator](alias, num_transitions=alias.default_transitions, seed=0)
+
+
+def test_a_missing_official_id_names_minari_download_and_its_alias():
+    """An official Minari id not on disk: how to fetch it, and the alias that takes it when
+    present and otherwise makes the suite's own (an unknown id is offered the aliases)."""
+    with pytest.raises(DatasetError, match=r"`minari download mujoco/hopper/medium-v0` fetches "
+                       r"it.*`--dataset hopper-medium` uses it once it is there"):
+        resolve("mujoco/hopper/medium-v0")
+    with pytest.raises(DatasetError, match=r"or use an alias: .*hopper-medium"):
+        resolve("mujoco/nothing/medium-v0")

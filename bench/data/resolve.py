@@ -335,9 +335,13 @@ def resolve(name: str, *, make: Callable[..., Any] | None = None, download: bool
                                     storage.read_metadata(alias.local_id))
     else:
         if not storage.is_present(name):  # a Minari id from here on
-            raise DatasetError(f"Minari dataset {name!r} is not in {storage.minari_root()} "
-                               "(set MINARI_DATASETS_PATH, or use an alias: "
-                               f"{', '.join(known_names())}).")
+            alias_of = [a.alias for a in ALIASES.values() if a.official_id == name]
+            hint = (f"`--dataset {alias_of[0]}` uses it once it is there and otherwise makes the "
+                    f"suite's own {alias_of[0]}" if alias_of else
+                    f"or use an alias: {', '.join(known_names())}")
+            raise DatasetError(f"Minari dataset {name!r} is not in {storage.minari_root()}: "
+                               f"`minari download {name}` fetches it where Minari's hub is "
+                               f"reachable (or set MINARI_DATASETS_PATH); {hint}.")
         meta = storage.read_metadata(name)
         found = ResolvedDataset(name, name, "self-generated" if "bench_provenance" in meta
                                 else "local", meta)
