@@ -25,6 +25,7 @@ def test_each_algorithm_runs_at_smoke_through_the_cli(algo, tiny_dataset, tmp_pa
     (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "lr"], "key=value"),
     (["run", "--algo", "dt", "--dataset", "hopper-random", "--budget", "huge"], "invalid choice"),
     (["run", "--algo", "dt", "--dataset", "hopper-random", "--device", "tpu"], "unknown device"),
+    (["run", "--algo", "dt", "--dataset", "hopper-random", "--device", "gpu"], "--device cuda"),
     (["datasets", "make", "hopper-rando"], "Did you mean: hopper-random"),
     (["run", "--algo", "dt", "--dataset", "hopper-random", "--seed", "-1"], "0..4294967295"),
     (["run", "--algo", "dt", "--dataset", "hopper-random", "--set", "n_heads=3"], "divisible by n_heads"),

@@ -63,6 +63,9 @@ def run_dir(req: RunRequest) -> Path:
 
 
 def pick_device(name: str) -> torch.device:
+    if name.lower() == "gpu":  # the spelling hint would offer "cpu"
+        raise UsageError(f"--device {name}: torch names an NVIDIA GPU cuda (--device cuda, or "
+                         "auto to take it when there is one).")
     check_choice("device", name, DEVICES)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
