@@ -199,9 +199,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                          eval_episodes=args.eval_episodes, eval_mode=args.eval_mode,
                          loggers=parse_logger_names(args.logger or []),
                          wandb_project=args.wandb_project)
-        if args.resume and not (run_dir(req) / "checkpoint.pt").exists() \
-                and not (run_dir(req) / "result.json").exists():
-            print(f"[bench] --resume: {run_dir(req)} has no checkpoint; starting at step 0",
+        directory = run_dir(req)
+        if args.resume and not (directory / "checkpoint.pt").exists() \
+                and not (directory / "result.json").exists():
+            print(f"[bench] --resume: {directory} has no checkpoint; starting at step 0",
                   file=sys.stderr)
         result = execute(req)
         score = result["normalized_score"]
@@ -213,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"[{result.get('condition', 'default')}]: "
               f"return {_shown(result.get('mean_return'), '.1f')}, normalized score {score_txt} "
               f"({_shown(timings.get('train_seconds'), '.0f')}s training, "
-              f"{_shown(timings.get('eval_seconds'), '.0f')}s evaluation) in {run_dir(req)}")
+              f"{_shown(timings.get('eval_seconds'), '.0f')}s evaluation) in {directory}")
     return 0
 
 
