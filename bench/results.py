@@ -193,7 +193,9 @@ def score_table(df: pd.DataFrame) -> pd.DataFrame:
     the seeds are not draws of one experiment, which a table must say — and how many datasets
     (``datasets``: an alias resolves to the official data where it is present and to the
     suite's own elsewhere) and pairs of reference returns (``normalizations``) — more than one of
-    these means the row's scores are not comparable at all."""
+    these means the row's scores are not comparable at all. ``source``: where the data came from
+    (``self-generated``: made by the suite; ``official (local)`` …; distinct values joined by
+    " + "; empty for online runs)."""
     df = df.dropna(subset=["normalized_score"])
     keys = ["dataset", "algo", "variant"] + (["condition"] if "condition" in df.columns else [])
     headline = ["headline"] if "headline" in df.columns else []
@@ -207,10 +209,18 @@ def score_table(df: pd.DataFrame) -> pd.DataFrame:
                     "data_files": _distinct(g, "dataset_sha256"),
                     "commits": _distinct(g, "git_commit"),
                     "datasets": _distinct(g, "dataset_id"),
-                    "normalizations": _distinct_pairs(g, "ref_min", "ref_max")})
+                    "normalizations": _distinct_pairs(g, "ref_min", "ref_max"),
+                    "source": _sources(g)})
     return pd.DataFrame(out, columns=keys + headline + [
         "mean", "ci95", "seeds", "mean_return", "data_files", "commits", "datasets",
-        "normalizations"])
+        "normalizations", "source"])
+
+
+def _sources(g: pd.DataFrame) -> str:
+    """The runs' data sources ("self-generated", "official (local)", …), sorted, " + "-joined."""
+    if "dataset_source" not in g.columns:
+        return ""
+    return " + ".join(sorted(str(s) for s in g["dataset_source"].dropna().unique()))
 
 
 def _distinct(g: pd.DataFrame, column: str) -> int:
@@ -269,6 +279,11 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     sep = "|---" * (len(wide.columns) + 1) + "|"
     lines = [header, sep] + [f"| {idx} | " + " | ".join(row) + " |" for idx, row in wide.iterrows()]
     note = "\n\nNormalized score (0 = random, 100 = expert): mean ± 95% CI over seeds."
+    made_here = sorted({r["dataset"] for _, r in table.iterrows()
+                        if "self-generated" in str(r.get("source", ""))})
+    if made_here:
+        note += (" Made by the suite with the published recipes, not the published files "
+                 f"(D4RL's, OGBench's): {', '.join(made_here)} (`bench datasets info NAME`).")
     goal_tasks = sorted(set(table["dataset"]) & set(OGBENCH_GOAL_TASKS))
     if goal_tasks:
         note += (f" On the goal tasks ({', '.join(goal_tasks)}) the score is the success rate "

@@ -179,3 +179,20 @@ def test_results_name_runs_left_out_for_having_no_score(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "MyEnv-v0" not in captured.out
     assert "1 run(s) left out: no normalized score" in captured.err and "MyEnv-v0" in captured.err
+
+
+def test_the_table_names_the_datasets_the_suite_made(tmp_path):
+    """A reader must not take a suite-made dataset's row for one on D4RL's file: the Markdown
+    note names the self-generated datasets and no other; CSV has each row's source."""
+    _write(tmp_path, "hopper-medium", "bc", 0, 40.0, dataset_source="self-generated")
+    _write(tmp_path, "walker2d-medium", "bc", 0, 70.0, dataset_source="official (local)")
+    _write(tmp_path, "Hopper-v5", "ppo", 0, 50.0)  # online: no data at all
+    table = score_table(load_results(tmp_path)).set_index("dataset")
+    assert table.loc["hopper-medium", "source"] == "self-generated"
+    assert table.loc["walker2d-medium", "source"] == "official (local)"
+    assert table.loc["Hopper-v5", "source"] == ""
+    note = format_table(table.reset_index()).split("\n\n", 1)[1]
+    assert "not the published files (D4RL's, OGBench's): hopper-medium (" in note
+    assert "walker2d-medium" not in note and "Hopper-v5" not in note
+    official_only = score_table(load_results(tmp_path)).query("dataset != 'hopper-medium'")
+    assert "not the published files" not in format_table(official_only)
