@@ -279,11 +279,14 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     sep = "|---" * (len(wide.columns) + 1) + "|"
     lines = [header, sep] + [f"| {idx} | " + " | ".join(row) + " |" for idx, row in wide.iterrows()]
     note = "\n\nNormalized score (0 = random, 100 = expert): mean ± 95% CI over seeds."
+    with_data = {r["dataset"] for _, r in table.iterrows() if r.get("source")}
     made_here = sorted({r["dataset"] for _, r in table.iterrows()
                         if "self-generated" in str(r.get("source", ""))})
     if made_here:
+        which = ("every dataset here" if set(made_here) == with_data and len(made_here) > 1
+                 else ", ".join(made_here))
         note += (" Made by the suite with the published recipes, not the published files "
-                 f"(D4RL's, OGBench's): {', '.join(made_here)} (`bench datasets info NAME`).")
+                 f"(D4RL's, OGBench's): {which} (`bench datasets info NAME`).")
     goal_tasks = sorted(set(table["dataset"]) & set(OGBENCH_GOAL_TASKS))
     if goal_tasks:
         note += (f" On the goal tasks ({', '.join(goal_tasks)}) the score is the success rate "

@@ -196,3 +196,6 @@ def test_the_table_names_the_datasets_the_suite_made(tmp_path):
     assert "walker2d-medium" not in note and "Hopper-v5" not in note
     official_only = score_table(load_results(tmp_path)).query("dataset != 'hopper-medium'")
     assert "not the published files" not in format_table(official_only)
+    _write(tmp_path, "hopper-expert", "bc", 0, 90.0, dataset_source="self-generated")
+    suite_only = score_table(load_results(tmp_path)).query("dataset != 'walker2d-medium'")
+    assert "(D4RL's, OGBench's): every dataset here (" in format_table(suite_only)
