@@ -224,8 +224,13 @@ def _dataset_status(alias) -> tuple[str, str]:
     if alias.official_id and storage.is_present(alias.official_id):
         return "official (local)", alias.official_id
     if storage.is_present(alias.local_id):
-        if storage.incomplete_reason(alias.local_id, storage.read_metadata(alias.local_id)):
+        from bench.data.resolve import local_source
+
+        meta = storage.read_metadata(alias.local_id)
+        if storage.incomplete_reason(alias.local_id, meta):
             return "incomplete (make --force)", alias.local_id
+        if local_source(meta) == "official (converted)":
+            return "official, converted (local)", alias.local_id
         return "self-generated (local)", alias.local_id
     if storage.dataset_dir(alias.local_id).exists():  # e.g. a make that was killed
         return "incomplete (make --force)", alias.local_id

@@ -194,8 +194,9 @@ def score_table(df: pd.DataFrame) -> pd.DataFrame:
     (``datasets``: an alias resolves to the official data where it is present and to the
     suite's own elsewhere) and pairs of reference returns (``normalizations``) — more than one of
     these means the row's scores are not comparable at all. ``source``: where the data came from
-    (``self-generated``: made by the suite; ``official (local)`` …; distinct values joined by
-    " + "; empty for online runs)."""
+    (``self-generated``: made by the suite with the recipe; ``official (local)``,
+    ``official (converted)`` …; distinct values joined by " + "; empty where the runs read no
+    data)."""
     df = df.dropna(subset=["normalized_score"])
     keys = ["dataset", "algo", "variant"] + (["condition"] if "condition" in df.columns else [])
     headline = ["headline"] if "headline" in df.columns else []
@@ -279,14 +280,21 @@ def format_table(table: pd.DataFrame, fmt: str = "markdown") -> str:
     sep = "|---" * (len(wide.columns) + 1) + "|"
     lines = [header, sep] + [f"| {idx} | " + " | ".join(row) + " |" for idx, row in wide.iterrows()]
     note = "\n\nNormalized score (0 = random, 100 = expert): mean ± 95% CI over seeds."
-    with_data = {r["dataset"] for _, r in table.iterrows() if r.get("source")}
-    made_here = sorted({r["dataset"] for _, r in table.iterrows()
-                        if "self-generated" in str(r.get("source", ""))})
+    sources: dict[str, set[str]] = {}  # dataset → its rows' sources
+    for _, r in table.iterrows():
+        if r.get("source"):
+            sources.setdefault(r["dataset"], set()).update(str(r["source"]).split(" + "))
+    made_here = sorted(d for d, found in sources.items() if found == {"self-generated"})
+    partly = sorted(d for d, found in sources.items()
+                    if "self-generated" in found and found != {"self-generated"})
     if made_here:
-        which = ("every dataset here" if set(made_here) == with_data and len(made_here) > 1
+        which = ("every dataset here" if len(made_here) == len(sources) > 1
                  else ", ".join(made_here))
         note += (" Made by the suite with the published recipes, not the published files "
                  f"(D4RL's, OGBench's): {which} (`bench datasets info NAME`).")
+    if partly:
+        note += (f" Some runs on the suite's own data, others on the published file: "
+                 f"{', '.join(partly)} (`--format csv` has each row's source).")
     goal_tasks = sorted(set(table["dataset"]) & set(OGBENCH_GOAL_TASKS))
     if goal_tasks:
         note += (f" On the goal tasks ({', '.join(goal_tasks)}) the score is the success rate "

@@ -15,6 +15,7 @@ from conftest import make_flat
 from bench.algos.gcbc import GCBC, GCBCConfig
 from bench.data import storage
 from bench.data.catalog import ALIASES
+from bench.data.resolve import resolve
 from bench.data.sampler import Sampler, TaskSpec
 from bench.envs.goal_tasks import success_summary, task_of_seed
 from bench.errors import UsageError
@@ -175,6 +176,8 @@ def test_ogbenchs_own_file_is_converted_when_present(tmp_path, monkeypatch):
     meta = make_alias(alias, log=QUIET)
     assert meta["bench_provenance"]["source"] == "official"
     assert meta["bench_provenance"]["file_sha256"] == storage.sha256_file(path)
+    # runs record it as OGBench's file, not as data the suite made (bench results says which)
+    assert resolve("pointmaze-large-navigate", download=False).source == "official (converted)"
     flat = storage.load_flat(alias.local_id, meta["data_sha256"])
     assert flat.num_episodes == 2 and flat.num_transitions == 20
     np.testing.assert_array_equal(flat.observations[:rows], obs[:rows])

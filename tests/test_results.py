@@ -196,6 +196,19 @@ def test_the_table_names_the_datasets_the_suite_made(tmp_path):
     assert "walker2d-medium" not in note and "Hopper-v5" not in note
     official_only = score_table(load_results(tmp_path)).query("dataset != 'hopper-medium'")
     assert "not the published files" not in format_table(official_only)
+    alone = format_table(score_table(load_results(tmp_path)).query("dataset == 'hopper-medium'"))
+    assert "OGBench's): hopper-medium (" in alone  # one dataset is named, not "every dataset"
     _write(tmp_path, "hopper-expert", "bc", 0, 90.0, dataset_source="self-generated")
     suite_only = score_table(load_results(tmp_path)).query("dataset != 'walker2d-medium'")
     assert "(D4RL's, OGBench's): every dataset here (" in format_table(suite_only)
+    # OGBench's own file converted by the suite is not suite-made data
+    _write(tmp_path, "pointmaze-large-navigate", "gcbc", 0, 50.0,
+           dataset_source="official (converted)")
+    note = format_table(score_table(load_results(tmp_path))).split("\n\n", 1)[1]
+    made = note.split("Made by the suite")[1].split("(`bench datasets info")[0]
+    assert "every dataset" not in made and "pointmaze" not in made and "hopper-medium" in made
+    # a dataset whose runs read both kinds of file is not called suite-made
+    _write(tmp_path, "walker2d-medium", "dt", 0, 60.0, dataset_source="self-generated")
+    note = format_table(score_table(load_results(tmp_path))).split("\n\n", 1)[1]
+    made, partly = note.split("Made by the suite")[1].split("Some runs on the suite's own data")
+    assert "walker2d-medium" not in made and "walker2d-medium" in partly

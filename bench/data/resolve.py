@@ -34,7 +34,9 @@ HUB_HOST = "huggingface.co"  # where minari.download_dataset fetches from
 class ResolvedDataset:
     name: str  # what the user typed
     dataset_id: str
-    source: str  # "official (local)", "official (downloaded)", "self-generated", "local"
+    # "official (local)", "official (downloaded)", "official (converted)" (the publisher's own
+    # file converted to Minari by the suite), "self-generated" (made with the recipe), "local"
+    source: str
     metadata: dict[str, Any] = field(repr=False)
 
     @property
@@ -296,6 +298,16 @@ def _check_canonical_id(name: str) -> None:
                          "namespace/name-v0.")
 
 
+def local_source(metadata: dict[str, Any]) -> str:
+    """Where a dataset in the local Minari root came from, by its metadata: "official
+    (converted)" when the suite converted the publisher's own file (OGBench's, say),
+    "self-generated" when it made the data with the recipe, "local" when it did not write it."""
+    provenance = metadata.get("bench_provenance")
+    if not isinstance(provenance, dict):
+        return "local"
+    return "official (converted)" if provenance.get("source") == "official" else "self-generated"
+
+
 def resolve(name: str, *, make: Callable[..., Any] | None = None, download: bool = True,
             check_complete: bool = True, log=None) -> ResolvedDataset:
     """Resolve ``name`` (an alias or a local Minari id) to a present dataset; one that is not
@@ -331,8 +343,8 @@ def resolve(name: str, *, make: Callable[..., Any] | None = None, download: bool
                                        f"`bench datasets make {name}`.")
                 log(f"[bench] {name}: making the suite's own dataset {alias.local_id} (first use).")
                 make(alias, log=log)
-            found = ResolvedDataset(name, alias.local_id, "self-generated",
-                                    storage.read_metadata(alias.local_id))
+            meta = storage.read_metadata(alias.local_id)
+            found = ResolvedDataset(name, alias.local_id, local_source(meta), meta)
     else:
         if not storage.is_present(name):  # a Minari id from here on
             alias_of = [a.alias for a in ALIASES.values() if a.official_id == name]
@@ -343,8 +355,7 @@ def resolve(name: str, *, make: Callable[..., Any] | None = None, download: bool
                                f"`minari download {name}` fetches it where Minari's hub is "
                                f"reachable (or set MINARI_DATASETS_PATH); {hint}.")
         meta = storage.read_metadata(name)
-        found = ResolvedDataset(name, name, "self-generated" if "bench_provenance" in meta
-                                else "local", meta)
+        found = ResolvedDataset(name, name, local_source(meta), meta)
     if check_complete:
         check_whole(found)
     return found
