@@ -250,3 +250,17 @@ def test_checkpoints_keep_the_cuda_generators_on_cuda(monkeypatch):
     restored.clear()
     restore_rng_state({"torch_rng": saved["torch_rng"]}, torch.device("cuda"))  # an older checkpoint
     assert restored == []
+
+
+def test_a_run_records_the_code_it_started_with_not_head_at_its_end(tiny_dataset, tmp_path,
+                                                                   monkeypatch):
+    """A commit made while a run trains is not the run's code: result.json keeps the commit read
+    when the run started (as env.json does)."""
+    import bench.run as run_module
+
+    commits = iter([{"commit": "c-start", "dirty": False}] + [{"commit": "c-later", "dirty": False}] * 5)
+    monkeypatch.setattr(run_module, "git_commit", lambda: next(commits))
+    result = execute(_req(tiny_dataset, tmp_path / "a"), log=lambda m: None)
+    assert result["git"]["commit"] == "c-start"
+    run = next((tmp_path / "a").rglob("result.json")).parent
+    assert json.loads((run / "env.json").read_text())["git"]["commit"] == "c-start"

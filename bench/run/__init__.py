@@ -191,7 +191,7 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
     elif metrics_path.exists():
         metrics_path.unlink()  # a run that died before its first checkpoint starts over
     start_step = progress.step
-    write_run_records(req, entry, config, device, directory, source)
+    code = write_run_records(req, entry, config, device, directory, source)  # git at start
     loggers.open(req.loggers, directory, first_step=start_step, wandb_project=req.wandb_project,
                  hparams=hyperparameters({"algo": req.algo, "dataset": source.name,
                                           "seed": req.seed, "budget": req.budget,
@@ -292,7 +292,8 @@ def _train_and_evaluate(req: RunRequest, entry: registry.AlgoEntry, config: Any,
             "steps": total, "steps_this_session": total - start_step,
             rate_key: total / train_seconds if train_seconds > 0 else None,
         },
-        "git": git_commit(),
+        # The code this process loaded, not HEAD at the end (a commit made meanwhile is not it).
+        "git": code,
     }
     atomic_write_json(directory / "result.json", result)
     loggers.finish(result)  # after result.json: a logger's failure cannot lose the result
@@ -318,14 +319,17 @@ def check_same_data(directory: Path, source: DataSource) -> None:
 
 
 def write_run_records(req: RunRequest, entry: registry.AlgoEntry, config: Any,
-                      device: torch.device, directory: Path, source: DataSource) -> None:
-    """config.json, dataset.json and env.json: what was asked, on what data, with what code."""
+                      device: torch.device, directory: Path, source: DataSource) -> dict[str, Any]:
+    """config.json, dataset.json and env.json: what was asked, on what data, with what code
+    (returned: the git commit, for result.json)."""
     atomic_write_json(directory / "config.json", {
         "algo": req.algo, "dataset": req.dataset, "env": req.env, "seed": req.seed,
         "budget": req.budget, "overrides": req.overrides, "config": config_to_json(config),
         "kind": entry.kind, "eval_episodes": req.eval_episodes, "command": sys.argv})
     atomic_write_json(directory / "dataset.json", source.provenance)
+    code = git_commit()
     atomic_write_json(directory / "env.json", {
-        "versions": package_versions(), "git": git_commit(), "device": str(device),
+        "versions": package_versions(), "git": code, "device": str(device),
         "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
         "cpu_count": os.cpu_count()})
+    return code
