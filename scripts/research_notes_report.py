@@ -7,7 +7,8 @@ its sweep.toml), from the runs under RESULTS_ROOT (its records/):
   30k (raw Hopper return, mean ± 95% CI over seeds), with the IDM's GCSL loss over the first and
   last 30k steps where it trains;
 - OUT_DIR/curves_<figure>.png: training return against env steps (normalized, mean and 95% CI
-  band over seeds), one figure per question of the notes.
+  band over seeds), one figure per question of the notes, and curves_random_idm_seeds.png (the
+  random fixed IDM's seeds, raw return, the notes' 259 at 33k marked).
 
 Conditions without finished runs are left out. scripts/rebuild_from_records.sh runs it on
 reports/research-notes/records/.
@@ -30,9 +31,11 @@ V0 = "full,total_env_steps=300000"
 NOT_FORCED = "full,closeness_coef=0.0,idm_closeness=false,total_env_steps=300000"
 # label → (source, algo, variant directory without the step count's field, figures)
 CONDITIONS = {
-    "ppo": ("Hopper-v5", "ppo", "full", ("random_idm", "closeness", "fixed_idm")),
+    "ppo": ("Hopper-v5", "ppo", "full", ("random_idm", "closeness", "fixed_idm", "idm_states")),
     "gs_ppo, IDM pretrained on hopper-expert, frozen": ("hopper-expert", "gs_ppo", "full",
-                                                        ("random_idm",)),
+                                                        ("random_idm", "idm_states")),
+    "gs_ppo, the same on raw states": ("hopper-expert", "gs_ppo",
+                                       "full,idm_normalize_states=false", ("idm_states",)),
     "gs_ppo, random fixed IDM": ("hopper-expert", "gs_ppo", "full,idm_pretrain_updates=0",
                                  ("random_idm",)),
     "gs_ppo, random fixed IDM in PPO's optimizer": (
@@ -65,9 +68,10 @@ FIGURES = {
     "fixed_idm": "an IDM trained on PPO's rollouts, then fixed under a new goal setter",
     "carracing": "Car Racer latent env: goal setter with a frozen IDM against PPO",
     "vicreg": "the joint IDM with temporal VICReg on its state encoder, and without",
+    "idm_states": "the frozen pretrained IDM reading normalized or raw states",
 }
 # The notes: "moves quickly up to 259 at 33k steps (matches standard), but then stagnates".
-NOTES_STEP = 33_000
+NOTES_STEP, NOTES_RETURN = 33_000, 259.0
 
 
 def run_dirs(root: Path, source: str, algo: str, variant: str, _figures: tuple = (),
@@ -120,6 +124,26 @@ def _mean_ci(xs: list[float]) -> str:
         else f"{xs[0]:.1f}"
 
 
+def plot_seeds(paths: list[Path], out: Path, title: str) -> None:
+    """Each seed's raw training return, with the notes' "259 at 33k steps" marked: the mean band
+    of curves_random_idm.png averages the plateaus' different starts away."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for p in paths:
+        ax.plot(*load_curve(p), label=p.name.replace("_", " "), linewidth=1)
+    ax.plot([NOTES_STEP], [NOTES_RETURN], "k*", markersize=10, label="the notes: 259 at 33k")
+    ax.set(title=title, xlabel="env steps", ylabel="training return (raw)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
 def main(root: str, out: str) -> None:
     base, out_dir = Path(root), Path(out)
     runs = {label: run_dirs(base, *spec) for label, spec in CONDITIONS.items()}
@@ -159,10 +183,13 @@ def main(root: str, out: str) -> None:
                      "per_seed_final": " / ".join(f"{x:.1f}" for x in finals)})
     out_dir.mkdir(parents=True, exist_ok=True)
     for figure, title in FIGURES.items():
-        if bands[figure]:
+        if len([b for b in bands[figure].values() if not b.empty]) >= 2:  # not PPO alone
             plot_bands(bands[figure], out_dir / f"curves_{figure}.png",
                        title=title if figure == "carracing" else f"Hopper-v5, {title}",
                        ylabel="normalized training return (0 = random, 100 = expert)")
+    if "gs_ppo, random fixed IDM" in runs:
+        plot_seeds(runs["gs_ppo, random fixed IDM"], out_dir / "curves_random_idm_seeds.png",
+                   "Hopper-v5, a random fixed IDM under the goal setter, per seed")
     md += ["", "GCSL IDM on hopper-expert asked to reach the state it is in (goal_source = self), "
            "by the goal range K it was trained on (quick budget):", "",
            "| K (max_offset) | seeds | normalized score | per seed |", "|---|---|---|---|"]

@@ -159,6 +159,28 @@ def _same(a: list[torch.Tensor], b) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
+@pytest.mark.parametrize("normalized", [True, False])
+def test_the_idm_reads_normalized_or_raw_states(hopper_sampler, normalized):
+    """The notes' "perhaps normalizing is needed": idm_normalize_states=false hands the IDM raw
+    (s, g) in pretraining and in decoding; the policy's goals stay in standard deviations."""
+    algo = _algo({}, {"idm_normalize_states": normalized, "idm_pretrain_updates": 1},
+                 dataset=hopper_sampler)
+    seen = []
+    algo.idm.register_forward_hook(lambda module, inputs, output: seen.append(inputs))
+    pairs = hopper_sampler.goal_pairs(8, algo.config.max_offset)
+    algo.idm.requires_grad_(True)  # (frozen outside pretraining)
+    algo._gcsl_step(pairs)
+    scale = (lambda x: (x - algo.obs_mean) / algo.obs_std) if normalized else (lambda x: x)
+    torch.testing.assert_close(seen[0][0], scale(algo.tensor(pairs["observations"])))
+    torch.testing.assert_close(seen[0][1], scale(algo.tensor(pairs["goals"])))
+    obs, z = algo.tensor(pairs["observations"]), torch.randn(8, algo.spec.obs_dim)
+    algo.decode(obs, z)
+    z = z.clamp(-algo.config.goal_clip, algo.config.goal_clip)
+    torch.testing.assert_close(seen[1][0], scale(obs))
+    torch.testing.assert_close(seen[1][1], z if normalized else z * algo.obs_std + algo.obs_mean)
+    assert not torch.allclose(algo.obs_std, torch.ones_like(algo.obs_std))  # the two differ
+
+
 def test_a_random_fixed_idm_stays_at_its_initial_weights(hopper_sampler):
     """The notes' "train with random fixed gcsl_idm": no pretraining updates, frozen."""
     algo = _algo({}, {"idm_pretrain_updates": 0}, dataset=hopper_sampler)
@@ -224,6 +246,10 @@ def test_an_idm_trained_in_one_run_is_loaded_frozen_into_another(tmp_path):
     proc = run_cli("run", "--algo", "gs_ppo_joint", "--env", "Hopper-v5", "--budget", "smoke",
                    "--set", f"idm_from_run={run}", "--out", str(tmp_path / "bad"))
     assert proc.returncode == 2 and "idm_training=frozen" in proc.stderr
+    proc = run_cli("run", "--algo", "gs_ppo", "--env", "Hopper-v5", "--budget", "smoke",
+                   "--set", f"idm_from_run={run}", "--set", "idm_normalize_states=false",
+                   "--out", str(tmp_path / "raw"))
+    assert proc.returncode == 2 and "idm_normalize_states=true" in proc.stderr
     unfinished = tmp_path / "unfinished"
     shutil.copytree(run, unfinished)
     (unfinished / "result.json").unlink()  # a run stopped (or still training) at a checkpoint

@@ -44,6 +44,10 @@ Variants (registered configurations of this one class):
 
 The research notes' other conditions are settings of these variants (issue 29):
 
+- **the IDM on raw states** ("set gcsl_idm into ppo_continous … perhaps normalizing is needed,
+  normalizing not helping"): ``gs_ppo --set idm_normalize_states=false`` — the IDM is pretrained
+  on and decodes raw (s, g); the policy still proposes goals in the dataset's standard deviations
+  (g = mean + std · z), so only what the IDM reads changes;
 - a **random fixed IDM** ("just try train with random fixed gcsl_idm"): ``gs_ppo --set
   idm_pretrain_updates=0`` — the IDM keeps the seed's initial weights;
 - **the IDM in PPO's optimizer** ("try giving gcsl_idm parameters to the optimizer"):
@@ -105,6 +109,9 @@ class GoalSetterPPOConfig(PPOConfig):
     idm_updates_per_iteration: int = 200  # joint: GCSL steps on the replay buffer per rollout
     buffer_size: int = 200_000  # joint: transitions kept per env
     goal_clip: float = 5.0  # |normalized goal| the IDM sees, in dataset standard deviations
+    # False: the IDM reads raw states and goals (g = mean + std · z) instead of normalized ones,
+    # as the notes' first goal setter did ("perhaps normalizing is needed")
+    idm_normalize_states: bool = True
     closeness_coef: float = 1.0  # V0: weight of the closeness loss on the goal head
     idm_closeness: bool = True  # V0: the IDM's own step toward PPO's action (False: GCSL only)
     # A finished goal-setter run whose IDM (with its state scale) is loaded and frozen instead of
@@ -277,6 +284,11 @@ class GoalSetterPPO(PPO):
                              f"state encoder {loaded['idm_state_encoder']}, this run's config "
                              f"{sizes[0]} and {sizes[1]}: set --set idm_hidden=... and "
                              "idm_state_encoder=... to match")
+        if loaded["idm_normalize_states"] != self.config.idm_normalize_states:
+            raise UsageError(f"idm_from_run: its IDM was trained with idm_normalize_states="
+                             f"{str(loaded['idm_normalize_states']).lower()}; set --set "
+                             f"idm_normalize_states={str(loaded['idm_normalize_states']).lower()}"
+                             " to read states as it does")
         self.idm.load_state_dict(loaded["idm"])
         # The loaded IDM reads states in its own run's units, and goals are proposed in them.
         self.obs_mean, self.obs_std = self.tensor(loaded["obs_mean"]), self.tensor(loaded["obs_std"])
@@ -291,10 +303,16 @@ class GoalSetterPPO(PPO):
     def vicreg_on_actor(self) -> bool:
         return False
 
+    def idm_states(self, states: torch.Tensor) -> torch.Tensor:
+        """Raw states (observations or goals) in the units the IDM reads."""
+        return self.normalize(states) if self.config.idm_normalize_states else states
+
     def decode(self, observations: torch.Tensor, goals: torch.Tensor) -> torch.Tensor:
         """IDM action in [-1, 1] for raw observations and normalized goals (clamped)."""
         z = goals.clamp(-self.config.goal_clip, self.config.goal_clip)
-        return self.idm(self.normalize(observations), z)
+        if not self.config.idm_normalize_states:
+            z = z * self.obs_std + self.obs_mean  # the same goal in raw units
+        return self.idm(self.idm_states(observations), z)
 
     def to_env_action(self, policy_output: np.ndarray, obs: np.ndarray) -> np.ndarray:
         if self.config.emit_actions:
@@ -311,8 +329,8 @@ class GoalSetterPPO(PPO):
 
     def _gcsl_step(self, pairs: dict[str, np.ndarray]) -> float:
         target = self.unit_actions(pairs["actions"])
-        states = self.normalize(self.tensor(pairs["observations"]))
-        goals = self.normalize(self.tensor(pairs["goals"]))
+        states = self.idm_states(self.tensor(pairs["observations"]))
+        goals = self.idm_states(self.tensor(pairs["goals"]))
         mse = F.mse_loss(self.idm(states, goals), target)
         loss = mse
         if self.idm_vicreg is not None:
@@ -459,6 +477,7 @@ def load_idm(run: str | Path) -> dict[str, Any]:
     state = saved["algo"]
     return {"idm": state["idm"], "idm_hidden": tuple(saved["config"]["idm_hidden"]),
             "idm_state_encoder": tuple(saved["config"]["idm_state_encoder"]),
+            "idm_normalize_states": saved["config"].get("idm_normalize_states", True),
             "obs_mean": state.get("idm_obs_mean", spec.obs_mean),
             "obs_std": state.get("idm_obs_std", spec.obs_std)}
 
