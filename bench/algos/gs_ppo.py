@@ -285,10 +285,9 @@ class GoalSetterPPO(PPO):
                              f"{sizes[0]} and {sizes[1]}: set --set idm_hidden=... and "
                              "idm_state_encoder=... to match")
         if loaded["idm_normalize_states"] != self.config.idm_normalize_states:
-            raise UsageError(f"idm_from_run: its IDM was trained with idm_normalize_states="
-                             f"{str(loaded['idm_normalize_states']).lower()}; set --set "
-                             f"idm_normalize_states={str(loaded['idm_normalize_states']).lower()}"
-                             " to read states as it does")
+            theirs = f"idm_normalize_states={str(loaded['idm_normalize_states']).lower()}"
+            raise UsageError(f"idm_from_run: its IDM was trained with {theirs}; set --set "
+                             f"{theirs} to read states as it does")
         self.idm.load_state_dict(loaded["idm"])
         # The loaded IDM reads states in its own run's units, and goals are proposed in them.
         self.obs_mean, self.obs_std = self.tensor(loaded["obs_mean"]), self.tensor(loaded["obs_std"])
