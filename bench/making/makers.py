@@ -346,8 +346,9 @@ def policy_difference(replayed: dict[str, Any], target: dict[str, Any]) -> float
 
 
 # Makers whose data are fixed by a recorded recipe (they take no size or seed), in words.
-FIXED_RECIPES = {"medium-replay": "a replay of the recorded PPO training that produced the "
-                                  "medium reference policy"}
+FIXED_RECIPES = {"medium-replay": "a replay of the recorded training (PPO's for hopper, SAC's for "
+                                  "walker2d and halfcheetah) that produced the medium reference "
+                                  "policy"}
 
 def make_action_replay(alias: DatasetAlias, *, num_transitions: int, seed: int) -> dict[str, Any]:
     """``medium-replay`` of a SAC-trained family: every complete episode of the reference

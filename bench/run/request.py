@@ -148,8 +148,8 @@ def finished_or_refused(req: RunRequest, directory: Path, log) -> dict[str, Any]
                 "asked for now; to evaluate it again, move result.json aside and run with "
                 "--resume (the final checkpoint is evaluated, not retrained)."
                 if req.eval_episodes and evaluated and evaluated != req.eval_episodes else "")
-        log(f"[bench] {directory} is already complete; showing its result (delete "
-            f"result.json to rerun).{note}")
+        log(f"[bench] {directory} is already complete; showing its result (to train it again, "
+            f"remove the directory or choose another --out).{note}")
         return result
     if (directory / "checkpoint.pt").exists() and not req.resume:
         raise UsageError(f"{directory} holds an unfinished run; pass --resume to continue it, "
