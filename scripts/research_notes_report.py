@@ -87,7 +87,13 @@ def run_dirs(root: Path, source: str, algo: str, variant: str, _figures: tuple =
     else:
         names = [variant + f",{field}={steps}" for field in ("total_env_steps", "num_updates")]
         dirs = [base / n for n in names]
-    seeds = [p for d in dirs for p in sorted(d.glob("seed_*")) if (p / "result.json").exists()]
+    # A seed run again under the newer name (V0's seeds 0-2, whose IDMs §9 loads) counts once,
+    # as the newer run: the older one ran on code that has changed since.
+    seeds, seen = [], set()
+    for p in (p for d in dirs for p in sorted(d.glob("seed_*"))):
+        if (p / "result.json").exists() and p.name not in seen:
+            seeds.append(p)
+            seen.add(p.name)
     # One data file per condition: runs on another file of the same dataset (made on another
     # machine) are left out, keeping the file with the most runs (the newer name on a tie).
     by_file: dict[str, list[Path]] = {}

@@ -62,3 +62,20 @@ def test_table_reads_the_notes_points_and_keeps_one_data_file(report, tmp_path):
     assert (out / "curves_random_idm.png").exists()
     assert not (out / "curves_closeness.png").exists()
     assert (out / "curves_random_idm_seeds.png").exists()
+
+
+def test_a_seed_run_again_under_the_newer_name_counts_once(report, tmp_path):
+    # V0's seeds 0-2 exist under the goal-setter report's old name and again under the new one.
+    for seed, score in enumerate([30.0, 60.0, 80.0]):
+        _run(tmp_path, "Hopper-v5", "gs_ppo_v0", "full,num_updates=300000", seed, [50] * 6, score)
+    for seed, score in enumerate([100.0, 70.0, 90.0, 50.0]):
+        _run(tmp_path, "Hopper-v5", "gs_ppo_v0", "full,total_env_steps=300000", seed, [50] * 6,
+             score)
+    runs = report.run_dirs(tmp_path, "Hopper-v5", "gs_ppo_v0", "full")
+    assert [p.name for p in runs] == ["seed_0", "seed_1", "seed_2", "seed_3"]
+    assert all("total_env_steps" in p.parent.name for p in runs)
+    # Seeds only the old name has still count (K = 10's seeds 0-2 beside new seeds 3-4).
+    _run(tmp_path, "Hopper-v5", "gs_ppo_joint", "full,num_updates=300000", 0, [50] * 6, 10.0)
+    _run(tmp_path, "Hopper-v5", "gs_ppo_joint", "full,total_env_steps=300000", 3, [50] * 6, 20.0)
+    assert [p.name for p in report.run_dirs(tmp_path, "Hopper-v5", "gs_ppo_joint", "full")] == [
+        "seed_0", "seed_3"]
