@@ -193,6 +193,8 @@ def main(root: str, out: str) -> None:
             plot_bands(bands[figure], out_dir / f"curves_{figure}.png",
                        title=title if figure == "carracing" else f"Hopper-v5, {title}",
                        ylabel="normalized training return (0 = random, 100 = expert)")
+        else:  # a figure of runs no longer in the records is not left behind
+            (out_dir / f"curves_{figure}.png").unlink(missing_ok=True)
     if "gs_ppo, random fixed IDM" in runs:
         plot_seeds(runs["gs_ppo, random fixed IDM"], out_dir / "curves_random_idm_seeds.png",
                    "Hopper-v5, a random fixed IDM under the goal setter, per seed")

@@ -44,6 +44,8 @@ def test_table_reads_the_notes_points_and_keeps_one_data_file(report, tmp_path):
     _run(tmp_path, "hopper-expert", "gs_ppo", random_idm, 2, [999] * 6, 99.0, sha="bbb")
     _run(tmp_path, "Hopper-v5", "ppo", "full,total_env_steps=300000", 0, [50] * 6, 60.0)
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "curves_closeness.png").write_bytes(b"a figure of runs no longer in the records")
     report.main(str(tmp_path), str(out))
 
     table = pd.read_csv(out / "table.csv").set_index("condition")
