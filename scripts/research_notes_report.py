@@ -65,7 +65,7 @@ FIGURES = {
     "random_idm": "a random fixed IDM against PPO and a pretrained one",
     "joint_k": "the jointly trained IDM, K = 10 against K = 5",
     "closeness": "PPO's actions executed, the IDM pulled toward them",
-    "fixed_idm": "an IDM trained on PPO's rollouts, then fixed under a new goal setter",
+    "fixed_idm": "an IDM trained on PPO's rollouts, then fixed",
     "carracing": "Car Racer latent env: goal setter with a frozen IDM against PPO",
     "vicreg": "the joint IDM with temporal VICReg on its state encoder, and without",
     "idm_states": "the frozen pretrained IDM reading normalized or raw states",
