@@ -7,7 +7,8 @@
 # its checkpoint.pt they read (bench.algos.gs_ppo.idm_only: the IDM, not the 20 MB replay buffer)
 # with its records, so that make_report.sh on a fresh clone restores it and the runs that load it
 # can be made there.
-# Usage: scripts/save_records.sh NAME [RESULTS_ROOT]
+# Usage: scripts/save_records.sh NAME [RESULTS_ROOT]   (run it from the directory the sweep ran in:
+# idm_from_run paths are relative to it, and a run they name keeps its IDM only when they match)
 set -euo pipefail
 name="${1:?usage: scripts/save_records.sh NAME [RESULTS_ROOT]}"
 root="$(realpath -m "${2:-results}")"
